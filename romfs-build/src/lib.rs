@@ -1,0 +1,1 @@
+//! romfs-build (work in progress).

@@ -1,0 +1,1 @@
+//! romfs-embedded (work in progress).

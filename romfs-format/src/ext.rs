@@ -1,0 +1,148 @@
+//! Our extension records: an integrity checksum and build metadata, each in a
+//! padding record (kind 1) whose payload starts with [`MAGIC`] and a tag byte.
+//! MicroPython skips padding records, so images stay readable there.
+//! `FORMAT.md` describes the layout byte for byte.
+
+use crate::error::{Error, ErrorKind};
+use crate::image::Image;
+use crate::record::{kind, Record};
+use crate::varuint;
+
+/// The payload prefix that marks a padding record as one of ours.
+pub const MAGIC: [u8; 3] = *b"RFS";
+/// Tag of the checksum record: body is the CRC32 (IEEE) little-endian.
+pub const TAG_CHECKSUM: u8 = b'C';
+/// Tag of the metadata record: body is a list of fields.
+pub const TAG_METADATA: u8 = b'M';
+
+/// Metadata field: the tool that wrote the image (UTF-8).
+pub const FIELD_TOOL: u64 = 1;
+/// Metadata field: a free-form label (UTF-8).
+pub const FIELD_LABEL: u64 = 2;
+/// Metadata field: a generation number (a varuint), higher is newer.
+pub const FIELD_GENERATION: u64 = 3;
+/// Metadata field: build time in seconds since the Unix epoch (a varuint).
+pub const FIELD_BUILD_TIME: u64 = 4;
+
+/// If `rec` is one of our extension records, its tag and body.
+pub fn extension<'a>(rec: &Record<'a>) -> Option<(u8, &'a [u8])> {
+    if rec.kind != kind::PADDING || rec.payload.len() < 4 || rec.payload[..3] != MAGIC {
+        return None;
+    }
+    Some((rec.payload[3], &rec.payload[4..]))
+}
+
+/// What the image says about its own integrity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checksum {
+    /// No checksum record ends the image.
+    Absent,
+    /// The stored CRC32 matches the image.
+    Valid(u32),
+    /// The stored CRC32 does not match.
+    Mismatch {
+        /// The value stored in the image.
+        stored: u32,
+        /// The value computed over the image.
+        computed: u32,
+    },
+}
+
+/// Build metadata carried by the image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Metadata<'a> {
+    /// Offset of the metadata record.
+    pub offset: usize,
+    /// The tool that wrote the image.
+    pub tool: Option<&'a [u8]>,
+    /// A free-form label.
+    pub label: Option<&'a [u8]>,
+    /// Generation number; higher is newer.
+    pub generation: Option<u64>,
+    /// Build time, seconds since the Unix epoch.
+    pub build_time: Option<u64>,
+}
+
+/// Parse a metadata record's body (the bytes after magic and tag).
+/// `offset` is the body's absolute offset, for errors.
+pub fn parse_metadata(body: &[u8], record_offset: usize, body_offset: usize) -> Result<Metadata<'_>, Error> {
+    let mut md = Metadata { offset: record_offset, ..Metadata::default() };
+    // Decode relative to the body, then report absolute offsets.
+    let mut pos = 0;
+    while pos < body.len() {
+        let at = |e: Error| Error::new(e.kind, body_offset + e.offset);
+        let (field, p) = varuint::decode(body, pos, body.len()).map_err(at)?;
+        let (len, p) = varuint::decode(body, p, body.len()).map_err(at)?;
+        if len > (body.len() - p) as u64 {
+            return Err(Error::new(ErrorKind::BadExtension, body_offset + pos));
+        }
+        let value = &body[p..p + len as usize];
+        let number = || -> Result<u64, Error> {
+            match varuint::decode(value, 0, value.len()) {
+                Ok((v, n)) if n == value.len() => Ok(v),
+                _ => Err(Error::new(ErrorKind::BadExtension, body_offset + p)),
+            }
+        };
+        match field {
+            FIELD_TOOL => md.tool = Some(value),
+            FIELD_LABEL => md.label = Some(value),
+            FIELD_GENERATION => md.generation = Some(number()?),
+            FIELD_BUILD_TIME => md.build_time = Some(number()?),
+            _ => {} // Unknown fields are skipped: room for later additions.
+        }
+        pos = p + len as usize;
+    }
+    Ok(md)
+}
+
+/// CRC32 (IEEE, as zlib) of `bytes`.
+pub fn crc32(bytes: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(bytes);
+    h.finalize()
+}
+
+impl<'a> Image<'a> {
+    /// The metadata record among the top-level records, if any.
+    pub fn metadata(&self) -> Result<Option<Metadata<'a>>, Error> {
+        for rec in self.records() {
+            let rec = rec?;
+            if let Some((TAG_METADATA, body)) = extension(&rec) {
+                return parse_metadata(body, rec.offset, rec.payload_offset + 4).map(Some);
+            }
+        }
+        Ok(None)
+    }
+
+    /// The checksum record, if the last top-level record is one: its offset
+    /// and the stored CRC.
+    pub fn checksum_record(&self) -> Option<(usize, u32)> {
+        let mut last = None;
+        for rec in self.records() {
+            last = Some(rec.ok()?);
+        }
+        let rec = last?;
+        match extension(&rec) {
+            Some((TAG_CHECKSUM, body)) if body.len() == 4 => {
+                Some((rec.offset, u32::from_le_bytes([body[0], body[1], body[2], body[3]])))
+            }
+            _ => None,
+        }
+    }
+
+    /// Check the integrity checksum: CRC32 of every image byte before the
+    /// stored value, which is the image's last 4 bytes.
+    pub fn checksum(&self) -> Checksum {
+        match self.checksum_record() {
+            None => Checksum::Absent,
+            Some((_, stored)) => {
+                let computed = crc32(&self.bytes()[..self.len() - 4]);
+                if computed == stored {
+                    Checksum::Valid(stored)
+                } else {
+                    Checksum::Mismatch { stored, computed }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! Read and write MicroPython ROMFS images.
+//!
+//! The reader is `no_std`, allocation-free and zero-copy: an [`Image`] borrows
+//! the bytes it was parsed from, and file contents come back as slices of them.
+//! The writer (feature `alloc`) lays images out either byte-identically to
+//! `mpremote romfs build` or in our default layout (aligned file data, shared
+//! data for identical files, a CRC32 and metadata). See `FORMAT.md`.
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+mod error;
+pub mod ext;
+mod image;
+pub mod mpy;
+pub mod record;
+pub mod varuint;
+mod verify;
+#[cfg(feature = "alloc")]
+pub mod write;
+
+pub use error::{Error, ErrorKind};
+pub use ext::{Checksum, Metadata};
+pub use image::{Dir, Entries, File, Image, Node, HEADER};
+pub use record::{Record, Records};
+pub use verify::{Finding, FindingKind, Summary, MAX_DEPTH_NO_ALLOC};

@@ -1,0 +1,111 @@
+//! ROMFS variable-length unsigned integers.
+//!
+//! Big-endian base-128: every byte but the last has bit 7 set. Leading `0x80`
+//! bytes are padding and change nothing (mpremote and our writer use them to
+//! make sizes even and data aligned).
+
+use crate::error::{Error, ErrorKind};
+
+/// The longest encoding we accept, padding included. Padding beyond this is
+/// refused as overlong: our writer never pads a varuint by more than a few
+/// bytes and MicroPython's builder by one.
+pub const MAX_ENCODED_LEN: usize = 16;
+
+/// The largest value we accept. MicroPython accumulates varuints in a machine
+/// word, so on 32-bit devices (nearly all of them) a larger value would wrap;
+/// refusing it keeps every value meaning the same on every reader.
+pub const MAX_VALUE: u64 = u32::MAX as u64;
+
+/// Decode a varuint starting at `buf[pos]`, where `pos` is an absolute
+/// offset used for error reporting and `end` bounds the read.
+/// Returns the value and the offset just past it.
+pub fn decode(buf: &[u8], pos: usize, end: usize) -> Result<(u64, usize), Error> {
+    let end = end.min(buf.len());
+    let mut value: u64 = 0;
+    let mut i = pos;
+    loop {
+        if i >= end {
+            return Err(Error::new(ErrorKind::VaruintTruncated, pos));
+        }
+        if i - pos >= MAX_ENCODED_LEN {
+            return Err(Error::new(ErrorKind::VaruintOverlong, pos));
+        }
+        let byte = buf[i];
+        i += 1;
+        value = (value << 7) | u64::from(byte & 0x7f);
+        if value > MAX_VALUE {
+            return Err(Error::new(ErrorKind::VaruintOverflow, pos));
+        }
+        if byte & 0x80 == 0 {
+            return Ok((value, i));
+        }
+    }
+}
+
+/// Number of bytes of the shortest encoding of `value`.
+pub const fn encoded_len(value: u64) -> usize {
+    let mut n = 1;
+    let mut v = value >> 7;
+    while v != 0 {
+        n += 1;
+        v >>= 7;
+    }
+    n
+}
+
+/// Encode `value` into exactly `width` bytes (padding with leading `0x80`),
+/// writing into `out[..width]`. `width` must be at least `encoded_len(value)`
+/// and `out` at least `width` long; returns `width`.
+pub fn encode_padded(value: u64, width: usize, out: &mut [u8]) -> usize {
+    let min = encoded_len(value);
+    debug_assert!(width >= min && out.len() >= width);
+    let pad = width - min;
+    for b in out.iter_mut().take(pad) {
+        *b = 0x80;
+    }
+    let mut v = value;
+    for k in (0..min).rev() {
+        let cont = if k == min - 1 { 0 } else { 0x80 };
+        out[pad + k] = (v & 0x7f) as u8 | cont;
+        v >>= 7;
+    }
+    width
+}
+
+/// Encode `value` in its shortest form into `out`; returns the length.
+pub fn encode(value: u64, out: &mut [u8]) -> usize {
+    encode_padded(value, encoded_len(value), out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_boundaries() {
+        for v in [0u64, 1, 127, 128, 16383, 16384, 2_097_151, 2_097_152, u32::MAX as u64] {
+            let mut buf = [0u8; 16];
+            let n = encode(v, &mut buf);
+            assert_eq!(n, encoded_len(v));
+            assert_eq!(decode(&buf, 0, n).unwrap(), (v, n));
+        }
+    }
+
+    #[test]
+    fn padding_is_transparent() {
+        let mut buf = [0u8; 8];
+        encode_padded(5, 4, &mut buf);
+        assert_eq!(&buf[..4], &[0x80, 0x80, 0x80, 0x05]);
+        assert_eq!(decode(&buf, 0, 4).unwrap(), (5, 4));
+    }
+
+    #[test]
+    fn rejects_bad_encodings() {
+        assert_eq!(decode(&[0x81], 0, 1).unwrap_err().kind, ErrorKind::VaruintTruncated);
+        // 2^35 overflows the 32-bit limit.
+        let big = [0x81, 0x80, 0x80, 0x80, 0x80, 0x00];
+        assert_eq!(decode(&big, 0, 6).unwrap_err().kind, ErrorKind::VaruintOverflow);
+        let overlong = [0x80u8; 40];
+        assert_eq!(decode(&overlong, 0, 40).unwrap_err().kind, ErrorKind::VaruintOverlong);
+    }
+}

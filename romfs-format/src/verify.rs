@@ -1,0 +1,325 @@
+//! A full structural check of an image that reports every finding with its
+//! offset, without allocating (unless the `alloc` feature is on, which lifts
+//! the nesting limit and makes duplicate detection O(n log n)).
+
+use core::fmt;
+
+use crate::error::{Error, ErrorKind};
+use crate::ext::{self, Checksum, TAG_CHECKSUM, TAG_METADATA};
+use crate::image::Image;
+use crate::record::{kind, Record, Records};
+
+/// Deepest nesting checked without `alloc`; deeper levels are a finding.
+pub const MAX_DEPTH_NO_ALLOC: usize = 64;
+
+/// What a finding is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FindingKind {
+    /// A record that cannot be decoded, escapes its parent, a name past its
+    /// record, an indirect pointer outside the image, a file without data...
+    Structure(ErrorKind),
+    /// A kind-0 record: readers stop scanning there.
+    UnusedRecord,
+    /// An empty name.
+    EmptyName,
+    /// A name containing `/`.
+    NameWithSlash,
+    /// A name containing a NUL byte.
+    NameWithNul,
+    /// A name `.` or `..`.
+    DotName,
+    /// A second entry with the same name in one directory (unreachable).
+    DuplicateName,
+    /// The image record has odd size (MicroPython requires an even size).
+    OddImageSize,
+    /// The stored checksum does not match the image.
+    ChecksumMismatch {
+        /// Stored CRC32.
+        stored: u32,
+        /// Computed CRC32.
+        computed: u32,
+    },
+    /// A checksum record that is not the last top-level record.
+    MisplacedChecksum,
+    /// Nesting deeper than this build can check.
+    TooDeep,
+}
+
+impl fmt::Display for FindingKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FindingKind::Structure(k) => write!(f, "{k}"),
+            FindingKind::UnusedRecord => f.write_str("kind-0 record (readers stop scanning here)"),
+            FindingKind::EmptyName => f.write_str("empty name"),
+            FindingKind::NameWithSlash => f.write_str("name contains '/'"),
+            FindingKind::NameWithNul => f.write_str("name contains a NUL byte"),
+            FindingKind::DotName => f.write_str("name is '.' or '..'"),
+            FindingKind::DuplicateName => {
+                f.write_str("duplicate name in directory (this entry is unreachable)")
+            }
+            FindingKind::OddImageSize => f.write_str("image size is odd (must be even)"),
+            FindingKind::ChecksumMismatch { stored, computed } => {
+                write!(f, "checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")
+            }
+            FindingKind::MisplacedChecksum => {
+                f.write_str("checksum record is not the last top-level record")
+            }
+            FindingKind::TooDeep => f.write_str("nesting too deep to check"),
+        }
+    }
+}
+
+/// One problem found by [`Image::verify`], at a byte offset from the image start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finding {
+    /// What is wrong.
+    pub kind: FindingKind,
+    /// Where (byte offset from the image start).
+    pub offset: usize,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "offset {:#x}: {}", self.offset, self.kind)
+    }
+}
+
+impl From<Error> for Finding {
+    fn from(e: Error) -> Self {
+        Finding { kind: FindingKind::Structure(e.kind), offset: e.offset }
+    }
+}
+
+/// Counts gathered while verifying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    /// Number of findings reported.
+    pub findings: usize,
+    /// Directories seen (root excluded).
+    pub dirs: usize,
+    /// Files seen.
+    pub files: usize,
+    /// Deepest directory nesting seen (root is 0).
+    pub max_depth: usize,
+    /// The checksum state.
+    pub checksum: Checksum,
+}
+
+impl Summary {
+    /// True when nothing was found.
+    pub fn is_clean(&self) -> bool {
+        self.findings == 0
+    }
+}
+
+/// The open directories of the depth-first walk.
+struct Stack<'a> {
+    #[cfg(feature = "alloc")]
+    items: alloc::vec::Vec<Records<'a>>,
+    #[cfg(not(feature = "alloc"))]
+    items: [Option<Records<'a>>; MAX_DEPTH_NO_ALLOC],
+    #[cfg(not(feature = "alloc"))]
+    len: usize,
+}
+
+impl<'a> Stack<'a> {
+    fn new() -> Self {
+        Stack {
+            #[cfg(feature = "alloc")]
+            items: alloc::vec::Vec::new(),
+            #[cfg(not(feature = "alloc"))]
+            items: core::array::from_fn(|_| None),
+            #[cfg(not(feature = "alloc"))]
+            len: 0,
+        }
+    }
+
+    fn depth(&self) -> usize {
+        #[cfg(feature = "alloc")]
+        return self.items.len();
+        #[cfg(not(feature = "alloc"))]
+        return self.len;
+    }
+
+    /// Returns false when the stack is full.
+    fn push(&mut self, r: Records<'a>) -> bool {
+        #[cfg(feature = "alloc")]
+        {
+            self.items.push(r);
+            true
+        }
+        #[cfg(not(feature = "alloc"))]
+        {
+            if self.len == MAX_DEPTH_NO_ALLOC {
+                return false;
+            }
+            self.items[self.len] = Some(r);
+            self.len += 1;
+            true
+        }
+    }
+
+    fn top(&mut self) -> Option<&mut Records<'a>> {
+        #[cfg(feature = "alloc")]
+        return self.items.last_mut();
+        #[cfg(not(feature = "alloc"))]
+        return match self.len {
+            0 => None,
+            n => self.items[n - 1].as_mut(),
+        };
+    }
+
+    fn pop(&mut self) {
+        #[cfg(feature = "alloc")]
+        self.items.pop();
+        #[cfg(not(feature = "alloc"))]
+        if self.len > 0 {
+            self.len -= 1;
+            self.items[self.len] = None;
+        }
+    }
+}
+
+impl<'a> Image<'a> {
+    /// Check the whole image and call `report` for every finding. The walk is
+    /// iterative, so any nesting depth is safe.
+    pub fn verify(&self, mut report: impl FnMut(Finding)) -> Summary {
+        let mut findings = 0usize;
+        let mut emit = |kind: FindingKind, offset: usize| {
+            findings += 1;
+            report(Finding { kind, offset });
+        };
+        let mut summary_dirs = 0;
+        let mut summary_files = 0;
+        let mut max_depth = 0;
+
+        if self.len() % 2 == 1 {
+            emit(FindingKind::OddImageSize, 0);
+        }
+        let checksum = self.checksum();
+        if let Checksum::Mismatch { stored, computed } = checksum {
+            emit(FindingKind::ChecksumMismatch { stored, computed }, self.len() - 4);
+        }
+        let checksum_at = self.checksum_record().map(|(off, _)| off);
+
+        let root = self.root();
+        check_duplicates(self, root.records(), &mut emit);
+        let mut stack = Stack::new();
+        stack.push(root.records());
+        let mut top_level_metadata_seen = false;
+        while let Some(records) = stack.top() {
+            let Some(rec) = records.next() else {
+                stack.pop();
+                continue;
+            };
+            let depth = stack.depth();
+            let rec = match rec {
+                Ok(rec) => rec,
+                Err(e) => {
+                    emit(FindingKind::Structure(e.kind), e.offset);
+                    continue;
+                }
+            };
+            match rec.kind {
+                kind::UNUSED => emit(FindingKind::UnusedRecord, rec.offset),
+                kind::PADDING => match ext::extension(&rec) {
+                    Some((TAG_CHECKSUM, _)) if Some(rec.offset) != checksum_at => {
+                        emit(FindingKind::MisplacedChecksum, rec.offset)
+                    }
+                    Some((TAG_METADATA, body)) if depth == 1 && !top_level_metadata_seen => {
+                        top_level_metadata_seen = true;
+                        if let Err(e) = ext::parse_metadata(body, rec.offset, rec.payload_offset + 4) {
+                            emit(FindingKind::Structure(e.kind), e.offset);
+                        }
+                    }
+                    _ => {}
+                },
+                kind::DIRECTORY | kind::FILE => {
+                    let (name, body_start) = match self.name_of(&rec) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            emit(FindingKind::Structure(e.kind), e.offset);
+                            continue;
+                        }
+                    };
+                    if let Some(bad) = check_name(name) {
+                        emit(bad, rec.offset);
+                    }
+                    let body = Records::new(self.bytes(), body_start, rec.end());
+                    if rec.kind == kind::DIRECTORY {
+                        summary_dirs += 1;
+                        max_depth = max_depth.max(depth);
+                        check_duplicates(self, body.clone(), &mut emit);
+                        if !stack.push(body) {
+                            emit(FindingKind::TooDeep, rec.offset);
+                        }
+                    } else {
+                        summary_files += 1;
+                        check_file(self, &rec, body, &mut emit);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Summary { findings, dirs: summary_dirs, files: summary_files, max_depth, checksum }
+    }
+}
+
+fn check_name(name: &[u8]) -> Option<FindingKind> {
+    if name.is_empty() {
+        Some(FindingKind::EmptyName)
+    } else if name.contains(&b'/') {
+        Some(FindingKind::NameWithSlash)
+    } else if name.contains(&0) {
+        Some(FindingKind::NameWithNul)
+    } else if name == b"." || name == b".." {
+        Some(FindingKind::DotName)
+    } else {
+        None
+    }
+}
+
+/// A file must resolve to data in range; all its nested records must decode.
+fn check_file(image: &Image<'_>, rec: &Record<'_>, body: Records<'_>, emit: &mut impl FnMut(FindingKind, usize)) {
+    if let Err(e) = image.node_from_record(rec) {
+        emit(FindingKind::Structure(e.kind), e.offset);
+    }
+    for nested in body {
+        match nested {
+            Err(e) => emit(FindingKind::Structure(e.kind), e.offset),
+            Ok(n) if n.kind == kind::UNUSED => emit(FindingKind::UnusedRecord, n.offset),
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Report every entry whose name an earlier entry of the same directory has.
+fn check_duplicates(image: &Image<'_>, body: Records<'_>, emit: &mut impl FnMut(FindingKind, usize)) {
+    let named = body.filter_map(|r| r.ok()).filter(|r| matches!(r.kind, kind::DIRECTORY | kind::FILE));
+    #[cfg(feature = "alloc")]
+    {
+        let mut names: alloc::vec::Vec<(&[u8], usize)> =
+            named.filter_map(|r| image.name_of(&r).ok().map(|(n, _)| (n, r.offset))).collect();
+        names.sort_unstable();
+        for pair in names.windows(2) {
+            if pair[0].0 == pair[1].0 {
+                emit(FindingKind::DuplicateName, pair[1].1);
+            }
+        }
+    }
+    #[cfg(not(feature = "alloc"))]
+    {
+        let mut outer = named.clone();
+        while let Some(a) = outer.next() {
+            let Ok((name, _)) = image.name_of(&a) else { continue };
+            let shadowed = named
+                .clone()
+                .take_while(|b| b.offset < a.offset)
+                .any(|b| image.name_of(&b).map(|(n, _)| n == name).unwrap_or(false));
+            if shadowed {
+                emit(FindingKind::DuplicateName, a.offset);
+            }
+        }
+    }
+}

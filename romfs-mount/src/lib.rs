@@ -1,0 +1,1 @@
+//! romfs-mount (work in progress).
