@@ -571,13 +571,15 @@ impl<'t> Plan<'t> {
             }
             let end = pos + self.trailer.len();
             let payload_len = end - payload_offset;
-            let mut need = encoded_len(payload_len);
-            if self.layout == Layout::Mpremote && (HEADER.len() + need) as u64 % 2 != payload_len % 2 {
-                // mpremote makes the size even with one 0x80 before the length.
-                need += 1;
-            }
+            let need = encoded_len(payload_len);
             if need > self.top_w {
                 self.top_w = need;
+                grew = true;
+            }
+            if !grew && self.layout == Layout::Mpremote && end % 2 == 1 {
+                // mpremote makes the size even with one 0x80 before the
+                // length; nothing inside depends on where the payload starts.
+                self.top_w += 1;
                 grew = true;
             }
             if !grew {
