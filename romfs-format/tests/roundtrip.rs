@@ -206,3 +206,33 @@ fn writer_rejects_bad_names() {
     assert!(t.build(&Options::default()).is_ok());
     assert!(t.build(&Options { align: 3, ..Options::default() }).is_err());
 }
+
+/// The fuzz seeds in `fuzz/seeds` are sample images in both layouts; this
+/// keeps them in step with the writer (set ROMFS_WRITE_SEEDS=1 to refresh).
+#[test]
+fn fuzz_seeds_are_current() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
+    let tree = common::sample_tree();
+    let small = {
+        let mut t = MemoryTree::new();
+        let root = t.root();
+        let d = t.add_dir(root, b"a").unwrap();
+        t.add_file(d, b"b", b"xyzxyzxyzxyzxyzxyz".to_vec()).unwrap();
+        t.add_file(d, b"c", b"xyzxyzxyzxyzxyzxyz".to_vec()).unwrap();
+        t
+    };
+    let seeds = [
+        ("sample-default.bin", tree.build(&Options::default()).unwrap()),
+        ("sample-mpremote.bin", tree.build(&Options::mpremote()).unwrap()),
+        ("small-default.bin", small.build(&Options::default()).unwrap()),
+        ("small-mpremote.bin", small.build(&Options::mpremote()).unwrap()),
+    ];
+    for (name, bytes) in seeds {
+        let path = dir.join(name);
+        if std::env::var_os("ROMFS_WRITE_SEEDS").is_some() {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, &bytes).unwrap();
+        }
+        assert_eq!(std::fs::read(&path).unwrap(), bytes, "{name} is stale: rerun with ROMFS_WRITE_SEEDS=1");
+    }
+}
