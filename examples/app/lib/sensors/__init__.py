@@ -1,0 +1,4 @@
+# A tiny sensor package.
+from .thermometer import Thermometer
+
+__all__ = ["Thermometer"]

