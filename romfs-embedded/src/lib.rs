@@ -1,1 +1,72 @@
-//! romfs-embedded (work in progress).
+//! A `no_std`, allocation-free ROMFS driver for flash, built on
+//! [`embedded-storage`](embedded_storage).
+//!
+//! - [`mapped`]: images in memory-mapped flash (execute in place). Files come
+//!   back as `&'static [u8]` slices of flash, zero copy, and as typed
+//!   zero-copy views ([`mapped::view`]). [`mapped::XipFlash`] pairs the mapped
+//!   region (reads) with a [`NorFlash`](embedded_storage::nor_flash::NorFlash)
+//!   driver of the same partition (writes).
+//! - [`reader`]: images in flash that is not memory mapped (SPI NOR): a
+//!   [`FlashFs`](reader::FlashFs) looks paths up and reads files through one
+//!   fixed buffer whose size the caller chooses.
+//! - [`partition`]: a region (offset, length) of a flash device.
+//! - [`slots`]: two slots (A/B) with a commit record each; mounting picks the
+//!   newest valid slot.
+//! - [`update`]: a streaming over-the-air updater, A/B or single-slot, that
+//!   skips sectors whose contents already match and commits last.
+//! - `sim` (feature `std`): a simulated NOR flash with power cuts, for tests.
+//!
+//! No function in this crate panics on any flash contents; every read is
+//! bounds-checked and every malformed image is an error.
+//! `FLASH-LAYOUT.md` describes the on-flash layout.
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+#[cfg(feature = "std")]
+extern crate std;
+
+pub mod mapped;
+pub mod partition;
+pub mod reader;
+pub mod slots;
+pub mod update;
+
+#[cfg(feature = "std")]
+pub mod sim;
+
+mod io;
+
+pub use mapped::{MappedFs, XipFlash};
+pub use partition::{Partition, Region};
+pub use reader::{FlashFs, FsNode};
+pub use slots::{AbLayout, SlotInfo, Verify};
+pub use update::{UpdateError, UpdateStats, Updater};
+
+/// An error while reading an image from flash: the flash failed, or the
+/// image is malformed (with romfs-format's error kind and offset).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Error<E> {
+    /// The flash driver returned an error.
+    Flash(E),
+    /// The image is malformed at the given offset (from the image start).
+    Format(romfs_format::Error),
+}
+
+impl<E> From<romfs_format::Error> for Error<E> {
+    fn from(e: romfs_format::Error) -> Self {
+        Error::Format(e)
+    }
+}
+
+impl<E: core::fmt::Debug> core::fmt::Display for Error<E> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Error::Flash(e) => write!(f, "flash error: {e:?}"),
+            Error::Format(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl<E: core::fmt::Debug> std::error::Error for Error<E> {}

@@ -1,0 +1,185 @@
+//! Images in memory-mapped flash (execute in place): files are slices of
+//! flash, zero copy, and typed views of them are zero copy too.
+
+use embedded_storage::nor_flash::NorFlash;
+use romfs_format::{Image, Node};
+use zerocopy::{FromBytes, Immutable, KnownLayout};
+
+use crate::slots::{self, AbLayout, SlotInfo, Verify};
+
+/// Why a file could not be opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenError {
+    /// No such path.
+    NotFound,
+    /// The path names a directory.
+    IsDir,
+    /// The image is corrupt on the way.
+    Format(romfs_format::Error),
+    /// The contents cannot be viewed as the requested type.
+    View(ViewError),
+}
+
+/// Why bytes cannot be viewed as `[T]` in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewError {
+    /// The data's address is not a multiple of `T`'s alignment.
+    Misaligned {
+        /// The address of the data.
+        address: usize,
+        /// The alignment `T` needs.
+        align: usize,
+    },
+    /// The data's length is not a multiple of `T`'s size.
+    WrongSize {
+        /// The data's length.
+        len: usize,
+        /// `T`'s size.
+        elem: usize,
+    },
+}
+
+impl From<romfs_format::Error> for OpenError {
+    fn from(e: romfs_format::Error) -> Self {
+        OpenError::Format(e)
+    }
+}
+
+impl From<ViewError> for OpenError {
+    fn from(e: ViewError) -> Self {
+        OpenError::View(e)
+    }
+}
+
+/// View `data` in place as a slice of `T` (e.g. `u32` when the data is
+/// aligned, or `zerocopy::little_endian::U32` at any alignment). Never
+/// copies: misaligned or wrongly sized data is an error.
+pub fn view<T: FromBytes + Immutable + KnownLayout>(data: &[u8]) -> Result<&[T], ViewError> {
+    let elem = core::mem::size_of::<T>();
+    if elem == 0 || data.len() % elem != 0 {
+        return Err(ViewError::WrongSize { len: data.len(), elem });
+    }
+    <[T]>::ref_from_bytes(data).map_err(|e| match e {
+        zerocopy::ConvertError::Alignment(_) => {
+            ViewError::Misaligned { address: data.as_ptr() as usize, align: core::mem::align_of::<T>() }
+        }
+        _ => ViewError::WrongSize { len: data.len(), elem },
+    })
+}
+
+/// View `data` in place as one `T` (a header struct, say).
+pub fn view_one<T: FromBytes + Immutable + KnownLayout>(data: &[u8]) -> Result<&T, ViewError> {
+    let elem = core::mem::size_of::<T>();
+    T::ref_from_bytes(data).map_err(|e| match e {
+        zerocopy::ConvertError::Alignment(_) => {
+            ViewError::Misaligned { address: data.as_ptr() as usize, align: core::mem::align_of::<T>() }
+        }
+        _ => ViewError::WrongSize { len: data.len(), elem },
+    })
+}
+
+/// An image mounted from memory-mapped flash. With `'a = 'static` (a
+/// region of the address space) every file is a `&'static [u8]`, which is
+/// what a `.mpy` loader wants to reference in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MappedFs<'a> {
+    image: Image<'a>,
+}
+
+impl<'a> MappedFs<'a> {
+    /// Mount the image at the start of `region` (bytes after it are ignored).
+    pub fn mount(region: &'a [u8]) -> Result<Self, romfs_format::Error> {
+        Ok(MappedFs { image: Image::parse(region)? })
+    }
+
+    /// The underlying zero-copy image (listing, stat, metadata, checksum).
+    pub fn image(&self) -> Image<'a> {
+        self.image
+    }
+
+    /// Look a path up with MicroPython's semantics.
+    pub fn lookup(&self, path: &[u8]) -> Result<Option<Node<'a>>, romfs_format::Error> {
+        self.image.lookup(path)
+    }
+
+    /// A file's contents, as a slice of flash.
+    pub fn open(&self, path: &[u8]) -> Result<&'a [u8], OpenError> {
+        match self.image.lookup(path)? {
+            None => Err(OpenError::NotFound),
+            Some(Node::Dir(_)) => Err(OpenError::IsDir),
+            Some(Node::File(f)) => Ok(f.data()),
+        }
+    }
+
+    /// A file's contents viewed in place as `[T]`.
+    pub fn open_typed<T: FromBytes + Immutable + KnownLayout>(&self, path: &[u8]) -> Result<&'a [T], OpenError> {
+        Ok(view(self.open(path)?)?)
+    }
+}
+
+/// Why an [`XipFlash`] cannot pair a mapping with a driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MappingMismatch {
+    /// Length of the mapped region.
+    pub mapped: usize,
+    /// Capacity of the flash driver.
+    pub capacity: usize,
+}
+
+/// One flash partition seen two ways: `mapped` is the partition as it
+/// appears in the address space (reads, zero copy), `flash` a
+/// [`NorFlash`] driver for the same bytes (erase and write; often a
+/// [`Partition`](crate::Partition) of the chip). Offset `x` of one is offset
+/// `x` of the other.
+///
+/// `embedded-storage` cannot lend slices, so reads never go through the
+/// driver. Writing through the driver changes bytes that slices handed out
+/// earlier may point at: the A/B updater only ever writes the slot that is
+/// *not* mounted, so slices of the active slot stay valid until the next
+/// update after a reboot into the other slot; in single-slot mode, stop
+/// using slices of the image before updating it.
+#[derive(Debug)]
+pub struct XipFlash<'a, F> {
+    mapped: &'a [u8],
+    flash: F,
+}
+
+impl<'a, F: NorFlash> XipFlash<'a, F> {
+    /// Pair a mapped region with the driver of the same partition; their
+    /// sizes must agree.
+    pub fn new(mapped: &'a [u8], flash: F) -> Result<Self, MappingMismatch> {
+        if mapped.len() != flash.capacity() {
+            return Err(MappingMismatch { mapped: mapped.len(), capacity: flash.capacity() });
+        }
+        Ok(XipFlash { mapped, flash })
+    }
+
+    /// The mapped bytes.
+    pub fn mapped(&self) -> &'a [u8] {
+        self.mapped
+    }
+
+    /// The driver, for an [`Updater`](crate::Updater).
+    pub fn flash(&mut self) -> &mut F {
+        &mut self.flash
+    }
+
+    /// Mount the image at the start of the partition (single-slot layout).
+    pub fn mount(&self) -> Result<MappedFs<'a>, romfs_format::Error> {
+        MappedFs::mount(self.mapped)
+    }
+
+    /// Mount the newest valid slot of an A/B layout (offsets relative to
+    /// this partition), reading commit records from the mapping.
+    pub fn mount_ab(&self, layout: &AbLayout, verify: Verify) -> Option<(SlotInfo, MappedFs<'a>)> {
+        mount_ab(self.mapped, layout, verify)
+    }
+}
+
+/// Mount the newest valid slot of `layout` in the mapped bytes `device`.
+pub fn mount_ab<'a>(device: &'a [u8], layout: &AbLayout, verify: Verify) -> Option<(SlotInfo, MappedFs<'a>)> {
+    let info = slots::select_mapped(device, layout, verify)?;
+    let start = info.region.offset as usize;
+    let image = device.get(start..start + info.image_len as usize)?;
+    MappedFs::mount(image).ok().map(|fs| (info, fs))
+}
