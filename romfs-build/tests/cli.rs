@@ -365,7 +365,7 @@ fn bad_input_is_a_clear_error() {
     sample(&s);
     let secret = s.join("secret.bin");
     fs::write(&secret, b"x").unwrap();
-    fs::set_permissions(&secret, fs::Permissions::from_mode(0)).unwrap();
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o000)).unwrap();
     if fs::read(&secret).is_ok() {
         fs::remove_file(&secret).unwrap();
         symlink("/proc/self/mem", &secret).unwrap();
