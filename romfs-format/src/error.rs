@@ -42,7 +42,10 @@ impl fmt::Display for ErrorKind {
         match self {
             ErrorKind::TooShort => f.write_str("image shorter than the 4-byte minimum"),
             ErrorKind::BadMagic => f.write_str("not a ROMFS image (expected header d2 cd 31)"),
-            ErrorKind::ImagePastEnd { declared, available } => write!(
+            ErrorKind::ImagePastEnd {
+                declared,
+                available,
+            } => write!(
                 f,
                 "image declares {declared} bytes but only {available} are available"
             ),

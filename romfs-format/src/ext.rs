@@ -65,8 +65,15 @@ pub struct Metadata<'a> {
 
 /// Parse a metadata record's body (the bytes after magic and tag).
 /// `offset` is the body's absolute offset, for errors.
-pub fn parse_metadata(body: &[u8], record_offset: usize, body_offset: usize) -> Result<Metadata<'_>, Error> {
-    let mut md = Metadata { offset: record_offset, ..Metadata::default() };
+pub fn parse_metadata(
+    body: &[u8],
+    record_offset: usize,
+    body_offset: usize,
+) -> Result<Metadata<'_>, Error> {
+    let mut md = Metadata {
+        offset: record_offset,
+        ..Metadata::default()
+    };
     // Decode relative to the body, then report absolute offsets.
     let mut pos = 0;
     while pos < body.len() {
@@ -123,9 +130,10 @@ impl<'a> Image<'a> {
         }
         let rec = last?;
         match extension(&rec) {
-            Some((TAG_CHECKSUM, body)) if body.len() == 4 => {
-                Some((rec.offset, u32::from_le_bytes([body[0], body[1], body[2], body[3]])))
-            }
+            Some((TAG_CHECKSUM, body)) if body.len() == 4 => Some((
+                rec.offset,
+                u32::from_le_bytes([body[0], body[1], body[2], body[3]]),
+            )),
             _ => None,
         }
     }

@@ -32,7 +32,10 @@ impl<'a> Image<'a> {
         let (len, payload_offset) = varuint::decode(buf, 3, buf.len()).map_err(|e| {
             if e.kind == ErrorKind::VaruintTruncated {
                 Error::new(
-                    ErrorKind::ImagePastEnd { declared: buf.len() as u64 + 1, available: buf.len() as u64 },
+                    ErrorKind::ImagePastEnd {
+                        declared: buf.len() as u64 + 1,
+                        available: buf.len() as u64,
+                    },
                     3,
                 )
             } else {
@@ -50,7 +53,10 @@ impl<'a> Image<'a> {
             ));
         }
         let end = payload_offset + len as usize;
-        Ok(Image { bytes: &buf[..end], payload_offset })
+        Ok(Image {
+            bytes: &buf[..end],
+            payload_offset,
+        })
     }
 
     /// The image's bytes, header to end of payload.
@@ -103,9 +109,9 @@ impl<'a> Image<'a> {
             return Err(Error::new(ErrorKind::NoNodeAtOffset, id));
         }
         match Records::new(self.bytes, id, self.bytes.len()).next() {
-            Some(Ok(rec)) => {
-                self.node_from_record(&rec)?.ok_or(Error::new(ErrorKind::NoNodeAtOffset, id))
-            }
+            Some(Ok(rec)) => self
+                .node_from_record(&rec)?
+                .ok_or(Error::new(ErrorKind::NoNodeAtOffset, id)),
             Some(Err(e)) => Err(e),
             None => Err(Error::new(ErrorKind::NoNodeAtOffset, id)),
         }
@@ -149,7 +155,9 @@ impl<'a> Image<'a> {
                     } else if !path.is_empty() {
                         return Ok(None);
                     } else {
-                        return self.file(&rec, name, body_start).map(|f| Some(Node::File(f)));
+                        return self
+                            .file(&rec, name, body_start)
+                            .map(|f| Some(Node::File(f)));
                     }
                 }
                 _ => {}
@@ -184,7 +192,8 @@ impl<'a> Image<'a> {
             }
             kind::FILE => {
                 let (name, body_start) = self.name_of(rec)?;
-                self.file(rec, name, body_start).map(|f| Some(Node::File(f)))
+                self.file(rec, name, body_start)
+                    .map(|f| Some(Node::File(f)))
             }
             _ => Ok(None),
         }
@@ -206,7 +215,11 @@ impl<'a> Image<'a> {
 
     /// Find a file's data: the first verbatim or indirect record among its
     /// nested records. Returns (absolute offset, length, indirect?).
-    fn file_data(&self, rec: &Record<'a>, body_start: usize) -> Result<(usize, usize, bool), Error> {
+    fn file_data(
+        &self,
+        rec: &Record<'a>,
+        body_start: usize,
+    ) -> Result<(usize, usize, bool), Error> {
         for nested in Records::new(self.bytes, body_start, rec.end()) {
             let nested = nested?;
             match nested.kind {
@@ -215,7 +228,8 @@ impl<'a> Image<'a> {
                     return Ok((nested.payload_offset, nested.payload.len(), false))
                 }
                 kind::DATA_INDIRECT => {
-                    let (size, p) = varuint::decode(self.bytes, nested.payload_offset, nested.end())?;
+                    let (size, p) =
+                        varuint::decode(self.bytes, nested.payload_offset, nested.end())?;
                     let (offset, _) = varuint::decode(self.bytes, p, nested.end())?;
                     let payload_len = (self.bytes.len() - self.payload_offset) as u64;
                     if offset > payload_len || size > payload_len - offset {
@@ -332,7 +346,10 @@ impl<'a> Dir<'a> {
     /// are skipped; a kind-0 record ends the listing; a corrupt record yields
     /// one error and ends it.
     pub fn entries(&self) -> Entries<'a> {
-        Entries { image: self.image, records: self.records() }
+        Entries {
+            image: self.image,
+            records: self.records(),
+        }
     }
 
     /// The first entry named `name` (first match wins, as in MicroPython).

@@ -60,7 +60,10 @@ const NAMES: [(&str, Arch); 13] = [
 impl Arch {
     /// The architecture number stored in the feature byte.
     pub fn from_code(code: u8) -> Arch {
-        NAMES.get(code as usize).map(|&(_, a)| a).unwrap_or(Arch::Unknown(code))
+        NAMES
+            .get(code as usize)
+            .map(|&(_, a)| a)
+            .unwrap_or(Arch::Unknown(code))
     }
 
     /// The number stored in the feature byte.
@@ -75,7 +78,11 @@ impl Arch {
     pub fn name(self) -> &'static str {
         match self {
             Arch::Unknown(_) => "unknown",
-            known => NAMES.iter().find(|&&(_, a)| a == known).map(|&(n, _)| n).unwrap_or("unknown"),
+            known => NAMES
+                .iter()
+                .find(|&&(_, a)| a == known)
+                .map(|&(n, _)| n)
+                .unwrap_or("unknown"),
         }
     }
 
@@ -162,10 +169,16 @@ impl fmt::Display for MpyError {
         match self {
             MpyError::NotMpy => f.write_str("not a .mpy file (no 'M' header)"),
             MpyError::Version(v) => {
-                write!(f, "incompatible .mpy file: version {v}, devices load version {MPY_VERSION}")
+                write!(
+                    f,
+                    "incompatible .mpy file: version {v}, devices load version {MPY_VERSION}"
+                )
             }
             MpyError::Arch { found, target } => {
-                write!(f, "incompatible .mpy arch: native code for {found}, target is {target}")
+                write!(
+                    f,
+                    "incompatible .mpy arch: native code for {found}, target is {target}"
+                )
             }
             MpyError::SubVersion(v) => write!(
                 f,
@@ -201,7 +214,11 @@ impl MpyHeader {
     /// The check a device makes when importing: version, then (for native
     /// code) architecture and sub-version, then small-int bits. With
     /// `target_arch` `None`, only what does not depend on the target is checked.
-    pub fn check(&self, target_arch: Option<Arch>, target_small_int_bits: Option<u8>) -> Result<(), MpyError> {
+    pub fn check(
+        &self,
+        target_arch: Option<Arch>,
+        target_small_int_bits: Option<u8>,
+    ) -> Result<(), MpyError> {
         if self.version != MPY_VERSION {
             return Err(MpyError::Version(self.version));
         }
@@ -211,14 +228,20 @@ impl MpyHeader {
             }
             if let Some(target) = target_arch {
                 if !target.can_run(self.arch) {
-                    return Err(MpyError::Arch { found: self.arch, target });
+                    return Err(MpyError::Arch {
+                        found: self.arch,
+                        target,
+                    });
                 }
             }
         }
         let bits = target_small_int_bits.or(target_arch.map(Arch::default_small_int_bits));
         if let Some(target) = bits {
             if self.small_int_bits > target {
-                return Err(MpyError::SmallIntBits { found: self.small_int_bits, target });
+                return Err(MpyError::SmallIntBits {
+                    found: self.small_int_bits,
+                    target,
+                });
             }
         }
         Ok(())
@@ -236,12 +259,20 @@ mod tests {
         assert!(h.check(Some(Arch::Armv7emdp), None).is_ok());
         assert_eq!(
             h.check(Some(Arch::Armv6m), None),
-            Err(MpyError::Arch { found: Arch::Armv7emsp, target: Arch::Armv6m })
+            Err(MpyError::Arch {
+                found: Arch::Armv7emsp,
+                target: Arch::Armv6m
+            })
         );
         assert!(h.check(Some(Arch::Xtensawin), None).is_err());
         let bytecode = MpyHeader::parse(&[b'M', 6, 0, 31]).unwrap();
         assert!(bytecode.check(Some(Arch::Xtensa), None).is_ok());
-        assert_eq!(MpyHeader::parse(&[b'M', 5, 0, 31]).unwrap().check(None, None), Err(MpyError::Version(5)));
+        assert_eq!(
+            MpyHeader::parse(&[b'M', 5, 0, 31])
+                .unwrap()
+                .check(None, None),
+            Err(MpyError::Version(5))
+        );
         let wide = MpyHeader::parse(&[b'M', 6, 0, 63]).unwrap();
         assert!(wide.check(Some(Arch::Armv7m), None).is_err());
         assert!(wide.check(Some(Arch::X64), None).is_ok());

@@ -81,7 +81,12 @@ impl<'a> Iterator for Records<'a> {
         let result = (|| {
             let (kind, p) = varuint::decode(self.image, offset, self.end)?;
             if kind == kind::UNUSED {
-                return Ok(Record { kind, offset, payload_offset: p, payload: &[] });
+                return Ok(Record {
+                    kind,
+                    offset,
+                    payload_offset: p,
+                    payload: &[],
+                });
             }
             let (len, payload_offset) = varuint::decode(self.image, p, self.end)?;
             let len = len as usize;
@@ -89,7 +94,12 @@ impl<'a> Iterator for Records<'a> {
                 return Err(Error::new(ErrorKind::RecordPastParent, offset));
             }
             let payload = &self.image[payload_offset..payload_offset + len];
-            Ok(Record { kind, offset, payload_offset, payload })
+            Ok(Record {
+                kind,
+                offset,
+                payload_offset,
+                payload,
+            })
         })();
         match result {
             Ok(rec) if rec.kind != kind::UNUSED => self.pos = rec.end(),

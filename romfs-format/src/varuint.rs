@@ -83,7 +83,17 @@ mod tests {
 
     #[test]
     fn round_trips_boundaries() {
-        for v in [0u64, 1, 127, 128, 16383, 16384, 2_097_151, 2_097_152, u32::MAX as u64] {
+        for v in [
+            0u64,
+            1,
+            127,
+            128,
+            16383,
+            16384,
+            2_097_151,
+            2_097_152,
+            u32::MAX as u64,
+        ] {
             let mut buf = [0u8; 16];
             let n = encode(v, &mut buf);
             assert_eq!(n, encoded_len(v));
@@ -101,11 +111,20 @@ mod tests {
 
     #[test]
     fn rejects_bad_encodings() {
-        assert_eq!(decode(&[0x81], 0, 1).unwrap_err().kind, ErrorKind::VaruintTruncated);
+        assert_eq!(
+            decode(&[0x81], 0, 1).unwrap_err().kind,
+            ErrorKind::VaruintTruncated
+        );
         // 2^35 overflows the 32-bit limit.
         let big = [0x81, 0x80, 0x80, 0x80, 0x80, 0x00];
-        assert_eq!(decode(&big, 0, 6).unwrap_err().kind, ErrorKind::VaruintOverflow);
+        assert_eq!(
+            decode(&big, 0, 6).unwrap_err().kind,
+            ErrorKind::VaruintOverflow
+        );
         let overlong = [0x80u8; 40];
-        assert_eq!(decode(&overlong, 0, 40).unwrap_err().kind, ErrorKind::VaruintOverlong);
+        assert_eq!(
+            decode(&overlong, 0, 40).unwrap_err().kind,
+            ErrorKind::VaruintOverlong
+        );
     }
 }

@@ -60,7 +60,10 @@ impl fmt::Display for FindingKind {
             }
             FindingKind::OddImageSize => f.write_str("image size is odd (must be even)"),
             FindingKind::ChecksumMismatch { stored, computed } => {
-                write!(f, "checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")
+                write!(
+                    f,
+                    "checksum mismatch: stored {stored:#010x}, computed {computed:#010x}"
+                )
             }
             FindingKind::MisplacedChecksum => {
                 f.write_str("checksum record is not the last top-level record")
@@ -87,7 +90,10 @@ impl fmt::Display for Finding {
 
 impl From<Error> for Finding {
     fn from(e: Error) -> Self {
-        Finding { kind: FindingKind::Structure(e.kind), offset: e.offset }
+        Finding {
+            kind: FindingKind::Structure(e.kind),
+            offset: e.offset,
+        }
     }
 }
 
@@ -199,7 +205,10 @@ impl<'a> Image<'a> {
         }
         let checksum = self.checksum();
         if let Checksum::Mismatch { stored, computed } = checksum {
-            emit(FindingKind::ChecksumMismatch { stored, computed }, self.len() - 4);
+            emit(
+                FindingKind::ChecksumMismatch { stored, computed },
+                self.len() - 4,
+            );
         }
         let checksum_at = self.checksum_record().map(|(off, _)| off);
 
@@ -229,7 +238,9 @@ impl<'a> Image<'a> {
                     }
                     Some((TAG_METADATA, body)) if depth == 1 && !top_level_metadata_seen => {
                         top_level_metadata_seen = true;
-                        if let Err(e) = ext::parse_metadata(body, rec.offset, rec.payload_offset + 4) {
+                        if let Err(e) =
+                            ext::parse_metadata(body, rec.offset, rec.payload_offset + 4)
+                        {
                             emit(FindingKind::Structure(e.kind), e.offset);
                         }
                     }
@@ -262,7 +273,13 @@ impl<'a> Image<'a> {
                 _ => {}
             }
         }
-        Summary { findings, dirs: summary_dirs, files: summary_files, max_depth, checksum }
+        Summary {
+            findings,
+            dirs: summary_dirs,
+            files: summary_files,
+            max_depth,
+            checksum,
+        }
     }
 }
 
@@ -281,7 +298,12 @@ fn check_name(name: &[u8]) -> Option<FindingKind> {
 }
 
 /// A file must resolve to data in range; all its nested records must decode.
-fn check_file(image: &Image<'_>, rec: &Record<'_>, body: Records<'_>, emit: &mut impl FnMut(FindingKind, usize)) {
+fn check_file(
+    image: &Image<'_>,
+    rec: &Record<'_>,
+    body: Records<'_>,
+    emit: &mut impl FnMut(FindingKind, usize),
+) {
     if let Err(e) = image.node_from_record(rec) {
         emit(FindingKind::Structure(e.kind), e.offset);
     }
@@ -295,12 +317,19 @@ fn check_file(image: &Image<'_>, rec: &Record<'_>, body: Records<'_>, emit: &mut
 }
 
 /// Report every entry whose name an earlier entry of the same directory has.
-fn check_duplicates(image: &Image<'_>, body: Records<'_>, emit: &mut impl FnMut(FindingKind, usize)) {
-    let named = body.filter_map(|r| r.ok()).filter(|r| matches!(r.kind, kind::DIRECTORY | kind::FILE));
+fn check_duplicates(
+    image: &Image<'_>,
+    body: Records<'_>,
+    emit: &mut impl FnMut(FindingKind, usize),
+) {
+    let named = body
+        .filter_map(|r| r.ok())
+        .filter(|r| matches!(r.kind, kind::DIRECTORY | kind::FILE));
     #[cfg(feature = "alloc")]
     {
-        let mut names: alloc::vec::Vec<(&[u8], usize)> =
-            named.filter_map(|r| image.name_of(&r).ok().map(|(n, _)| (n, r.offset))).collect();
+        let mut names: alloc::vec::Vec<(&[u8], usize)> = named
+            .filter_map(|r| image.name_of(&r).ok().map(|(n, _)| (n, r.offset)))
+            .collect();
         names.sort_unstable();
         for pair in names.windows(2) {
             if pair[0].0 == pair[1].0 {
@@ -310,9 +339,10 @@ fn check_duplicates(image: &Image<'_>, body: Records<'_>, emit: &mut impl FnMut(
     }
     #[cfg(not(feature = "alloc"))]
     {
-        let mut outer = named.clone();
-        while let Some(a) = outer.next() {
-            let Ok((name, _)) = image.name_of(&a) else { continue };
+        for a in named.clone() {
+            let Ok((name, _)) = image.name_of(&a) else {
+                continue;
+            };
             let shadowed = named
                 .clone()
                 .take_while(|b| b.offset < a.offset)
@@ -321,5 +351,84 @@ fn check_duplicates(image: &Image<'_>, body: Records<'_>, emit: &mut impl FnMut(
                 emit(FindingKind::DuplicateName, a.offset);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `depth` nested directories named "d" around an empty file "f",
+    /// built inside out at the end of `out`; returns the image's start.
+    fn nested(depth: usize, out: &mut [u8; 1024]) -> usize {
+        let mut start = out.len() - 6;
+        out[start..].copy_from_slice(&[5, 4, 1, b'f', 2, 0]);
+        let wrap = |out: &mut [u8; 1024], start: usize, head: &[u8]| {
+            let len = out.len() - start;
+            let mut v = [0u8; 8];
+            let n = crate::varuint::encode(len as u64, &mut v);
+            let mut s = start - n;
+            out[s..start].copy_from_slice(&v[..n]);
+            s -= head.len();
+            out[s..s + head.len()].copy_from_slice(head);
+            s
+        };
+        for _ in 0..depth {
+            // A directory: kind 4, length, then name length 1 and "d".
+            start -= 2;
+            out[start..start + 2].copy_from_slice(&[1, b'd']);
+            start = wrap(out, start, &[4]);
+        }
+        wrap(out, start, &[0xd2, 0xcd, 0x31])
+    }
+
+    #[test]
+    fn finds_duplicates_and_missing_data_in_either_build() {
+        let bytes = [0xd2, 0xcd, 0x31, 0x08, 5, 2, 1, b'a', 4, 2, 1, b'a'];
+        let img = Image::parse(&bytes).unwrap();
+        let mut kinds = [None; 4];
+        let mut n = 0;
+        let summary = img.verify(|f| {
+            kinds[n] = Some((f.kind, f.offset));
+            n += 1;
+        });
+        assert_eq!(summary.findings, 2);
+        assert_eq!(kinds[0], Some((FindingKind::DuplicateName, 8)));
+        assert_eq!(
+            kinds[1],
+            Some((FindingKind::Structure(ErrorKind::FileWithoutData), 4))
+        );
+    }
+
+    #[test]
+    fn deep_nesting_is_checked_or_reported() {
+        let mut buf = [0u8; 1024];
+        let start = nested(30, &mut buf);
+        let img = Image::parse(&buf[start..]).unwrap();
+        let summary = img.verify(|f| panic!("{f}"));
+        assert_eq!(
+            (summary.dirs, summary.files, summary.max_depth),
+            (30, 1, 30)
+        );
+        let mut path = [0u8; 70];
+        for k in 0..30 {
+            path[2 * k] = b'd';
+            path[2 * k + 1] = b'/';
+        }
+        path[60] = b'f';
+        assert!(img
+            .lookup(&path[..61])
+            .unwrap()
+            .unwrap()
+            .as_file()
+            .is_some());
+        // Deeper than the no-alloc stack: reported, never a crash.
+        let mut buf = [0u8; 1024];
+        let start = nested(MAX_DEPTH_NO_ALLOC + 2, &mut buf);
+        let img = Image::parse(&buf[start..]).unwrap();
+        let mut deep = 0;
+        let summary = img.verify(|f| deep += (f.kind == FindingKind::TooDeep) as usize);
+        assert_eq!(deep > 0, !cfg!(feature = "alloc"));
+        assert_eq!(summary.findings, deep + (img.len() % 2));
     }
 }

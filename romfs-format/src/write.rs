@@ -78,7 +78,13 @@ impl Default for Tree {
 impl Tree {
     /// An empty tree (just the root directory).
     pub fn new() -> Self {
-        Tree { nodes: alloc::vec![TreeNode { name: Vec::new(), parent: 0, kind: TreeNodeKind::Dir(Vec::new()) }] }
+        Tree {
+            nodes: alloc::vec![TreeNode {
+                name: Vec::new(),
+                parent: 0,
+                kind: TreeNodeKind::Dir(Vec::new())
+            }],
+        }
     }
 
     /// The root directory.
@@ -86,13 +92,26 @@ impl Tree {
         NodeRef(0)
     }
 
-    fn add(&mut self, parent: NodeRef, name: &[u8], kind: TreeNodeKind) -> Result<NodeRef, WriteError> {
+    fn add(
+        &mut self,
+        parent: NodeRef,
+        name: &[u8],
+        kind: TreeNodeKind,
+    ) -> Result<NodeRef, WriteError> {
         let id = self.nodes.len();
         match self.nodes.get_mut(parent.0).map(|n| &mut n.kind) {
             Some(TreeNodeKind::Dir(children)) => children.push(id),
-            _ => return Err(WriteError::NotADirectory { path: self.path_lossy(parent) }),
+            _ => {
+                return Err(WriteError::NotADirectory {
+                    path: self.path_lossy(parent),
+                })
+            }
         }
-        self.nodes.push(TreeNode { name: name.to_vec(), parent: parent.0, kind });
+        self.nodes.push(TreeNode {
+            name: name.to_vec(),
+            parent: parent.0,
+            kind,
+        });
         Ok(NodeRef(id))
     }
 
@@ -102,7 +121,12 @@ impl Tree {
     }
 
     /// Add a file under `parent`.
-    pub fn add_file(&mut self, parent: NodeRef, name: &[u8], spec: FileSpec) -> Result<NodeRef, WriteError> {
+    pub fn add_file(
+        &mut self,
+        parent: NodeRef,
+        name: &[u8],
+        spec: FileSpec,
+    ) -> Result<NodeRef, WriteError> {
         self.add(parent, name, TreeNodeKind::File(spec))
     }
 
@@ -126,7 +150,10 @@ impl Tree {
 
     /// The name of a node (empty for the root).
     pub fn name(&self, node: NodeRef) -> &[u8] {
-        self.nodes.get(node.0).map(|n| n.name.as_slice()).unwrap_or(&[])
+        self.nodes
+            .get(node.0)
+            .map(|n| n.name.as_slice())
+            .unwrap_or(&[])
     }
 
     /// The node's path from the root, `/`-separated, without a leading `/`.
@@ -214,7 +241,14 @@ impl Default for Options {
 impl Options {
     /// Options for byte-identical `mpremote romfs build` output.
     pub fn mpremote() -> Self {
-        Options { layout: Layout::Mpremote, align: 1, dedup: false, checksum: false, sort: true, metadata: None }
+        Options {
+            layout: Layout::Mpremote,
+            align: 1,
+            dedup: false,
+            checksum: false,
+            sort: true,
+            metadata: None,
+        }
     }
 }
 
@@ -254,13 +288,21 @@ impl fmt::Display for WriteError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             WriteError::BadName { path, reason } => write!(f, "{path:?}: {reason}"),
-            WriteError::DuplicateName { path } => write!(f, "{path:?}: duplicate name in its directory"),
+            WriteError::DuplicateName { path } => {
+                write!(f, "{path:?}: duplicate name in its directory")
+            }
             WriteError::NotADirectory { path } => write!(f, "{path:?}: not a directory"),
             WriteError::BadAlignment { align } => {
-                write!(f, "alignment {align} is not a power of two up to {MAX_ALIGN}")
+                write!(
+                    f,
+                    "alignment {align} is not a power of two up to {MAX_ALIGN}"
+                )
             }
             WriteError::TooLarge { size } => {
-                write!(f, "image would be {size} bytes; the format allows at most 4 GiB")
+                write!(
+                    f,
+                    "image would be {size} bytes; the format allows at most 4 GiB"
+                )
             }
         }
     }
@@ -308,13 +350,21 @@ enum Data {
     /// Stored here: `pad` bytes of alignment, then a verbatim record.
     Verbatim { pad: u64 },
     /// Points at item `rep`'s data.
-    Shared { rep: usize, offset_w: usize, offset: u64 },
+    Shared {
+        rep: usize,
+        offset_w: usize,
+        offset: u64,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
 enum ItemKind {
     Dir,
-    File { spec: FileSpec, align: u64, data: Data },
+    File {
+        spec: FileSpec,
+        align: u64,
+        data: Data,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -381,7 +431,10 @@ fn check_name(tree: &Tree, node: usize, layout: Layout) -> Result<(), WriteError
         None
     };
     match reason {
-        Some(reason) => Err(WriteError::BadName { path: tree.path_lossy(NodeRef(node)), reason }),
+        Some(reason) => Err(WriteError::BadName {
+            path: tree.path_lossy(NodeRef(node)),
+            reason,
+        }),
         None => Ok(()),
     }
 }
@@ -456,7 +509,11 @@ impl<'t> Plan<'t> {
     /// here, so emitting is a single forward pass.
     pub fn new(tree: &'t Tree, opts: &Options) -> Result<Self, WriteError> {
         let mpremote = opts.layout == Layout::Mpremote;
-        let default_align = if mpremote { 1 } else { check_align(opts.align)? };
+        let default_align = if mpremote {
+            1
+        } else {
+            check_align(opts.align)?
+        };
         let mut items = Vec::with_capacity(tree.nodes.len());
         let mut stats = Stats::default();
 
@@ -479,10 +536,22 @@ impl<'t> Plan<'t> {
                         (false, Some(a)) => check_align(a)?,
                         (false, None) => default_align,
                     };
-                    ItemKind::File { spec: *spec, align, data: Data::Verbatim { pad: 0 } }
+                    ItemKind::File {
+                        spec: *spec,
+                        align,
+                        data: Data::Verbatim { pad: 0 },
+                    }
                 }
             };
-            items.push(Item { node, depth, kind, len_w: 1, start: 0, len: 0, data_pos: 0 });
+            items.push(Item {
+                node,
+                depth,
+                kind,
+                len_w: 1,
+                start: 0,
+                len: 0,
+                data_pos: 0,
+            });
         }
 
         if opts.dedup && !mpremote {
@@ -500,7 +569,11 @@ impl<'t> Plan<'t> {
             top_w: 1,
             payload_offset: 0,
             metadata,
-            trailer: if opts.checksum && !mpremote { Trailer::Checksum(false) } else { Trailer::None },
+            trailer: if opts.checksum && !mpremote {
+                Trailer::Checksum(false)
+            } else {
+                Trailer::None
+            },
             stats,
         };
         plan.settle()?;
@@ -534,7 +607,11 @@ impl<'t> Plan<'t> {
                         let (end, data_pos, data) = match data {
                             Data::Verbatim { .. } => {
                                 let natural = body + 1 + encoded_len(spec.len) as u64;
-                                let pad = if spec.len == 0 { 0 } else { (align - natural % align) % align };
+                                let pad = if spec.len == 0 {
+                                    0
+                                } else {
+                                    (align - natural % align) % align
+                                };
                                 align_overhead += pad;
                                 let data_pos = natural + pad;
                                 (data_pos + spec.len, data_pos, Data::Verbatim { pad })
@@ -550,8 +627,17 @@ impl<'t> Plan<'t> {
                                     offset_w
                                 };
                                 let payload = encoded_len(spec.len) + offset_w;
-                                let end = body + 1 + encoded_len(payload as u64) as u64 + payload as u64;
-                                (end, data_pos, Data::Shared { rep, offset_w, offset })
+                                let end =
+                                    body + 1 + encoded_len(payload as u64) as u64 + payload as u64;
+                                (
+                                    end,
+                                    data_pos,
+                                    Data::Shared {
+                                        rep,
+                                        offset_w,
+                                        offset,
+                                    },
+                                )
                             }
                         };
                         let item = &mut self.items[i];
@@ -567,7 +653,11 @@ impl<'t> Plan<'t> {
             if let Trailer::Checksum(_) = self.trailer {
                 self.trailer = Trailer::Checksum((pos + 10) % 2 == 1);
             } else if self.layout == Layout::Default {
-                self.trailer = if pos % 2 == 1 { Trailer::Parity } else { Trailer::None };
+                self.trailer = if pos % 2 == 1 {
+                    Trailer::Parity
+                } else {
+                    Trailer::None
+                };
             }
             let end = pos + self.trailer.len();
             let payload_len = end - payload_offset;
@@ -629,8 +719,17 @@ impl<'t> Plan<'t> {
 
     /// Write the image to `out`, pulling file contents from `contents`.
     /// Returns the CRC32 of the whole image.
-    pub fn emit<O: Output, C: Contents<O::Error>>(&self, out: &mut O, contents: &mut C) -> Result<u32, EmitError<O::Error>> {
-        let mut w = Emitter { out, crc: crc32fast::Hasher::new(), written: 0, buf: Vec::with_capacity(64) };
+    pub fn emit<O: Output, C: Contents<O::Error>>(
+        &self,
+        out: &mut O,
+        contents: &mut C,
+    ) -> Result<u32, EmitError<O::Error>> {
+        let mut w = Emitter {
+            out,
+            crc: crc32fast::Hasher::new(),
+            written: 0,
+            buf: Vec::with_capacity(64),
+        };
         let payload_len = self.stats.image_len - self.payload_offset;
         w.buf.extend_from_slice(&HEADER);
         push_varuint_padded(&mut w.buf, payload_len, self.top_w);
@@ -652,7 +751,11 @@ impl<'t> Plan<'t> {
                             padding_record(pad, &mut w.buf);
                         }
                         w.buf.push(kind::DATA_VERBATIM as u8);
-                        push_varuint_padded(&mut w.buf, spec.len, encoded_len(spec.len) + (pad == 1) as usize);
+                        push_varuint_padded(
+                            &mut w.buf,
+                            spec.len,
+                            encoded_len(spec.len) + (pad == 1) as usize,
+                        );
                         w.flush().map_err(EmitError::Output)?;
                         debug_assert_eq!(w.written, it.data_pos);
                         let mut copied = 0u64;
@@ -665,7 +768,9 @@ impl<'t> Plan<'t> {
                             }
                             Ok(())
                         };
-                        contents.write_contents(spec.source, spec.len, &mut sink).map_err(EmitError::Output)?;
+                        contents
+                            .write_contents(spec.source, spec.len, &mut sink)
+                            .map_err(EmitError::Output)?;
                         if copied != spec.len {
                             return Err(EmitError::ContentLength {
                                 path: self.tree.path_lossy(NodeRef(it.node)),
@@ -674,7 +779,9 @@ impl<'t> Plan<'t> {
                             });
                         }
                     }
-                    Data::Shared { offset_w, offset, .. } => {
+                    Data::Shared {
+                        offset_w, offset, ..
+                    } => {
                         let payload = encoded_len(spec.len) + offset_w;
                         w.buf.push(kind::DATA_INDIRECT as u8);
                         push_varuint(&mut w.buf, payload as u64);
@@ -694,7 +801,9 @@ impl<'t> Plan<'t> {
                 w.buf.push(ext::TAG_CHECKSUM);
                 w.flush().map_err(EmitError::Output)?;
                 let crc = w.crc.clone().finalize();
-                w.out.write_all(&crc.to_le_bytes()).map_err(EmitError::Output)?;
+                w.out
+                    .write_all(&crc.to_le_bytes())
+                    .map_err(EmitError::Output)?;
                 w.crc.update(&crc.to_le_bytes());
                 w.written += 4;
             }
@@ -705,13 +814,23 @@ impl<'t> Plan<'t> {
     }
 }
 
-fn push_children(tree: &Tree, node: usize, depth: usize, sort: bool, stack: &mut Vec<(usize, usize)>) -> Result<(), WriteError> {
-    let TreeNodeKind::Dir(children) = &tree.nodes[node].kind else { return Ok(()) };
+fn push_children(
+    tree: &Tree,
+    node: usize,
+    depth: usize,
+    sort: bool,
+    stack: &mut Vec<(usize, usize)>,
+) -> Result<(), WriteError> {
+    let TreeNodeKind::Dir(children) = &tree.nodes[node].kind else {
+        return Ok(());
+    };
     let mut sorted: Vec<usize> = children.clone();
     sorted.sort_by(|&a, &b| tree.nodes[a].name.cmp(&tree.nodes[b].name));
     for pair in sorted.windows(2) {
         if tree.nodes[pair[0]].name == tree.nodes[pair[1]].name {
-            return Err(WriteError::DuplicateName { path: tree.path_lossy(NodeRef(pair[1])) });
+            return Err(WriteError::DuplicateName {
+                path: tree.path_lossy(NodeRef(pair[1])),
+            });
         }
     }
     let order = if sort { &sorted } else { children };
@@ -725,7 +844,9 @@ fn push_children(tree: &Tree, node: usize, depth: usize, sort: bool, stack: &mut
 fn share_identical(items: &mut [Item]) {
     let mut first: BTreeMap<(u64, u64), usize> = BTreeMap::new();
     for i in 0..items.len() {
-        let ItemKind::File { spec, align, .. } = items[i].kind else { continue };
+        let ItemKind::File { spec, align, .. } = items[i].kind else {
+            continue;
+        };
         let Some(class) = spec.content else { continue };
         if spec.len < MIN_DEDUP_LEN {
             continue;
@@ -735,8 +856,19 @@ fn share_identical(items: &mut [Item]) {
                 first.insert((class, spec.len), i);
             }
             Some(&rep) => {
-                items[i].kind = ItemKind::File { spec, align, data: Data::Shared { rep, offset_w: 1, offset: 0 } };
-                if let ItemKind::File { align: rep_align, .. } = &mut items[rep].kind {
+                items[i].kind = ItemKind::File {
+                    spec,
+                    align,
+                    data: Data::Shared {
+                        rep,
+                        offset_w: 1,
+                        offset: 0,
+                    },
+                };
+                if let ItemKind::File {
+                    align: rep_align, ..
+                } = &mut items[rep].kind
+                {
                     *rep_align = (*rep_align).max(align);
                 }
             }
@@ -798,7 +930,12 @@ impl<W: std::io::Write> Output for IoOutput<W> {
 pub trait Contents<E> {
     /// Pass the `len` bytes of `source` to `sink`, in as many pieces as
     /// convenient. Passing a different total is reported as an error.
-    fn write_contents(&mut self, source: u64, len: u64, sink: &mut dyn FnMut(&[u8]) -> Result<(), E>) -> Result<(), E>;
+    fn write_contents(
+        &mut self,
+        source: u64,
+        len: u64,
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<(), E>;
 }
 
 /// Why emitting failed.
@@ -822,8 +959,15 @@ impl<E: fmt::Display> fmt::Display for EmitError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             EmitError::Output(e) => write!(f, "{e}"),
-            EmitError::ContentLength { path, expected, actual } => {
-                write!(f, "{path:?}: expected {expected} bytes but read {actual} (did it change?)")
+            EmitError::ContentLength {
+                path,
+                expected,
+                actual,
+            } => {
+                write!(
+                    f,
+                    "{path:?}: expected {expected} bytes but read {actual} (did it change?)"
+                )
             }
         }
     }
@@ -876,13 +1020,29 @@ impl MemoryTree {
     }
 
     /// Add a file with its contents.
-    pub fn add_file(&mut self, parent: NodeRef, name: &[u8], data: Vec<u8>) -> Result<NodeRef, WriteError> {
+    pub fn add_file(
+        &mut self,
+        parent: NodeRef,
+        name: &[u8],
+        data: Vec<u8>,
+    ) -> Result<NodeRef, WriteError> {
         self.add_file_aligned(parent, name, data, None)
     }
 
     /// Add a file whose data needs its own alignment.
-    pub fn add_file_aligned(&mut self, parent: NodeRef, name: &[u8], data: Vec<u8>, align: Option<u32>) -> Result<NodeRef, WriteError> {
-        let spec = FileSpec { len: data.len() as u64, source: self.contents.len() as u64, content: None, align };
+    pub fn add_file_aligned(
+        &mut self,
+        parent: NodeRef,
+        name: &[u8],
+        data: Vec<u8>,
+        align: Option<u32>,
+    ) -> Result<NodeRef, WriteError> {
+        let spec = FileSpec {
+            len: data.len() as u64,
+            source: self.contents.len() as u64,
+            content: None,
+            align,
+        };
         let node = self.tree.add_file(parent, name, spec)?;
         self.contents.push(data);
         Ok(node)
@@ -911,7 +1071,9 @@ impl MemoryTree {
         match plan.emit(&mut out, &mut source) {
             Ok(_) => Ok(out),
             Err(EmitError::Output(never)) => match never {},
-            Err(EmitError::ContentLength { .. }) => unreachable!("in-memory contents cannot change"),
+            Err(EmitError::ContentLength { .. }) => {
+                unreachable!("in-memory contents cannot change")
+            }
         }
     }
 }
@@ -919,7 +1081,12 @@ impl MemoryTree {
 struct MemoryContents<'a>(&'a [Vec<u8>]);
 
 impl<E> Contents<E> for MemoryContents<'_> {
-    fn write_contents(&mut self, source: u64, _len: u64, sink: &mut dyn FnMut(&[u8]) -> Result<(), E>) -> Result<(), E> {
+    fn write_contents(
+        &mut self,
+        source: u64,
+        _len: u64,
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
         sink(&self.0[source as usize])
     }
 }

@@ -42,7 +42,13 @@ fn reading_allocates_nothing() {
     let tree = common::sample_tree();
     for opts in [Options::default(), Options::mpremote()] {
         let bytes = tree.build(&opts).unwrap();
-        let paths: [&[u8]; 5] = [b"main.py", b"/lib/helper.py", b"assets/b.bin", b"empty", b"missing/x"];
+        let paths: [&[u8]; 5] = [
+            b"main.py",
+            b"/lib/helper.py",
+            b"assets/b.bin",
+            b"empty",
+            b"missing/x",
+        ];
         COUNTING.store(true, Ordering::SeqCst);
         let img = Image::parse(&bytes).unwrap();
         let mut sum = 0;

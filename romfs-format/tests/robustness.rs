@@ -29,20 +29,43 @@ fn findings(bytes: &[u8]) -> Vec<FindingKind> {
 #[test]
 fn parse_checks_header_and_length() {
     assert_eq!(Image::parse(&[]).unwrap_err().kind, ErrorKind::TooShort);
-    assert_eq!(Image::parse(b"RM1\0").unwrap_err().kind, ErrorKind::BadMagic);
+    assert_eq!(
+        Image::parse(b"RM1\0").unwrap_err().kind,
+        ErrorKind::BadMagic
+    );
     assert!(Image::parse(&[0xd2, 0xcd, 0x31, 0x00]).unwrap().is_empty());
     let err = Image::parse(&[0xd2, 0xcd, 0x31, 0x05, 1, 2]).unwrap_err();
-    assert!(matches!(err.kind, ErrorKind::ImagePastEnd { declared: 9, available: 6 }), "{err}");
+    assert!(
+        matches!(
+            err.kind,
+            ErrorKind::ImagePastEnd {
+                declared: 9,
+                available: 6
+            }
+        ),
+        "{err}"
+    );
     assert_eq!(err.offset, 3);
     // Length varuint that never ends, or overflows 32 bits.
     assert!(Image::parse(&[0xd2, 0xcd, 0x31, 0x81, 0x81]).is_err());
-    assert_eq!(Image::parse(&[0xd2, 0xcd, 0x31, 0x9f, 0xff, 0xff, 0xff, 0x7f]).unwrap_err().kind, ErrorKind::VaruintOverflow);
+    assert_eq!(
+        Image::parse(&[0xd2, 0xcd, 0x31, 0x9f, 0xff, 0xff, 0xff, 0x7f])
+            .unwrap_err()
+            .kind,
+        ErrorKind::VaruintOverflow
+    );
     // Trailing bytes after the image (a larger flash partition) are fine.
     let mut padded = image(&[5, 4, 1, b'f', 2, 0]);
     padded.extend_from_slice(&[0xff; 100]);
     let img = Image::parse(&padded).unwrap();
     assert_eq!(img.len(), padded.len() - 100);
-    assert!(img.lookup(b"f").unwrap().unwrap().as_file().unwrap().is_empty());
+    assert!(img
+        .lookup(b"f")
+        .unwrap()
+        .unwrap()
+        .as_file()
+        .unwrap()
+        .is_empty());
 }
 
 #[test]
@@ -51,7 +74,10 @@ fn verify_flags_name_running_past_record() {
     let bytes = image(&[5, 3, 9, b'a', b'b']);
     assert!(findings(&bytes).contains(&FindingKind::Structure(ErrorKind::NameLengthPastRecord)));
     let img = Image::parse(&bytes).unwrap();
-    assert_eq!(img.lookup(b"ab").unwrap_err().kind, ErrorKind::NameLengthPastRecord);
+    assert_eq!(
+        img.lookup(b"ab").unwrap_err().kind,
+        ErrorKind::NameLengthPastRecord
+    );
     assert!(img.root().entries().next().unwrap().is_err());
 }
 
@@ -62,32 +88,53 @@ fn verify_flags_indirect_pointer_outside_image() {
     assert!(findings(&bytes).contains(&FindingKind::Structure(ErrorKind::IndirectOutOfRange)));
     let img = Image::parse(&bytes).unwrap();
     let err = img.lookup(b"f").unwrap_err();
-    assert_eq!((err.kind, err.offset), (ErrorKind::IndirectOutOfRange, img.payload_offset() + 4));
+    assert_eq!(
+        (err.kind, err.offset),
+        (ErrorKind::IndirectOutOfRange, img.payload_offset() + 4)
+    );
     // A pointer inside the payload works.
     let ok = image(&[5, 6, 1, b'f', 3, 2, 2, 0, 0]);
     let img = Image::parse(&ok).unwrap();
-    assert_eq!(img.lookup(b"f").unwrap().unwrap().as_file().unwrap().data(), &[5, 6]);
+    assert_eq!(
+        img.lookup(b"f").unwrap().unwrap().as_file().unwrap().data(),
+        &[5, 6]
+    );
 }
 
 #[test]
 fn verify_flags_each_kind_of_damage() {
     // Record escaping its parent: directory of length 2 holding a 3-byte file.
     let escaping = image(&[4, 4, 1, b'd', 5, 3, 1, b'f']);
-    assert!(findings(&escaping).iter().any(|f| matches!(f, FindingKind::Structure(ErrorKind::RecordPastParent))));
-    let bad_names = image(&[5, 3, 0, 2, 0, 5, 4, 1, b'.', 2, 0, 5, 5, 2, b'a', b'/', 2, 0, 5, 5, 2, b'a', 0, 2, 0]);
+    assert!(findings(&escaping)
+        .iter()
+        .any(|f| matches!(f, FindingKind::Structure(ErrorKind::RecordPastParent))));
+    let bad_names = image(&[
+        5, 3, 0, 2, 0, 5, 4, 1, b'.', 2, 0, 5, 5, 2, b'a', b'/', 2, 0, 5, 5, 2, b'a', 0, 2, 0,
+    ]);
     let f = findings(&bad_names);
-    for want in [FindingKind::EmptyName, FindingKind::DotName, FindingKind::NameWithSlash, FindingKind::NameWithNul] {
+    for want in [
+        FindingKind::EmptyName,
+        FindingKind::DotName,
+        FindingKind::NameWithSlash,
+        FindingKind::NameWithNul,
+    ] {
         assert!(f.contains(&want), "{want:?} not in {f:?}");
     }
     let dup = image(&[5, 4, 1, b'a', 2, 0, 4, 2, 1, b'a']);
     assert_eq!(findings(&dup), vec![FindingKind::DuplicateName]);
     let no_data = image(&[5, 2, 1, b'a']);
-    assert_eq!(findings(&no_data), vec![FindingKind::Structure(ErrorKind::FileWithoutData)]);
+    assert_eq!(
+        findings(&no_data),
+        vec![FindingKind::Structure(ErrorKind::FileWithoutData)]
+    );
     let unused = image(&[0, 5, 2, 1, b'a']);
     assert_eq!(findings(&unused), vec![FindingKind::UnusedRecord]);
     let odd = [0xd2, 0xcd, 0x31, 0x02, 1, 0, 0];
     assert_eq!(findings(&odd[..6]), vec![]);
-    assert_eq!(findings(&[0xd2, 0xcd, 0x31, 0x02, 0x87, 0x87]), vec![FindingKind::Structure(ErrorKind::VaruintTruncated)]);
+    assert_eq!(
+        findings(&[0xd2, 0xcd, 0x31, 0x02, 0x87, 0x87]),
+        vec![FindingKind::Structure(ErrorKind::VaruintTruncated)]
+    );
     let mut odd_img = vec![0xd2, 0xcd, 0x31, 0x04, 5, 2, 1, b'x'];
     odd_img[3] = 3;
     odd_img.truncate(7);
@@ -107,7 +154,10 @@ fn checksum_mismatch_is_found() {
     let mut found = Vec::new();
     img.verify(|f| found.push(f));
     assert_eq!(found.len(), 1);
-    assert!(matches!(found[0].kind, FindingKind::ChecksumMismatch { .. }));
+    assert!(matches!(
+        found[0].kind,
+        FindingKind::ChecksumMismatch { .. }
+    ));
     assert_eq!(found[0].offset, bytes.len() - 4);
 }
 
@@ -123,10 +173,21 @@ fn hundred_thousand_deep_nesting_is_safe() {
     let bytes = tree.build(&Options::default()).unwrap();
     let img = Image::parse(&bytes).unwrap();
     let summary = img.verify(|f| panic!("{f}"));
-    assert_eq!((summary.dirs, summary.files, summary.max_depth), (DEPTH, 1, DEPTH));
+    assert_eq!(
+        (summary.dirs, summary.files, summary.max_depth),
+        (DEPTH, 1, DEPTH)
+    );
     let mut path = b"d/".repeat(DEPTH);
     path.extend_from_slice(b"leaf");
-    assert_eq!(img.lookup(&path).unwrap().unwrap().as_file().unwrap().data(), b"bottom");
+    assert_eq!(
+        img.lookup(&path)
+            .unwrap()
+            .unwrap()
+            .as_file()
+            .unwrap()
+            .data(),
+        b"bottom"
+    );
     // Walk iteratively down to the leaf.
     let mut dir = img.root();
     let mut depth = 0;
@@ -148,7 +209,10 @@ fn hundred_thousand_deep_nesting_is_safe() {
 /// Walk everything, touching all data; returns a comparable description or
 /// the first error. Must never panic.
 fn describe(bytes: &[u8]) -> Result<Vec<common::Entry>, romfs_format::Error> {
-    fn walk(dir: romfs_format::Dir<'_>, budget: &mut usize) -> Result<Vec<common::Entry>, romfs_format::Error> {
+    fn walk(
+        dir: romfs_format::Dir<'_>,
+        budget: &mut usize,
+    ) -> Result<Vec<common::Entry>, romfs_format::Error> {
         let mut out = Vec::new();
         for e in dir.entries() {
             *budget = budget.saturating_sub(1);
@@ -166,7 +230,14 @@ fn describe(bytes: &[u8]) -> Result<Vec<common::Entry>, romfs_format::Error> {
     let img = Image::parse(bytes)?;
     let _ = img.metadata();
     let _ = img.checksum();
-    for p in [&b"main.py"[..], b"lib/helper.py", b"/assets/a.bin", b"assets/b.bin", b"empty", b"x/y"] {
+    for p in [
+        &b"main.py"[..],
+        b"lib/helper.py",
+        b"/assets/a.bin",
+        b"assets/b.bin",
+        b"empty",
+        b"x/y",
+    ] {
         let _ = img.lookup(p);
     }
     walk(img.root(), &mut 10_000)
@@ -190,12 +261,19 @@ fn every_single_byte_corruption_is_caught_or_harmless() {
             if flagged {
                 caught += 1;
             } else {
-                assert_eq!(read.as_ref().ok(), Some(&expected), "byte {at} ^ {flip:#x} undetected and harmful");
+                assert_eq!(
+                    read.as_ref().ok(),
+                    Some(&expected),
+                    "byte {at} ^ {flip:#x} undetected and harmful"
+                );
                 harmless += 1;
             }
         }
     }
-    assert!(caught > harmless * 10, "caught {caught}, harmless {harmless}");
+    assert!(
+        caught > harmless * 10,
+        "caught {caught}, harmless {harmless}"
+    );
 }
 
 #[test]

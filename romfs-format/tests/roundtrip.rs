@@ -32,7 +32,8 @@ fn entries() -> impl Strategy<Value = Vec<Entry>> {
     let tree = leaf.prop_recursive(6, 48, 8, |inner| {
         prop_oneof![
             (name(), contents()).prop_map(|(n, c)| Entry::File(n, c)),
-            (name(), proptest::collection::vec(inner, 0..8)).prop_map(|(n, c)| Entry::Dir(n, dedup(c))),
+            (name(), proptest::collection::vec(inner, 0..8))
+                .prop_map(|(n, c)| Entry::Dir(n, dedup(c))),
         ]
     });
     proptest::collection::vec(tree, 0..10).prop_map(dedup)
@@ -43,9 +44,11 @@ fn dedup(entries: Vec<Entry>) -> Vec<Entry> {
     let mut seen = std::collections::HashSet::new();
     entries
         .into_iter()
-        .filter(|e| seen.insert(match e {
-            Entry::Dir(n, _) | Entry::File(n, _) => n.clone(),
-        }))
+        .filter(|e| {
+            seen.insert(match e {
+                Entry::Dir(n, _) | Entry::File(n, _) => n.clone(),
+            })
+        })
         .collect()
 }
 
@@ -55,8 +58,13 @@ fn check_layout(image: &Image<'_>, align: usize) {
         for e in dir.entries() {
             match e.unwrap() {
                 Node::Dir(d) => stack.push(d),
-                Node::File(f) if f.len() > 0 => {
-                    assert_eq!(f.data_offset() % align, 0, "{:?} misaligned", String::from_utf8_lossy(f.name()))
+                Node::File(f) if !f.is_empty() => {
+                    assert_eq!(
+                        f.data_offset() % align,
+                        0,
+                        "{:?} misaligned",
+                        String::from_utf8_lossy(f.name())
+                    )
                 }
                 Node::File(_) => {}
             }
@@ -74,8 +82,7 @@ proptest! {
         add_all(&mut tree, root, &entries);
         let expected = sorted(&entries);
 
-        let mut default = Options::default();
-        default.align = 1 << align_log;
+        let default = Options { align: 1 << align_log, ..Options::default() };
         for opts in [Options::mpremote(), default.clone(), Options { dedup: false, checksum: false, metadata: None, ..default.clone() }] {
             let bytes = tree.build(&opts).unwrap();
             prop_assert_eq!(bytes.len() % 2, 0);
@@ -134,11 +141,26 @@ fn sample_tree_aligns_and_shares() {
     let bytes = tree.build(&Options::default()).unwrap();
     let image = Image::parse(&bytes).unwrap();
     assert!(image.verify(|f| panic!("{f}")).is_clean());
-    let a = image.lookup(b"assets/a.bin").unwrap().unwrap().as_file().unwrap();
-    let b = image.lookup(b"assets/b.bin").unwrap().unwrap().as_file().unwrap();
+    let a = image
+        .lookup(b"assets/a.bin")
+        .unwrap()
+        .unwrap()
+        .as_file()
+        .unwrap();
+    let b = image
+        .lookup(b"assets/b.bin")
+        .unwrap()
+        .unwrap()
+        .as_file()
+        .unwrap();
     assert!(!a.is_indirect() && b.is_indirect(), "second copy is shared");
     assert_eq!(a.data_offset(), b.data_offset());
-    let model = image.lookup(b"/assets/model.tflite").unwrap().unwrap().as_file().unwrap();
+    let model = image
+        .lookup(b"/assets/model.tflite")
+        .unwrap()
+        .unwrap()
+        .as_file()
+        .unwrap();
     assert_eq!(model.data_offset() % 16, 0);
     let md = image.metadata().unwrap().unwrap();
     assert!(md.tool.unwrap().starts_with(b"romfs "));
@@ -172,8 +194,16 @@ fn metadata_fields_round_trip() {
 fn every_alignment_costs_at_most_align_minus_one_per_file() {
     for align in [1u32, 2, 4, 8, 16, 64, 256, 4096] {
         let tree = common::sample_tree();
-        let opts = Options { align, ..Options::default() };
-        let unaligned = tree.build(&Options { align: 1, ..opts.clone() }).unwrap();
+        let opts = Options {
+            align,
+            ..Options::default()
+        };
+        let unaligned = tree
+            .build(&Options {
+                align: 1,
+                ..opts.clone()
+            })
+            .unwrap();
         let aligned = tree.build(&opts).unwrap();
         let image = Image::parse(&aligned).unwrap();
         assert!(image.verify(|f| panic!("align {align}: {f}")).is_clean());
@@ -181,7 +211,12 @@ fn every_alignment_costs_at_most_align_minus_one_per_file() {
         check_layout(&image, align.min(16) as usize);
         // 5 non-empty stored files (one shared), each pays < max(align, 16).
         let budget = 5 * (align.max(16) as usize) + 8;
-        assert!(aligned.len() <= unaligned.len() + budget, "align {align}: {} vs {}", aligned.len(), unaligned.len());
+        assert!(
+            aligned.len() <= unaligned.len() + budget,
+            "align {align}: {} vs {}",
+            aligned.len(),
+            unaligned.len()
+        );
     }
 }
 
@@ -202,9 +237,17 @@ fn writer_rejects_bad_names() {
     let mut t = MemoryTree::new();
     let root = t.root();
     t.add_file(root, "caf\u{e9}".as_bytes(), vec![1]).unwrap();
-    assert!(t.build(&Options::mpremote()).is_err(), "mpremote layout is ASCII only");
+    assert!(
+        t.build(&Options::mpremote()).is_err(),
+        "mpremote layout is ASCII only"
+    );
     assert!(t.build(&Options::default()).is_ok());
-    assert!(t.build(&Options { align: 3, ..Options::default() }).is_err());
+    assert!(t
+        .build(&Options {
+            align: 3,
+            ..Options::default()
+        })
+        .is_err());
 }
 
 /// The fuzz seeds in `fuzz/seeds` are sample images in both layouts; this
@@ -222,10 +265,22 @@ fn fuzz_seeds_are_current() {
         t
     };
     let seeds = [
-        ("sample-default.bin", tree.build(&Options::default()).unwrap()),
-        ("sample-mpremote.bin", tree.build(&Options::mpremote()).unwrap()),
-        ("small-default.bin", small.build(&Options::default()).unwrap()),
-        ("small-mpremote.bin", small.build(&Options::mpremote()).unwrap()),
+        (
+            "sample-default.bin",
+            tree.build(&Options::default()).unwrap(),
+        ),
+        (
+            "sample-mpremote.bin",
+            tree.build(&Options::mpremote()).unwrap(),
+        ),
+        (
+            "small-default.bin",
+            small.build(&Options::default()).unwrap(),
+        ),
+        (
+            "small-mpremote.bin",
+            small.build(&Options::mpremote()).unwrap(),
+        ),
     ];
     for (name, bytes) in seeds {
         let path = dir.join(name);
@@ -233,6 +288,10 @@ fn fuzz_seeds_are_current() {
             std::fs::create_dir_all(&dir).unwrap();
             std::fs::write(&path, &bytes).unwrap();
         }
-        assert_eq!(std::fs::read(&path).unwrap(), bytes, "{name} is stale: rerun with ROMFS_WRITE_SEEDS=1");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            bytes,
+            "{name} is stale: rerun with ROMFS_WRITE_SEEDS=1"
+        );
     }
 }

@@ -57,15 +57,26 @@ pub fn sorted(entries: &[Entry]) -> Vec<Entry> {
 pub fn sample_tree() -> MemoryTree {
     let mut t = MemoryTree::new();
     let root = t.root();
-    t.add_file(root, b"main.py", b"import lib.helper\nprint(lib.helper.greet())\n".to_vec()).unwrap();
+    t.add_file(
+        root,
+        b"main.py",
+        b"import lib.helper\nprint(lib.helper.greet())\n".to_vec(),
+    )
+    .unwrap();
     let lib = t.add_dir(root, b"lib").unwrap();
-    t.add_file(lib, b"helper.py", b"def greet():\n    return 'hello from rom'\n".to_vec()).unwrap();
+    t.add_file(
+        lib,
+        b"helper.py",
+        b"def greet():\n    return 'hello from rom'\n".to_vec(),
+    )
+    .unwrap();
     t.add_file(lib, b"__init__.py", Vec::new()).unwrap();
     let assets = t.add_dir(root, b"assets").unwrap();
     let blob: Vec<u8> = (0..3000u32).map(|i| (i * 7 % 251) as u8).collect();
     t.add_file(assets, b"a.bin", blob.clone()).unwrap();
     t.add_file(assets, b"b.bin", blob).unwrap();
-    t.add_file_aligned(assets, b"model.tflite", vec![0x5a; 200], Some(16)).unwrap();
+    t.add_file_aligned(assets, b"model.tflite", vec![0x5a; 200], Some(16))
+        .unwrap();
     t.add_dir(root, b"empty").unwrap();
     t
 }
