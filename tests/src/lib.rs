@@ -12,17 +12,24 @@ pub const PYTHON_REQUIREMENTS: &str = include_str!("../python-requirements.txt")
 
 /// True when running in CI, where a missing tool is a failure, not a skip.
 pub fn in_ci() -> bool {
-    std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false)
+    std::env::var("CI")
+        .map(|v| v == "true" || v == "1")
+        .unwrap_or(false)
 }
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 /// The cargo target directory.
 pub fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"))
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
 }
 
 /// The venv holding the Python peers, created (once, under a lock shared by
@@ -31,12 +38,16 @@ pub fn python_venv() -> Result<&'static Path, String> {
     static VENV: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     VENV.get_or_init(|| {
         let venv = target_dir().join("romfs-venv");
-        let stamp = venv.join(format!("installed-{:08x}", crc32fast::hash(PYTHON_REQUIREMENTS.as_bytes())));
+        let stamp = venv.join(format!(
+            "installed-{:08x}",
+            crc32fast::hash(PYTHON_REQUIREMENTS.as_bytes())
+        ));
         if stamp.exists() {
             return Ok(venv);
         }
         std::fs::create_dir_all(target_dir()).map_err(|e| e.to_string())?;
-        let lock = std::fs::File::create(target_dir().join("romfs-venv.lock")).map_err(|e| e.to_string())?;
+        let lock = std::fs::File::create(target_dir().join("romfs-venv.lock"))
+            .map_err(|e| e.to_string())?;
         lock.lock().map_err(|e| format!("locking the venv: {e}"))?;
         if stamp.exists() {
             return Ok(venv);
@@ -46,7 +57,11 @@ pub fn python_venv() -> Result<&'static Path, String> {
             if out.status.success() {
                 Ok(())
             } else {
-                Err(format!("{cmd:?} failed:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+                Err(format!(
+                    "{cmd:?} failed:\n{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                ))
             }
         };
         run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
@@ -89,7 +104,9 @@ fn missing(name: &str, why: &str) -> Option<PathBuf> {
     if in_ci() {
         panic!("required tool {name} is unavailable in CI: {why}");
     }
-    eprintln!("SKIPPED: {name} is unavailable ({why}); run the README's test command to install it");
+    eprintln!(
+        "SKIPPED: {name} is unavailable ({why}); run the README's test command to install it"
+    );
     None
 }
 

