@@ -101,6 +101,22 @@ fn splitmix(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
+impl<const R: usize, const W: usize, const E: usize> Clone for SimFlash<R, W, E> {
+    /// A copy of the device's state (not mirrored to any file).
+    fn clone(&self) -> Self {
+        SimFlash {
+            data: self.data.clone(),
+            programmed: self.programmed.clone(),
+            multiwrite: self.multiwrite,
+            ops: self.ops,
+            cut: self.cut,
+            dead: self.dead,
+            stats: self.stats,
+            file: None,
+        }
+    }
+}
+
 impl<const R: usize, const W: usize, const E: usize> SimFlash<R, W, E> {
     /// An erased device of `capacity` bytes (a multiple of `E`).
     pub fn new(capacity: usize) -> Self {

@@ -1,0 +1,319 @@
+//! The updater: A/B and single-slot updates, skipping of unchanged sectors,
+//! every error leaving the current image active, mounting in both modes.
+
+mod common;
+
+use common::{app_files, app_image, build, Rng};
+use romfs_embedded::mapped::{self, MappedFs};
+use romfs_embedded::sim::{Partial, SimError, SimFlash};
+use romfs_embedded::slots::{self, AbLayout, MountError, Verify};
+use romfs_embedded::update::{Report, UpdateError, Updater};
+use romfs_embedded::{FlashFs, Partition, Region};
+
+const E: usize = 4096;
+type Flash = SimFlash<1, 4, E>;
+
+fn layout() -> AbLayout {
+    AbLayout::new(Region::new(0, 64 * 1024), Region::new(64 * 1024, 64 * 1024), E).unwrap()
+}
+
+fn update_ab(flash: &mut Flash, image: &[u8], chunk: usize) -> Result<Report, UpdateError<SimError>> {
+    let mut buf = vec![0u8; E];
+    let mut up = Updater::begin_ab(flash, layout(), Verify::Full, &mut buf)?;
+    for c in image.chunks(chunk.max(1)) {
+        up.write(c)?;
+    }
+    up.finish(None)
+}
+
+fn update_single(flash: &mut Flash, image: &[u8], chunk: usize) -> Result<Report, UpdateError<SimError>> {
+    let mut buf = vec![0u8; 2 * E];
+    let mut up = Updater::begin_single(flash, Region::new(0, 64 * 1024), &mut buf)?;
+    for c in image.chunks(chunk.max(1)) {
+        up.write(c)?;
+    }
+    up.finish(None)
+}
+
+/// The image mounted from flash alone, via the mapped path.
+fn active_ab(flash: &Flash) -> Option<Vec<u8>> {
+    let (info, fs) = mapped::mount_ab(flash.contents(), &layout(), Verify::CommitOnly)?;
+    assert_eq!(fs.image().len(), info.image_len as usize);
+    Some(fs.image().bytes().to_vec())
+}
+
+#[test]
+fn ab_update_mount_and_generations() {
+    let mut flash = Flash::new(128 * 1024);
+    assert!(active_ab(&flash).is_none());
+    let v1 = app_image(1, 40, 1);
+    let v2 = app_image(2, 40, 2);
+    let r1 = update_ab(&mut flash, &v1, 1000).unwrap();
+    assert_eq!(r1.slot.unwrap().index, 0);
+    assert_eq!(r1.slot.unwrap().generation, 1);
+    assert_eq!(active_ab(&flash).unwrap(), v1);
+    let r2 = update_ab(&mut flash, &v2, 333).unwrap();
+    assert_eq!((r2.slot.unwrap().index, r2.slot.unwrap().generation), (1, 2));
+    assert_eq!(active_ab(&flash).unwrap(), v2);
+    // The old slot is untouched and still valid, but older.
+    assert_eq!(slots::slot_mapped(flash.contents(), &layout(), 0, Verify::Full).unwrap().generation, 1);
+    // Third update goes back to A.
+    let r3 = update_ab(&mut flash, &v1, 4096).unwrap();
+    assert_eq!((r3.slot.unwrap().index, r3.slot.unwrap().generation), (0, 3));
+    // Re-installing v1 into A, which already held it: no data sector is
+    // touched, only the commit (1 erase + 1 write).
+    assert_eq!(r3.stats.erases, 1, "{:?}", r3.stats);
+    assert_eq!(r3.stats.writes, 1, "{:?}", r3.stats);
+    assert_eq!(r3.stats.sectors_programmed, 0);
+    assert_eq!(active_ab(&flash).unwrap(), v1);
+
+    // Non-mapped mount agrees, through a 64-byte buffer.
+    let (info, mut fs) = slots::mount_ab::<_, 64>(&mut flash, &layout(), Verify::Full).unwrap();
+    assert_eq!(info.index, 0);
+    let node = fs.lookup(b"/config.py").unwrap().unwrap();
+    let mut out = [0u8; 64];
+    let n = fs.read_file(&node, 0, &mut out).unwrap();
+    assert_eq!(&out[..n], b"VERSION = 1\n");
+}
+
+#[test]
+fn one_changed_file_rewrites_only_its_sectors() {
+    let mut flash = Flash::new(128 * 1024);
+    let files = app_files(5, 40, 1);
+    let mut files2 = files.clone();
+    // Change a few bytes of one file in the middle, same length.
+    let mid = files2.len() / 2;
+    files2[mid].1[100] ^= 0xff;
+    let v1 = build(&files, 1, None);
+    let v2 = build(&files2, 1, None);
+    assert_eq!(v1.len(), v2.len());
+    update_ab(&mut flash, &v1, 512).unwrap(); // A
+    update_ab(&mut flash, &v1, 512).unwrap(); // B
+    let r = update_ab(&mut flash, &v2, 512).unwrap(); // A again
+    let differing = v1.chunks(E).zip(v2.chunks(E)).filter(|(a, b)| a != b).count() as u32;
+    assert!(differing >= 2, "the CRC record's sector and the file's sector differ");
+    assert_eq!(r.stats.sectors_programmed, differing);
+    assert_eq!(r.stats.erases, differing + 1, "{:?}", r.stats);
+    assert_eq!(active_ab(&flash).unwrap(), v2);
+
+    // Single slot: same image in place, one file changed.
+    let mut flash = Flash::new(128 * 1024);
+    let r0 = update_single(&mut flash, &v1, 700).unwrap();
+    assert!(!r0.unchanged);
+    let same = update_single(&mut flash, &v1, 700).unwrap();
+    assert!(same.unchanged);
+    assert_eq!((same.stats.erases, same.stats.writes), (0, 0));
+    let r = update_single(&mut flash, &v2, 700).unwrap();
+    // Differing sectors, plus sector 0 (erased to invalidate, rewritten last).
+    let extra = u32::from(v1[..E] == v2[..E]);
+    assert_eq!(r.stats.erases, differing + extra, "{:?}", r.stats);
+    assert_eq!(&flash.contents()[..v2.len()], &v2[..]);
+}
+
+#[test]
+fn errors_leave_the_active_image() {
+    let v1 = app_image(1, 30, 1);
+    let v2 = app_image(2, 30, 2);
+    let mut flash = Flash::new(128 * 1024);
+    update_ab(&mut flash, &v1, 4096).unwrap();
+
+    // Too large for the slot.
+    let huge = app_image(3, 70, 3);
+    let err = update_ab(&mut flash, &huge, 100).unwrap_err();
+    assert!(matches!(err, UpdateError::TooLarge { capacity: 61440, .. }), "{err:?}");
+    assert_eq!(active_ab(&flash).unwrap(), v1);
+
+    // Stream ends early.
+    let err = update_ab(&mut flash, &v2[..v2.len() - 10], 100).unwrap_err();
+    assert!(matches!(err, UpdateError::Truncated { image_len: Some(_), .. }), "{err:?}");
+    assert_eq!(active_ab(&flash).unwrap(), v1);
+
+    // Stream goes on past the image.
+    let mut long = v2.clone();
+    long.extend_from_slice(b"junk");
+    let err = update_ab(&mut flash, &long, 100).unwrap_err();
+    assert!(matches!(err, UpdateError::TooLong { .. }), "{err:?}");
+    assert_eq!(active_ab(&flash).unwrap(), v1);
+
+    // Not an image.
+    let err = update_ab(&mut flash, b"hello world", 3).unwrap_err();
+    assert_eq!(err, UpdateError::NotAnImage);
+    assert_eq!(active_ab(&flash).unwrap(), v1);
+
+    // Corrupted in transit: the image's own checksum record catches it.
+    let mut bad = v2.clone();
+    bad[v2.len() / 2] ^= 1;
+    let err = update_ab(&mut flash, &bad, 100).unwrap_err();
+    assert!(matches!(err, UpdateError::ChecksumMismatch { .. }), "{err:?}");
+    assert_eq!(active_ab(&flash).unwrap(), v1);
+
+    // An image without a checksum record, checked against the caller's CRC.
+    let plain = build(&app_files(4, 20, 4), 4, Some(romfs_format::write::Options::mpremote()));
+    let mut buf = vec![0u8; E];
+    let mut up = Updater::begin_ab(&mut flash, layout(), Verify::Full, &mut buf).unwrap();
+    up.write(&plain).unwrap();
+    let err = up.finish(Some(romfs_format::ext::crc32(&plain) ^ 1)).unwrap_err();
+    assert!(matches!(err, UpdateError::ChecksumMismatch { .. }), "{err:?}");
+    assert_eq!(active_ab(&flash).unwrap(), v1);
+
+    // A flash failure (power lost mid-way; every op fails afterwards).
+    flash.cut_power_at(flash.ops() + 3, Partial::Nothing);
+    let err = update_ab(&mut flash, &v2, 100).unwrap_err();
+    assert_eq!(err, UpdateError::Flash(SimError::PowerLost));
+    flash.reboot();
+    assert_eq!(active_ab(&flash).unwrap(), v1);
+
+    // A later error stops the update for good.
+    let mut buf = vec![0u8; E];
+    let mut up = Updater::begin_ab(&mut flash, layout(), Verify::Full, &mut buf).unwrap();
+    assert!(up.write(b"xyz").is_err());
+    assert_eq!(up.write(&v2).unwrap_err(), UpdateError::Aborted);
+
+    // And a good one still works afterwards.
+    update_ab(&mut flash, &plain, 999).unwrap();
+    assert_eq!(active_ab(&flash).unwrap(), plain);
+}
+
+#[test]
+fn config_errors() {
+    let mut flash = Flash::new(128 * 1024);
+    let mut small = vec![0u8; 100];
+    let err = Updater::begin_ab(&mut flash, layout(), Verify::Full, &mut small).unwrap_err();
+    assert_eq!(err, UpdateError::BufferTooSmall { needed: E });
+    let mut one = vec![0u8; E];
+    let err = Updater::begin_single(&mut flash, Region::new(0, 64 * 1024), &mut one).unwrap_err();
+    assert_eq!(err, UpdateError::BufferTooSmall { needed: 2 * E });
+    let mut two = vec![0u8; 2 * E];
+    let err = Updater::begin_single(&mut flash, Region::new(100, 64 * 1024), &mut two).unwrap_err();
+    assert_eq!(err, UpdateError::BadLayout);
+    let big = AbLayout::new(Region::new(0, 64 * 1024), Region::new(128 * 1024, 64 * 1024), E).unwrap();
+    let err = Updater::begin_ab(&mut flash, big, Verify::Full, &mut one).unwrap_err();
+    assert_eq!(err, UpdateError::BadLayout);
+    assert!(AbLayout::new(Region::new(0, 8192), Region::new(4096, 8192), E).is_err());
+    assert!(AbLayout::new(Region::new(0, 4096), Region::new(8192, 8192), E).is_err());
+    assert!(AbLayout::new(Region::new(0, 8192), Region::new(8193, 8192), E).is_err());
+    let (_, nothing) = (0, slots::mount_ab::<_, 64>(&mut flash, &layout(), Verify::Full));
+    assert!(matches!(nothing, Err(MountError::NoImage)));
+}
+
+#[test]
+fn random_chunkings_and_write_sizes() {
+    let mut rng = Rng(99);
+    let images: Vec<Vec<u8>> = (0..4).map(|i| app_image(10 + i, 10 + 8 * i as usize, i as u32)).collect();
+    let mut flash = SimFlash::<4, 16, 1024>::new(256 * 1024);
+    let layout = AbLayout::new(Region::new(0, 96 * 1024), Region::new(128 * 1024, 96 * 1024), 1024).unwrap();
+    for round in 0..12 {
+        let img = &images[rng.below(images.len() as u64) as usize];
+        let mut buf = vec![0u8; 1024];
+        let mut up = Updater::begin_ab(&mut flash, layout, Verify::Full, &mut buf).unwrap();
+        let mut at = 0;
+        while at < img.len() {
+            let n = (1 + rng.below(3000) as usize).min(img.len() - at);
+            up.write(&img[at..at + n]).unwrap();
+            at += n;
+        }
+        let r = up.finish(Some(romfs_format::ext::crc32(img))).unwrap();
+        assert_eq!(r.slot.unwrap().generation, round + 1);
+        let (_, fs) = mapped::mount_ab(flash.contents(), &layout, Verify::Full).unwrap();
+        assert_eq!(fs.image().bytes(), &img[..]);
+    }
+}
+
+#[test]
+fn mapped_files_and_typed_views() {
+    use romfs_format::write::{MemoryTree, Options};
+    use zerocopy::little_endian::U32;
+    let mut tree = MemoryTree::new();
+    let words: Vec<u8> = (0u32..64).flat_map(|w| w.to_le_bytes()).collect();
+    tree.add_file_aligned(tree.root(), b"table.bin", words.clone(), Some(16)).unwrap();
+    tree.add_file(tree.root(), b"odd.bin", vec![1, 2, 3, 4, 5]).unwrap();
+    let img = tree.build(&Options::default()).unwrap();
+    // Put the image at an aligned address, as flash would be.
+    let mut backing = vec![0u64; img.len().div_ceil(8)];
+    let region: &mut [u8] = zerocopy::IntoBytes::as_mut_bytes(&mut backing[..]);
+    region[..img.len()].copy_from_slice(&img);
+    let region: &[u8] = region;
+    let fs = MappedFs::mount(region).unwrap();
+    let data = fs.open(b"/table.bin").unwrap();
+    assert_eq!(data, &words[..]);
+    // Zero copy: the slice points into the region.
+    let r = region.as_ptr_range();
+    assert!(r.contains(&data.as_ptr()));
+    let native: &[u32] = fs.open_typed(b"table.bin").unwrap();
+    assert_eq!(native.len(), 64);
+    assert_eq!(native[63], u32::from_le(63));
+    let le: &[U32] = fs.open_typed(b"table.bin").unwrap();
+    assert_eq!(le[10].get(), 10);
+    // Wrong size: refused, not copied.
+    let err = fs.open_typed::<U32>(b"odd.bin").unwrap_err();
+    assert!(matches!(err, mapped::OpenError::View(mapped::ViewError::WrongSize { len: 5, elem: 4 })), "{err:?}");
+    // Misaligned: a view one byte in.
+    let err = mapped::view::<u32>(&data[1..5]).unwrap_err();
+    assert!(matches!(err, mapped::ViewError::Misaligned { align: 4, .. }), "{err:?}");
+    assert_eq!(fs.open(b"nope").unwrap_err(), mapped::OpenError::NotFound);
+    assert_eq!(fs.open(b"/").unwrap_err(), mapped::OpenError::IsDir);
+
+    // XipFlash pairs a mapping with the same partition's driver.
+    let mut sim = Flash::new(8192);
+    sim.load(0, &img);
+    let snapshot = sim.contents().to_vec();
+    let mut part = Partition::new(&mut sim, Region::new(0, 8192)).unwrap();
+    let xip = romfs_embedded::XipFlash::new(&snapshot, &mut part).unwrap();
+    assert_eq!(xip.mount().unwrap().open(b"odd.bin").unwrap(), &[1, 2, 3, 4, 5]);
+    assert!(romfs_embedded::XipFlash::new(&snapshot[..4096], &mut part).is_err());
+}
+
+#[test]
+fn partitions_keep_to_their_region() {
+    use embedded_storage::nor_flash::{NorFlash, ReadNorFlash};
+    let mut sim = Flash::new(64 * 1024);
+    let mut p = Partition::new(&mut sim, Region::new(8192, 8192)).unwrap();
+    assert_eq!(p.capacity(), 8192);
+    p.erase(0, 4096).unwrap();
+    p.write(4, &[1, 2, 3, 4]).unwrap();
+    assert!(p.write(8192, &[0; 4]).is_err());
+    assert!(p.erase(4096, 12288).is_err());
+    let mut b = [0u8; 4];
+    p.read(4, &mut b).unwrap();
+    assert_eq!(b, [1, 2, 3, 4]);
+    assert!(p.read(8190, &mut b).is_err());
+    assert_eq!(&sim.contents()[8196..8200], &[1, 2, 3, 4]);
+    assert!(Partition::new(&mut sim, Region::new(100, 4096)).is_err());
+    assert!(Partition::new(&mut sim, Region::new(61440, 8192)).is_err());
+    // An image in a partition in the middle of a chip.
+    let img = app_image(3, 5, 1);
+    sim.load(16384, &img);
+    let mut fs = FlashFs::<_, 32>::mount(Partition::new(&mut sim, Region::new(16384, 16384)).unwrap()).unwrap();
+    assert!(fs.lookup(b"config.py").unwrap().is_some());
+}
+
+#[test]
+fn simulator_enforces_nor_rules() {
+    use embedded_storage::nor_flash::{NorFlash, ReadNorFlash};
+    let mut sim = Flash::new(8192);
+    sim.write(0, &[0x0f; 4]).unwrap();
+    assert_eq!(sim.write(0, &[0x0f; 4]), Err(SimError::DoubleWrite { offset: 0 }));
+    assert_eq!(sim.write(2, &[0; 4]), Err(SimError::NotAligned));
+    assert_eq!(sim.write(8192, &[0; 4]), Err(SimError::OutOfBounds));
+    assert_eq!(sim.erase(0, 100), Err(SimError::NotAligned));
+    sim.allow_multiwrite(true);
+    sim.write(0, &[0xf0; 4]).unwrap();
+    assert_eq!(&sim.contents()[..4], &[0; 4], "writes only clear bits");
+    sim.erase(0, 4096).unwrap();
+    assert_eq!(&sim.contents()[..4], &[0xff; 4]);
+    sim.allow_multiwrite(false);
+    // Interrupted write: half landed.
+    sim.cut_power_at(sim.ops() + 1, Partial::Prefix { num: 1, den: 2 });
+    sim.write(0, &[0; 8]).unwrap();
+    assert_eq!(sim.write(8, &[0; 8]), Err(SimError::PowerLost));
+    let mut b = [0u8; 4];
+    assert_eq!(sim.read(0, &mut b), Err(SimError::PowerLost));
+    sim.reboot();
+    assert_eq!(&sim.contents()[..16], &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]);
+    // Interrupted erase with random bits: some bits set, not all.
+    sim.cut_power_at(0, Partial::RandomBits(1));
+    assert_eq!(sim.erase(0, 4096), Err(SimError::PowerLost));
+    sim.reboot();
+    let s = &sim.contents()[..16];
+    assert!(s.iter().any(|&b| b != 0xff) && s.iter().any(|&b| b != 0), "{s:?}");
+}
