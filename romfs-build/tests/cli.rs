@@ -655,6 +655,51 @@ fn mpy_compilation_plumbing() {
     );
 }
 
+#[test]
+fn mpy_cross_is_found_on_path() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("app");
+    sample(&src);
+    let bin = t.path().join("bin");
+    fs::create_dir(&bin).unwrap();
+    let fake = fake_mpy_cross(t.path());
+    fs::rename(&fake, bin.join("mpy-cross")).unwrap();
+    let img = t.path().join("p.img");
+    romfs()
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .arg("build")
+        .arg(&src)
+        .arg("-o")
+        .arg(&img)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("3 .py compiled to .mpy"))
+        .stderr(predicate::str::contains("note:").not());
+    let bytes = fs::read(&img).unwrap();
+    assert!(Image::parse(&bytes)
+        .unwrap()
+        .lookup(b"lib/helper.mpy")
+        .unwrap()
+        .is_some());
+    // --no-mpy stores sources even with a compiler on PATH.
+    romfs()
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .arg("build")
+        .arg(&src)
+        .arg("-o")
+        .arg(&img)
+        .arg("--no-mpy")
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("compiled").not());
+    let bytes = fs::read(&img).unwrap();
+    assert!(Image::parse(&bytes)
+        .unwrap()
+        .lookup(b"lib/helper.py")
+        .unwrap()
+        .is_some());
+}
+
 fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
