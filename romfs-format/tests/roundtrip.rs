@@ -295,3 +295,29 @@ fn fuzz_seeds_are_current() {
         );
     }
 }
+
+#[test]
+fn sizes_needing_four_byte_varuints_round_trip() {
+    let mut tree = MemoryTree::new();
+    let root = tree.root();
+    let big = tree.add_dir(root, b"big").unwrap();
+    for (i, len) in [(1usize << 21) - 1, 1 << 21, (1 << 21) + 3].into_iter().enumerate() {
+        let data: Vec<u8> = (0..len).map(|k| (k % 253) as u8 ^ i as u8).collect();
+        tree.add_file(big, format!("f{i}").as_bytes(), data).unwrap();
+    }
+    tree.add_dir(root, b"empty").unwrap();
+    for opts in [Options::mpremote(), Options::default(), Options { align: 4096, ..Options::default() }] {
+        let bytes = tree.build(&opts).unwrap();
+        let image = Image::parse(&bytes).unwrap();
+        assert!(image.verify(|f| panic!("{f}")).is_clean());
+        // The top-level and directory lengths need 4-byte varuints here.
+        assert!(image.payload_offset() >= 7);
+        for i in 0..3 {
+            let f = image.lookup(format!("big/f{i}").as_bytes()).unwrap().unwrap().as_file().unwrap();
+            assert!(f.data().iter().enumerate().all(|(k, &b)| b == (k % 253) as u8 ^ i as u8));
+            if opts.layout == romfs_format::write::Layout::Default {
+                assert_eq!(f.data_offset() % opts.align as usize, 0);
+            }
+        }
+    }
+}
