@@ -1,8 +1,9 @@
-//! Parse + walk + lookup + verify on arbitrary bytes: no panic, no hang, and
+//! Parse + walk + lookup + verify (+ .mpy headers of the files found) on arbitrary bytes: no panic, no hang, and
 //! every entry the walk finds is found again by lookup (first match wins).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use romfs_format::mpy::{Arch, MpyHeader};
 use romfs_format::{Dir, Image, Node};
 
 /// Walk depth-first without recursion, bounded in work; check lookup agrees
@@ -25,6 +26,10 @@ fn walk(image: &Image<'_>, root: Dir<'_>) {
             let Ok(node) = entry else { break };
             if let Node::File(f) = node {
                 let _ = f.data().iter().fold(0u8, |a, &b| a ^ b);
+                // Every file is also a candidate .mpy header.
+                if let Ok(h) = MpyHeader::parse(f.data()) {
+                    let _ = h.check(Some(Arch::from_code(f.data()[2])), Some(f.data()[3]));
+                }
             }
             let name = node.name();
             let clean = !name.is_empty() && !name.contains(&b'/') && !name.contains(&0);
