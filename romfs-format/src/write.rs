@@ -556,6 +556,17 @@ impl<'t> Plan<'t> {
 
         if opts.dedup && !mpremote {
             share_identical(&mut items);
+            for it in &items {
+                if let ItemKind::File {
+                    spec,
+                    data: Data::Shared { .. },
+                    ..
+                } = it.kind
+                {
+                    stats.dedup_files += 1;
+                    stats.dedup_saved += spec.len;
+                }
+            }
         }
 
         let metadata = match (&opts.metadata, mpremote) {

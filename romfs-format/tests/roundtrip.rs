@@ -155,6 +155,29 @@ fn sample_tree_aligns_and_shares() {
         .unwrap();
     assert!(!a.is_indirect() && b.is_indirect(), "second copy is shared");
     assert_eq!(a.data_offset(), b.data_offset());
+    let mut plain = romfs_format::write::Tree::new();
+    let root = plain.root();
+    for (name, class) in [(&b"x"[..], 7), (b"y", 7), (b"z", 8)] {
+        let spec = romfs_format::write::FileSpec {
+            len: 3000,
+            source: 0,
+            content: Some(class),
+            align: None,
+        };
+        plain.add_file(root, name, spec).unwrap();
+    }
+    let stats = romfs_format::write::Plan::new(&plain, &Options::default())
+        .unwrap()
+        .stats();
+    assert_eq!(
+        (
+            stats.dedup_files,
+            stats.dedup_saved,
+            stats.files,
+            stats.bytes_in
+        ),
+        (1, 3000, 3, 9000)
+    );
     let model = image
         .lookup(b"/assets/model.tflite")
         .unwrap()
@@ -301,20 +324,40 @@ fn sizes_needing_four_byte_varuints_round_trip() {
     let mut tree = MemoryTree::new();
     let root = tree.root();
     let big = tree.add_dir(root, b"big").unwrap();
-    for (i, len) in [(1usize << 21) - 1, 1 << 21, (1 << 21) + 3].into_iter().enumerate() {
+    for (i, len) in [(1usize << 21) - 1, 1 << 21, (1 << 21) + 3]
+        .into_iter()
+        .enumerate()
+    {
         let data: Vec<u8> = (0..len).map(|k| (k % 253) as u8 ^ i as u8).collect();
-        tree.add_file(big, format!("f{i}").as_bytes(), data).unwrap();
+        tree.add_file(big, format!("f{i}").as_bytes(), data)
+            .unwrap();
     }
     tree.add_dir(root, b"empty").unwrap();
-    for opts in [Options::mpremote(), Options::default(), Options { align: 4096, ..Options::default() }] {
+    for opts in [
+        Options::mpremote(),
+        Options::default(),
+        Options {
+            align: 4096,
+            ..Options::default()
+        },
+    ] {
         let bytes = tree.build(&opts).unwrap();
         let image = Image::parse(&bytes).unwrap();
         assert!(image.verify(|f| panic!("{f}")).is_clean());
         // The top-level and directory lengths need 4-byte varuints here.
         assert!(image.payload_offset() >= 7);
         for i in 0..3 {
-            let f = image.lookup(format!("big/f{i}").as_bytes()).unwrap().unwrap().as_file().unwrap();
-            assert!(f.data().iter().enumerate().all(|(k, &b)| b == (k % 253) as u8 ^ i as u8));
+            let f = image
+                .lookup(format!("big/f{i}").as_bytes())
+                .unwrap()
+                .unwrap()
+                .as_file()
+                .unwrap();
+            assert!(f
+                .data()
+                .iter()
+                .enumerate()
+                .all(|(k, &b)| b == (k % 253) as u8 ^ i as u8));
             if opts.layout == romfs_format::write::Layout::Default {
                 assert_eq!(f.data_offset() % opts.align as usize, 0);
             }
