@@ -20,6 +20,6 @@ micropython -c "
 import vfs, sys
 vfs.mount(vfs.VfsRom(open('$out', 'rb').read()), '/rom')
 sys.path.insert(0, '/rom/lib'); sys.path.insert(0, '/rom')
-import os; os.chdir('/rom')
 import main
+print(main.load_config()['name'], main.run())
 "
