@@ -1,0 +1,554 @@
+//! The FUSE filesystem: every answer comes from the [`Index`], file contents
+//! straight from the mapping.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::io::AsRawFd;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use fuser::{
+    AccessFlags, CopyFileRangeFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
+    Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags,
+    ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry,
+    ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+};
+use memmap2::Mmap;
+
+use crate::index::{Index, Kind, NodeIdx, NodeInfo};
+
+/// How long the kernel may cache entries, attributes and negative lookups:
+/// the image cannot change under a mount, so effectively forever.
+pub(crate) const TTL: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Attributes every node shares.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Attrs {
+    pub uid: u32,
+    pub gid: u32,
+    pub file_mode: u16,
+    pub dir_mode: u16,
+    pub time: SystemTime,
+}
+
+/// The mounted image.
+pub(crate) struct RomFs {
+    pub(crate) map: Mmap,
+    /// The image file, for checking its size before serving reads.
+    pub(crate) file: File,
+    pub(crate) index: Index,
+    pub(crate) attrs: Attrs,
+    /// Bytes of the image record (what `statfs` reports).
+    pub(crate) image_len: u64,
+    /// The kernel agreed to skip OPEN/RELEASE (we answer ENOSYS to open).
+    no_open: bool,
+    no_opendir: bool,
+}
+
+impl std::fmt::Debug for RomFs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RomFs")
+            .field("nodes", &self.index.len())
+            .field("image_len", &self.image_len)
+            .finish()
+    }
+}
+
+fn is_write_open(flags: OpenFlags) -> bool {
+    !matches!(flags.acc_mode(), OpenAccMode::O_RDONLY)
+        || flags.0 & (libc::O_TRUNC | libc::O_APPEND | libc::O_CREAT) != 0
+}
+
+impl RomFs {
+    pub(crate) fn new(map: Mmap, file: File, index: Index, attrs: Attrs, image_len: u64) -> Self {
+        RomFs {
+            map,
+            file,
+            index,
+            attrs,
+            image_len,
+            no_open: false,
+            no_opendir: false,
+        }
+    }
+
+    fn attr(&self, n: &NodeInfo) -> FileAttr {
+        let (kind, perm, size, nlink) = match n.kind {
+            Kind::Dir { subdirs, .. } => (
+                FileType::Directory,
+                self.attrs.dir_mode,
+                0u64,
+                2u32.saturating_add(subdirs),
+            ),
+            Kind::File { len, .. } => (FileType::RegularFile, self.attrs.file_mode, len, 1),
+        };
+        FileAttr {
+            ino: INodeNo(n.ino),
+            size,
+            blocks: size.div_ceil(512),
+            atime: self.attrs.time,
+            mtime: self.attrs.time,
+            ctime: self.attrs.time,
+            crtime: self.attrs.time,
+            kind,
+            perm,
+            nlink,
+            uid: self.attrs.uid,
+            gid: self.attrs.gid,
+            rdev: 0,
+            blksize: 4096,
+            flags: 0,
+        }
+    }
+
+    /// The attributes of a negative entry (inode 0): only the TTL matters.
+    fn negative(&self) -> FileAttr {
+        let mut a = self.attr(self.index.node(0).expect("the index always has a root"));
+        a.ino = INodeNo(0);
+        a
+    }
+
+    fn dir_of(&self, ino: INodeNo) -> Result<(NodeIdx, &NodeInfo), Errno> {
+        let idx = self.index.by_ino(ino.0).ok_or(Errno::ENOENT)?;
+        let n = self.index.node(idx).ok_or(Errno::ENOENT)?;
+        if !n.is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+        Ok((idx, n))
+    }
+
+    /// Entries of a directory in readdir order, from `offset`: `.`, `..`,
+    /// then the children. Each comes with the offset of the one after it.
+    fn dir_entries(&self, ino: INodeNo, offset: u64) -> Result<DirIter<'_>, Errno> {
+        let (idx, n) = self.dir_of(ino)?;
+        let Kind::Dir { first, count, .. } = n.kind else {
+            return Err(Errno::ENOTDIR);
+        };
+        Ok(DirIter {
+            fs: self,
+            dir: idx,
+            first,
+            count,
+            pos: offset,
+        })
+    }
+}
+
+struct DirIter<'a> {
+    fs: &'a RomFs,
+    dir: NodeIdx,
+    first: u32,
+    count: u32,
+    pos: u64,
+}
+
+impl<'a> Iterator for DirIter<'a> {
+    /// (next offset, node, name)
+    type Item = (u64, &'a NodeInfo, &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let fs = self.fs;
+        let item = match self.pos {
+            0 => (fs.index.node(self.dir)?, &b"."[..]),
+            1 => {
+                let d = fs.index.node(self.dir)?;
+                (fs.index.node(d.parent)?, &b".."[..])
+            }
+            p => {
+                let i = p - 2;
+                if i >= u64::from(self.count) {
+                    return None;
+                }
+                let n = fs.index.node(self.first + i as u32)?;
+                (n, fs.index.name_of(n))
+            }
+        };
+        self.pos += 1;
+        Some((self.pos, item.0, item.1))
+    }
+}
+
+fn file_type(n: &NodeInfo) -> FileType {
+    if n.is_dir() {
+        FileType::Directory
+    } else {
+        FileType::RegularFile
+    }
+}
+
+impl Filesystem for RomFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
+        let caps = config.capabilities();
+        let want = [
+            InitFlags::FUSE_DO_READDIRPLUS,
+            InitFlags::FUSE_READDIRPLUS_AUTO,
+            InitFlags::FUSE_PARALLEL_DIROPS,
+            InitFlags::FUSE_ASYNC_READ,
+            InitFlags::FUSE_MAX_PAGES,
+        ];
+        for flag in want {
+            if caps.contains(flag) {
+                let _ = config.add_capabilities(flag);
+            }
+        }
+        self.no_open = caps.contains(InitFlags::FUSE_NO_OPEN_SUPPORT);
+        self.no_opendir = caps.contains(InitFlags::FUSE_NO_OPENDIR_SUPPORT);
+        // Largest readahead the kernel allows.
+        if let Err(max) = config.set_max_readahead(u32::MAX) {
+            let _ = config.set_max_readahead(max);
+        }
+        let _ = config.set_max_background(64);
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let (pidx, _) = match self.dir_of(parent) {
+            Ok(v) => v,
+            Err(e) => return reply.error(e),
+        };
+        match self
+            .index
+            .lookup(pidx, name.as_bytes())
+            .and_then(|i| self.index.node(i))
+        {
+            Some(n) => reply.entry(&TTL, &self.attr(n), Generation(0)),
+            // A negative entry with a TTL: the kernel remembers the miss.
+            None => reply.entry(&TTL, &self.negative(), Generation(0)),
+        }
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.index.by_ino(ino.0).and_then(|i| self.index.node(i)) {
+            Some(n) => reply.attr(&TTL, &self.attr(n)),
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _mode: Option<u32>,
+        _uid: Option<u32>,
+        _gid: Option<u32>,
+        _size: Option<u64>,
+        _atime: Option<TimeOrNow>,
+        _mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn readlink(&self, _req: &Request, _ino: INodeNo, reply: ReplyData) {
+        reply.error(Errno::EINVAL);
+    }
+
+    fn mknod(
+        &self,
+        _req: &Request,
+        _p: INodeNo,
+        _n: &OsStr,
+        _m: u32,
+        _u: u32,
+        _r: u32,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn mkdir(&self, _req: &Request, _p: INodeNo, _n: &OsStr, _m: u32, _u: u32, reply: ReplyEntry) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn unlink(&self, _req: &Request, _p: INodeNo, _n: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn rmdir(&self, _req: &Request, _p: INodeNo, _n: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn symlink(&self, _req: &Request, _p: INodeNo, _n: &OsStr, _t: &Path, reply: ReplyEntry) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        _p: INodeNo,
+        _n: &OsStr,
+        _np: INodeNo,
+        _nn: &OsStr,
+        _f: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn link(&self, _req: &Request, _i: INodeNo, _np: INodeNo, _nn: &OsStr, reply: ReplyEntry) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        if is_write_open(flags) {
+            return reply.error(Errno::EROFS);
+        }
+        if self.no_open {
+            // Zero-message opens from now on: the kernel then keeps the page
+            // cache and sends neither OPEN nor RELEASE for any file.
+            return reply.error(Errno::ENOSYS);
+        }
+        match self.index.by_ino(ino.0).and_then(|i| self.index.node(i)) {
+            Some(n) if !n.is_dir() => reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE),
+            Some(_) => reply.error(Errno::EISDIR),
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        let Some(n) = self.index.by_ino(ino.0).and_then(|i| self.index.node(i)) else {
+            return reply.error(Errno::ENOENT);
+        };
+        let Kind::File { data, len } = n.kind else {
+            return reply.error(Errno::EISDIR);
+        };
+        if offset >= len || size == 0 {
+            return reply.data(&[]);
+        }
+        let start = data + offset;
+        let end = data + len.min(offset.saturating_add(u64::from(size)));
+        // The image may have been truncated since it was mapped: touching
+        // pages past its end would fault. Check the real size first (the
+        // kernel itself turns a fault while copying our reply into EIO, so a
+        // truncation racing with this check is harmless too).
+        if self.file_len().is_none_or(|flen| flen < end) {
+            return reply.error(Errno::EIO);
+        }
+        match self.map.get(start as usize..end as usize) {
+            Some(bytes) => reply.data(bytes),
+            None => reply.error(Errno::EIO),
+        }
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _offset: u64,
+        _data: &[u8],
+        _wf: WriteFlags,
+        _flags: OpenFlags,
+        _lo: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lo: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn fsync(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _ds: bool, reply: ReplyEmpty) {
+        reply.ok();
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        if is_write_open(flags) {
+            return reply.error(Errno::EROFS);
+        }
+        if self.no_opendir {
+            // As for files: the kernel then caches directories by default.
+            return reply.error(Errno::ENOSYS);
+        }
+        match self.dir_of(ino) {
+            Ok(_) => reply.opened(
+                FileHandle(0),
+                FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_CACHE_DIR,
+            ),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let entries = match self.dir_entries(ino, offset) {
+            Ok(it) => it,
+            Err(e) => return reply.error(e),
+        };
+        for (next, n, name) in entries {
+            if reply.add(INodeNo(n.ino), next, file_type(n), OsStr::from_bytes(name)) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let entries = match self.dir_entries(ino, offset) {
+            Ok(it) => it,
+            Err(e) => return reply.error(e),
+        };
+        for (next, n, name) in entries {
+            if reply.add(
+                INodeNo(n.ino),
+                next,
+                OsStr::from_bytes(name),
+                &TTL,
+                &self.attr(n),
+                Generation(0),
+            ) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _ds: bool,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        // Blocks of 512 bytes, so the reported size is the image size
+        // rounded up to 512; nothing free; the longest name Linux allows.
+        let blocks = self.image_len.div_ceil(512);
+        reply.statfs(blocks, 0, 0, self.index.len() as u64, 0, 4096, 255, 512);
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        _i: INodeNo,
+        _n: &OsStr,
+        _v: &[u8],
+        _f: i32,
+        _p: u32,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn getxattr(&self, _req: &Request, _i: INodeNo, _n: &OsStr, _s: u32, reply: ReplyXattr) {
+        // ENOSYS makes the kernel stop asking for the rest of the mount.
+        reply.error(Errno::ENOSYS);
+    }
+
+    fn listxattr(&self, _req: &Request, _i: INodeNo, _s: u32, reply: ReplyXattr) {
+        reply.error(Errno::ENOSYS);
+    }
+
+    fn removexattr(&self, _req: &Request, _i: INodeNo, _n: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn access(&self, _req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        if mask.contains(AccessFlags::W_OK) {
+            return reply.error(Errno::EROFS);
+        }
+        match self.index.by_ino(ino.0) {
+            Some(_) => reply.ok(),
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn create(
+        &self,
+        _req: &Request,
+        _p: INodeNo,
+        _n: &OsStr,
+        _m: u32,
+        _u: u32,
+        _f: i32,
+        reply: ReplyCreate,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn fallocate(
+        &self,
+        _req: &Request,
+        _i: INodeNo,
+        _fh: FileHandle,
+        _o: u64,
+        _l: u64,
+        _m: i32,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn copy_file_range(
+        &self,
+        _req: &Request,
+        _ii: INodeNo,
+        _fi: FileHandle,
+        _oi: u64,
+        _io: INodeNo,
+        _fo: FileHandle,
+        _oo: u64,
+        _len: u64,
+        _flags: CopyFileRangeFlags,
+        reply: ReplyWrite,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+}
+
+impl RomFs {
+    /// The image file's current size, `None` if it cannot be read.
+    fn file_len(&self) -> Option<u64> {
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: fstat writes into `st`, which is a valid, owned stat buffer.
+        let rc = unsafe { libc::fstat(self.file.as_raw_fd(), &mut st) };
+        if rc == 0 {
+            u64::try_from(st.st_size).ok()
+        } else {
+            None
+        }
+    }
+}
