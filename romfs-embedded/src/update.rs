@@ -502,20 +502,32 @@ impl<'b, F: NorFlash> Updater<'b, F> {
         Ok(())
     }
 
-    /// Program `buf[at..at + len]` at `addr`, skipping write units that are
-    /// all 0xFF (an erased word is left unprogrammed, so it can be written later).
+    /// Program `buf[at..at + len]` at `addr`, leaving runs of all-0xFF
+    /// write units of at least 32 bytes unprogrammed (so an all-0xFF unit
+    /// reads as, and is, erased; short gaps are programmed along with their
+    /// neighbours to keep the number of operations low).
     fn program(&mut self, addr: u32, at: usize, len: usize) -> Result<(), UpdateError<F::Error>> {
         let w = F::WRITE_SIZE;
+        let min_gap = round_up(32, w);
+        let blank = |buf: &[u8], k: usize| buf[at + k..at + k + w].iter().all(|&b| b == 0xff);
         let mut u = 0;
         while u < len {
-            let blank = |k: usize| self.buf[at + k..at + k + w].iter().all(|&b| b == 0xff);
-            if blank(u) {
+            if blank(self.buf, u) {
                 u += w;
                 continue;
             }
+            // Extend over non-blank units and blank gaps shorter than min_gap.
             let mut v = u + w;
-            while v < len && !blank(v) {
-                v += w;
+            loop {
+                let mut g = v;
+                while g < len && blank(self.buf, g) && g - v < min_gap {
+                    g += w;
+                }
+                if g < len && g - v < min_gap && !blank(self.buf, g) {
+                    v = g + w;
+                } else {
+                    break;
+                }
             }
             self.flash.write(addr + u as u32, &self.buf[at + u..at + v]).map_err(UpdateError::Flash)?;
             self.stats.writes += 1;

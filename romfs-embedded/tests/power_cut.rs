@@ -1,0 +1,256 @@
+//! Exhaustive power-cut tests: cut power at every erase and write of an
+//! update, in several partial states of the interrupted operation, then
+//! "reboot" by mounting from flash alone. A/B: exactly the old image or
+//! exactly the new one, byte for byte, every time. Single slot: the old
+//! image, the new one, or no image, never a corrupt one. Each recovery
+//! (re-running the update) is itself cut at every operation.
+
+mod common;
+
+use common::{app_files, build};
+use romfs_embedded::mapped;
+use romfs_embedded::sim::{Partial, SimError, SimFlash};
+use romfs_embedded::slots::{self, AbLayout, Verify};
+use romfs_embedded::update::{Report, UpdateError, Updater};
+use romfs_embedded::Region;
+use romfs_format::write::Options;
+use romfs_format::{Checksum, Image};
+
+const E: usize = 4096;
+const SLOT: u32 = 64 * 1024;
+
+fn partials(i: u64) -> [Partial; 5] {
+    [
+        Partial::Nothing,
+        Partial::Prefix { num: 1, den: 3 },
+        Partial::Prefix { num: 2, den: 3 },
+        Partial::RandomBits(0x5eed ^ i),
+        Partial::Everything,
+    ]
+}
+
+fn layout() -> AbLayout {
+    AbLayout::new(Region::new(0, SLOT), Region::new(SLOT, SLOT), E).unwrap()
+}
+
+fn update_ab<const W: usize>(flash: &mut SimFlash<1, W, E>, image: &[u8], chunk: usize) -> Result<Report, UpdateError<SimError>> {
+    let mut buf = vec![0u8; E];
+    let mut up = Updater::begin_ab(flash, layout(), Verify::Full, &mut buf)?;
+    for c in image.chunks(chunk) {
+        up.write(c)?;
+    }
+    up.finish(None)
+}
+
+fn update_single<const W: usize>(flash: &mut SimFlash<1, W, E>, image: &[u8], chunk: usize) -> Result<Report, UpdateError<SimError>> {
+    let mut buf = vec![0u8; 2 * E];
+    let mut up = Updater::begin_single(flash, Region::new(0, SLOT), &mut buf)?;
+    for c in image.chunks(chunk) {
+        up.write(c)?;
+    }
+    up.finish(None)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    Old,
+    New,
+    NoImage,
+}
+
+/// Mount the A/B flash from its contents alone, three ways (mapped with
+/// commit-only and full verification, and through the streaming reader),
+/// and require they agree on exactly the old or exactly the new image.
+fn boot_ab<const W: usize>(flash: &mut SimFlash<1, W, E>, old: &[u8], new: &[u8]) -> Seen {
+    flash.reboot();
+    let quick = mapped::mount_ab(flash.contents(), &layout(), Verify::CommitOnly).map(|(_, fs)| fs.image().bytes().to_vec());
+    let full = mapped::mount_ab(flash.contents(), &layout(), Verify::Full).map(|(_, fs)| fs.image().bytes().to_vec());
+    assert_eq!(quick, full, "commit-only and full verification disagree");
+    let bytes = quick.expect("A/B must always have an image");
+    let (info, mut fs) = slots::mount_ab::<_, 128>(&mut *flash, &layout(), Verify::CommitOnly).unwrap();
+    assert_eq!(info.image_len as usize, bytes.len());
+    assert_eq!(fs.checksum().unwrap(), Checksum::Valid(u32::from_le_bytes(bytes[bytes.len() - 4..].try_into().unwrap())));
+    let config = fs.lookup(b"config.py").unwrap().unwrap();
+    let mut out = [0u8; 32];
+    let n = fs.read_file(&config, 0, &mut out).unwrap();
+    if bytes == old {
+        assert_eq!(&out[..n], b"VERSION = 1\n");
+        Seen::Old
+    } else if bytes == new {
+        assert_eq!(&out[..n], b"VERSION = 2\n");
+        Seen::New
+    } else {
+        panic!("A/B mounted an image that is neither old nor new");
+    }
+}
+
+/// Single slot: parse the partition as MicroPython would; if `verify`, an
+/// image whose checksum record does not match counts as no image (our
+/// mount refuses it). Whatever is accepted must be exactly old or new.
+fn boot_single<const W: usize>(flash: &mut SimFlash<1, W, E>, old: &[u8], new: &[u8], verify: bool, rejected: &mut u32) -> Seen {
+    flash.reboot();
+    let part = &flash.contents()[..SLOT as usize];
+    let Ok(img) = Image::parse(part) else { return Seen::NoImage };
+    if verify && !matches!(img.checksum(), Checksum::Valid(_)) {
+        *rejected += 1;
+        return Seen::NoImage;
+    }
+    if img.bytes() == old {
+        Seen::Old
+    } else if img.bytes() == new {
+        Seen::New
+    } else {
+        panic!("single slot mounted a corrupt image ({} bytes)", img.len());
+    }
+}
+
+struct Campaign {
+    cut_points: u64,
+    recovery_cut_points: u64,
+    ops_per_update: u64,
+}
+
+fn ab_campaign<const W: usize>(old: &[u8], new: &[u8], previous: &[u8]) -> Campaign {
+    // A holds `previous` (generation 1, valid), B holds `old` (generation 2,
+    // active): the update of `new` overwrites A, the hardest case.
+    let mut base = SimFlash::<1, W, E>::new(2 * SLOT as usize);
+    update_ab(&mut base, previous, 4096).unwrap();
+    update_ab(&mut base, old, 4096).unwrap();
+    assert_eq!(boot_ab(&mut base, old, new), Seen::Old);
+    let mut clean = base.clone();
+    clean.reboot();
+    update_ab(&mut clean, new, 1000).unwrap();
+    let ops = clean.ops();
+    assert_eq!(boot_ab(&mut clean, old, new), Seen::New);
+
+    let mut c = Campaign { cut_points: 0, recovery_cut_points: 0, ops_per_update: ops };
+    for i in 0..ops {
+        for p in partials(i) {
+            let mut f = base.clone();
+            f.reboot();
+            f.cut_power_at(i, p);
+            let chunk = 1 + (i as usize * 131 + 7) % 2000;
+            assert_eq!(update_ab(&mut f, new, chunk).unwrap_err(), UpdateError::Flash(SimError::PowerLost));
+            c.cut_points += 1;
+            let seen = boot_ab(&mut f, old, new);
+            if i + 1 < ops {
+                // Before the commit write nothing may change what mounts.
+                assert_eq!(seen, Seen::Old, "cut at op {i} ({p:?})");
+            } else if p == Partial::Everything {
+                assert_eq!(seen, Seen::New);
+            }
+            // Recovery: re-run the update, cut at every one of its operations.
+            let mut probe = f.clone();
+            probe.reboot();
+            update_ab(&mut probe, new, 4096).unwrap();
+            let recovery_ops = probe.ops();
+            for j in 0..recovery_ops {
+                let mut g = f.clone();
+                g.reboot();
+                g.cut_power_at(j, Partial::RandomBits(i * 1000 + j));
+                assert!(update_ab(&mut g, new, 777).is_err());
+                c.recovery_cut_points += 1;
+                let s = boot_ab(&mut g, old, new);
+                assert!(seen == Seen::Old || s == Seen::New, "a committed new image was lost");
+            }
+            // Finally the retried update completes.
+            update_ab(&mut f, new, 555).unwrap();
+            assert_eq!(boot_ab(&mut f, old, new), Seen::New);
+        }
+    }
+    c
+}
+
+fn single_campaign<const W: usize>(old: &[u8], new: &[u8], verify: bool) -> (Campaign, u32) {
+    let mut base = SimFlash::<1, W, E>::new(SLOT as usize);
+    update_single(&mut base, old, 4096).unwrap();
+    let mut rejected = 0;
+    assert_eq!(boot_single(&mut base, old, new, verify, &mut rejected), Seen::Old);
+    let mut clean = base.clone();
+    clean.reboot();
+    update_single(&mut clean, new, 1000).unwrap();
+    let ops = clean.ops();
+    assert_eq!(boot_single(&mut clean, old, new, verify, &mut rejected), Seen::New);
+
+    let mut c = Campaign { cut_points: 0, recovery_cut_points: 0, ops_per_update: ops };
+    let mut seen_counts = [0u32; 3];
+    for i in 0..ops {
+        for p in partials(i) {
+            let mut f = base.clone();
+            f.reboot();
+            f.cut_power_at(i, p);
+            let chunk = 1 + (i as usize * 131 + 7) % 2000;
+            assert_eq!(update_single(&mut f, new, chunk).unwrap_err(), UpdateError::Flash(SimError::PowerLost));
+            c.cut_points += 1;
+            let seen = boot_single(&mut f, old, new, verify, &mut rejected);
+            seen_counts[seen as usize] += 1;
+            let mut probe = f.clone();
+            probe.reboot();
+            update_single(&mut probe, new, 4096).unwrap();
+            for j in 0..probe.ops() {
+                let mut g = f.clone();
+                g.reboot();
+                g.cut_power_at(j, Partial::RandomBits(i * 1000 + j));
+                assert!(update_single(&mut g, new, 777).is_err());
+                c.recovery_cut_points += 1;
+                boot_single(&mut g, old, new, verify, &mut rejected);
+            }
+            update_single(&mut f, new, 555).unwrap();
+            assert_eq!(boot_single(&mut f, old, new, verify, &mut rejected), Seen::New);
+        }
+    }
+    // The interesting outcomes all happen.
+    assert!(seen_counts[Seen::Old as usize] > 0 && seen_counts[Seen::NoImage as usize] > 0, "{seen_counts:?}");
+    eprintln!("single slot (W={W}): outcomes old/new/none = {seen_counts:?}");
+    (c, rejected)
+}
+
+fn report(name: &str, c: &Campaign) {
+    eprintln!(
+        "{name}: {} ops per update, {} cut points, {} recovery cut points",
+        c.ops_per_update, c.cut_points, c.recovery_cut_points
+    );
+}
+
+#[test]
+fn ab_update_survives_every_power_cut() {
+    let previous = build(&app_files(30, 36, 0), 0, None);
+    let old = build(&app_files(31, 40, 1), 1, None);
+    let new = build(&app_files(32, 44, 2), 2, None);
+    assert!(new.len() > 40 * 1024);
+    let c = ab_campaign::<4>(&old, &new, &previous);
+    report("A/B full update (W=4)", &c);
+    assert!(c.ops_per_update >= 20);
+    assert_eq!(c.cut_points, c.ops_per_update * 5);
+}
+
+#[test]
+fn ab_small_change_survives_every_power_cut() {
+    let files = app_files(40, 40, 1);
+    let mut changed = files.clone();
+    let last = changed.len() - 1;
+    changed[last].1 = b"VERSION = 2\n".to_vec();
+    let old = build(&files, 1, None);
+    let new = build(&changed, 2, None);
+    // A holds the old image too (B active): only the differing sectors move.
+    let c = ab_campaign::<4>(&old, &new, &old);
+    report("A/B one-file update (W=4)", &c);
+    assert!(c.ops_per_update <= 8, "{} ops for a one-file change", c.ops_per_update);
+}
+
+#[test]
+fn single_slot_never_mounts_a_corrupt_image() {
+    // Our default layout (checksummed), 4-byte writes, our verified mount.
+    let old = build(&app_files(50, 40, 1), 1, None);
+    let new = build(&app_files(51, 44, 2), 2, None);
+    let (c, rejected) = single_campaign::<4>(&old, &new, true);
+    report("single slot, checksummed, W=4", &c);
+    eprintln!("  states refused by the checksum: {rejected}");
+    // mpremote's layout (no checksum), byte writes, and no check at all
+    // beyond what MicroPython's VfsRom does: still never corrupt.
+    let old = build(&app_files(52, 40, 1), 1, Some(Options::mpremote()));
+    let new = build(&app_files(53, 44, 2), 2, Some(Options::mpremote()));
+    let (c, rejected) = single_campaign::<1>(&old, &new, false);
+    assert_eq!(rejected, 0);
+    report("single slot, mpremote layout, W=1, unverified", &c);
+}
