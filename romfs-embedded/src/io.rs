@@ -39,7 +39,9 @@ pub(crate) fn visit<F: ReadNorFlash>(
         if n == 0 || start > u32::MAX as u64 {
             return Err(VisitError::OutOfBounds);
         }
-        let buf = scratch.get_mut(..n as usize).ok_or(VisitError::ScratchTooSmall)?;
+        let buf = scratch
+            .get_mut(..n as usize)
+            .ok_or(VisitError::ScratchTooSmall)?;
         flash.read(start as u32, buf).map_err(VisitError::Flash)?;
         stats.reads += 1;
         stats.bytes += n;

@@ -57,13 +57,20 @@ impl From<ViewError> for OpenError {
 pub fn view<T: FromBytes + Immutable + KnownLayout>(data: &[u8]) -> Result<&[T], ViewError> {
     let elem = core::mem::size_of::<T>();
     if elem == 0 || data.len() % elem != 0 {
-        return Err(ViewError::WrongSize { len: data.len(), elem });
+        return Err(ViewError::WrongSize {
+            len: data.len(),
+            elem,
+        });
     }
     <[T]>::ref_from_bytes(data).map_err(|e| match e {
-        zerocopy::ConvertError::Alignment(_) => {
-            ViewError::Misaligned { address: data.as_ptr() as usize, align: core::mem::align_of::<T>() }
-        }
-        _ => ViewError::WrongSize { len: data.len(), elem },
+        zerocopy::ConvertError::Alignment(_) => ViewError::Misaligned {
+            address: data.as_ptr() as usize,
+            align: core::mem::align_of::<T>(),
+        },
+        _ => ViewError::WrongSize {
+            len: data.len(),
+            elem,
+        },
     })
 }
 
@@ -71,10 +78,14 @@ pub fn view<T: FromBytes + Immutable + KnownLayout>(data: &[u8]) -> Result<&[T],
 pub fn view_one<T: FromBytes + Immutable + KnownLayout>(data: &[u8]) -> Result<&T, ViewError> {
     let elem = core::mem::size_of::<T>();
     T::ref_from_bytes(data).map_err(|e| match e {
-        zerocopy::ConvertError::Alignment(_) => {
-            ViewError::Misaligned { address: data.as_ptr() as usize, align: core::mem::align_of::<T>() }
-        }
-        _ => ViewError::WrongSize { len: data.len(), elem },
+        zerocopy::ConvertError::Alignment(_) => ViewError::Misaligned {
+            address: data.as_ptr() as usize,
+            align: core::mem::align_of::<T>(),
+        },
+        _ => ViewError::WrongSize {
+            len: data.len(),
+            elem,
+        },
     })
 }
 
@@ -89,7 +100,9 @@ pub struct MappedFs<'a> {
 impl<'a> MappedFs<'a> {
     /// Mount the image at the start of `region` (bytes after it are ignored).
     pub fn mount(region: &'a [u8]) -> Result<Self, romfs_format::Error> {
-        Ok(MappedFs { image: Image::parse(region)? })
+        Ok(MappedFs {
+            image: Image::parse(region)?,
+        })
     }
 
     /// The underlying zero-copy image (listing, stat, metadata, checksum).
@@ -112,7 +125,10 @@ impl<'a> MappedFs<'a> {
     }
 
     /// A file's contents viewed in place as `[T]`.
-    pub fn open_typed<T: FromBytes + Immutable + KnownLayout>(&self, path: &[u8]) -> Result<&'a [T], OpenError> {
+    pub fn open_typed<T: FromBytes + Immutable + KnownLayout>(
+        &self,
+        path: &[u8],
+    ) -> Result<&'a [T], OpenError> {
         Ok(view(self.open(path)?)?)
     }
 }
@@ -149,7 +165,10 @@ impl<'a, F: NorFlash> XipFlash<'a, F> {
     /// sizes must agree.
     pub fn new(mapped: &'a [u8], flash: F) -> Result<Self, MappingMismatch> {
         if mapped.len() != flash.capacity() {
-            return Err(MappingMismatch { mapped: mapped.len(), capacity: flash.capacity() });
+            return Err(MappingMismatch {
+                mapped: mapped.len(),
+                capacity: flash.capacity(),
+            });
         }
         Ok(XipFlash { mapped, flash })
     }
@@ -177,7 +196,11 @@ impl<'a, F: NorFlash> XipFlash<'a, F> {
 }
 
 /// Mount the newest valid slot of `layout` in the mapped bytes `device`.
-pub fn mount_ab<'a>(device: &'a [u8], layout: &AbLayout, verify: Verify) -> Option<(SlotInfo, MappedFs<'a>)> {
+pub fn mount_ab<'a>(
+    device: &'a [u8],
+    layout: &AbLayout,
+    verify: Verify,
+) -> Option<(SlotInfo, MappedFs<'a>)> {
     let info = slots::select_mapped(device, layout, verify)?;
     let start = info.region.offset as usize;
     let image = device.get(start..start + info.image_len as usize)?;

@@ -111,11 +111,16 @@ impl<F: ReadNorFlash> Partition<F> {
     }
 
     fn translate(&self, offset: u32, len: usize) -> Result<u32, PartitionError<F::Error>> {
-        let end = (offset as u64).checked_add(len as u64).ok_or(PartitionError::OutOfBounds)?;
+        let end = (offset as u64)
+            .checked_add(len as u64)
+            .ok_or(PartitionError::OutOfBounds)?;
         if end > self.region.len as u64 {
             return Err(PartitionError::OutOfBounds);
         }
-        self.region.offset.checked_add(offset).ok_or(PartitionError::OutOfBounds)
+        self.region
+            .offset
+            .checked_add(offset)
+            .ok_or(PartitionError::OutOfBounds)
     }
 }
 
@@ -155,7 +160,9 @@ impl<F: NorFlash> NorFlash for Partition<F> {
             return Err(PartitionError::OutOfBounds);
         }
         let start = self.translate(from, (to - from) as usize)?;
-        let end = start.checked_add(to - from).ok_or(PartitionError::OutOfBounds)?;
+        let end = start
+            .checked_add(to - from)
+            .ok_or(PartitionError::OutOfBounds)?;
         self.flash.erase(start, end).map_err(PartitionError::Flash)
     }
 

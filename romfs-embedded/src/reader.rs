@@ -15,7 +15,10 @@ pub use crate::io::ReadStats;
 use crate::Error;
 
 fn fmt_err<E>(kind: ErrorKind, offset: u32) -> Error<E> {
-    Error::Format(romfs_format::Error { kind, offset: offset as usize })
+    Error::Format(romfs_format::Error {
+        kind,
+        offset: offset as usize,
+    })
 }
 
 /// A directory or file of an image in flash: a handful of offsets, valid
@@ -105,7 +108,10 @@ pub struct FlashFs<F, const N: usize> {
 }
 
 impl<F: ReadNorFlash, const N: usize> FlashFs<F, N> {
-    const BUFFER_FITS: () = assert!(N >= F::READ_SIZE && N > 0, "FlashFs buffer must hold READ_SIZE bytes");
+    const BUFFER_FITS: () = assert!(
+        N >= F::READ_SIZE && N > 0,
+        "FlashFs buffer must hold READ_SIZE bytes"
+    );
 
     /// Mount the image at the start of `flash`. Fails as
     /// [`romfs_format::Image::parse`] would on the flash's whole contents.
@@ -113,7 +119,15 @@ impl<F: ReadNorFlash, const N: usize> FlashFs<F, N> {
         #[allow(clippy::let_unit_value)]
         let () = Self::BUFFER_FITS;
         let cap = u32::try_from(flash.capacity()).unwrap_or(u32::MAX);
-        let mut fs = FlashFs { flash, buf: [0; N], win_start: 0, win_len: 0, payload_offset: 0, image_end: cap, stats: ReadStats::default() };
+        let mut fs = FlashFs {
+            flash,
+            buf: [0; N],
+            win_start: 0,
+            win_len: 0,
+            payload_offset: 0,
+            image_end: cap,
+            stats: ReadStats::default(),
+        };
         if cap < 4 {
             return Err(fmt_err(ErrorKind::TooShort, 0));
         }
@@ -125,13 +139,22 @@ impl<F: ReadNorFlash, const N: usize> FlashFs<F, N> {
         let (len, payload_offset) = match fs.varuint(3, cap) {
             Ok(v) => v,
             Err(Error::Format(e)) if e.kind == ErrorKind::VaruintTruncated => {
-                return Err(fmt_err(ErrorKind::ImagePastEnd { declared: cap as u64 + 1, available: cap as u64 }, 3))
+                return Err(fmt_err(
+                    ErrorKind::ImagePastEnd {
+                        declared: cap as u64 + 1,
+                        available: cap as u64,
+                    },
+                    3,
+                ))
             }
             Err(e) => return Err(e),
         };
         if len > (cap - payload_offset) as u64 {
             return Err(fmt_err(
-                ErrorKind::ImagePastEnd { declared: payload_offset as u64 + len, available: cap as u64 },
+                ErrorKind::ImagePastEnd {
+                    declared: payload_offset as u64 + len,
+                    available: cap as u64,
+                },
                 3,
             ));
         }
@@ -177,10 +200,19 @@ impl<F: ReadNorFlash, const N: usize> FlashFs<F, N> {
         let max = (N - N % F::READ_SIZE.max(1)) as u32;
         let len = max.min(cap.saturating_sub(start));
         if len == 0 || pos - start >= len {
-            return Err(fmt_err(ErrorKind::ImagePastEnd { declared: pos as u64 + 1, available: cap as u64 }, pos));
+            return Err(fmt_err(
+                ErrorKind::ImagePastEnd {
+                    declared: pos as u64 + 1,
+                    available: cap as u64,
+                },
+                pos,
+            ));
         }
         self.win_len = 0;
-        let buf = self.buf.get_mut(..len as usize).ok_or(fmt_err(ErrorKind::TooShort, pos))?;
+        let buf = self
+            .buf
+            .get_mut(..len as usize)
+            .ok_or(fmt_err(ErrorKind::TooShort, pos))?;
         self.flash.read(start, buf).map_err(Error::Flash)?;
         self.stats.reads += 1;
         self.stats.bytes += len as u64;
@@ -234,13 +266,23 @@ impl<F: ReadNorFlash, const N: usize> FlashFs<F, N> {
         let result = (|| {
             let (k, p) = self.varuint(offset, end)?;
             if k == kind::UNUSED {
-                return Ok(Rec { kind: k, offset, payload_offset: p, len: 0 });
+                return Ok(Rec {
+                    kind: k,
+                    offset,
+                    payload_offset: p,
+                    len: 0,
+                });
             }
             let (len, payload_offset) = self.varuint(p, end)?;
             if len > (end - payload_offset) as u64 {
                 return Err(fmt_err(ErrorKind::RecordPastParent, offset));
             }
-            Ok(Rec { kind: k, offset, payload_offset, len: len as u32 })
+            Ok(Rec {
+                kind: k,
+                offset,
+                payload_offset,
+                len: len as u32,
+            })
         })();
         match &result {
             Ok(rec) if rec.kind != kind::UNUSED => *pos = rec.end(),
@@ -286,7 +328,11 @@ impl<F: ReadNorFlash, const N: usize> FlashFs<F, N> {
             _ => return Ok(None),
         };
         let (name_start, name_len, body_start) = self.name_of(rec)?;
-        let (data_offset, data_len) = if is_dir { (0, 0) } else { self.file_data(rec, body_start)? };
+        let (data_offset, data_len) = if is_dir {
+            (0, 0)
+        } else {
+            self.file_data(rec, body_start)?
+        };
         Ok(Some(FsNode {
             is_dir,
             offset: rec.offset,
@@ -377,7 +423,11 @@ impl<F: ReadNorFlash, const N: usize> FlashFs<F, N> {
     /// A directory's entries in stored order (as
     /// [`romfs_format::Dir::entries`]); empty for a file.
     pub fn entries(&mut self, dir: &FsNode) -> Entries<'_, F, N> {
-        let (pos, end) = if dir.is_dir { (dir.body_start, dir.body_end) } else { (0, 0) };
+        let (pos, end) = if dir.is_dir {
+            (dir.body_start, dir.body_end)
+        } else {
+            (0, 0)
+        };
         Entries { fs: self, pos, end }
     }
 
@@ -386,7 +436,9 @@ impl<F: ReadNorFlash, const N: usize> FlashFs<F, N> {
         let mut entries = self.entries(dir);
         while let Some(entry) = entries.next_entry() {
             let entry = entry?;
-            if entry.name_len as usize == name.len() && entries.fs.name_eq(entry.name_start, name)? {
+            if entry.name_len as usize == name.len()
+                && entries.fs.name_eq(entry.name_start, name)?
+            {
                 return Ok(Some(entry));
             }
         }
@@ -394,7 +446,11 @@ impl<F: ReadNorFlash, const N: usize> FlashFs<F, N> {
     }
 
     /// Copy a node's name into `out`; returns it (truncated to `out`).
-    pub fn read_name<'o>(&mut self, node: &FsNode, out: &'o mut [u8]) -> Result<&'o [u8], Error<F::Error>> {
+    pub fn read_name<'o>(
+        &mut self,
+        node: &FsNode,
+        out: &'o mut [u8],
+    ) -> Result<&'o [u8], Error<F::Error>> {
         let n = out.len().min(node.name_len as usize);
         for i in 0..n {
             if let Some(slot) = out.get_mut(i) {
@@ -406,7 +462,12 @@ impl<F: ReadNorFlash, const N: usize> FlashFs<F, N> {
 
     /// Read a file's contents from `offset` into `out`; returns the number of
     /// bytes read (0 at or past the end, and for directories).
-    pub fn read_file(&mut self, file: &FsNode, offset: usize, out: &mut [u8]) -> Result<usize, Error<F::Error>> {
+    pub fn read_file(
+        &mut self,
+        file: &FsNode,
+        offset: usize,
+        out: &mut [u8],
+    ) -> Result<usize, Error<F::Error>> {
         if file.is_dir || offset >= file.data_len as usize {
             return Ok(0);
         }
@@ -420,7 +481,9 @@ impl<F: ReadNorFlash, const N: usize> FlashFs<F, N> {
             if !in_window && pos as usize % rs == 0 && left >= N {
                 // Large aligned read: straight into the caller's buffer.
                 let n = left - left % rs;
-                let dst = out.get_mut(done..done + n).ok_or(fmt_err(ErrorKind::TooShort, pos))?;
+                let dst = out
+                    .get_mut(done..done + n)
+                    .ok_or(fmt_err(ErrorKind::TooShort, pos))?;
                 self.flash.read(pos, dst).map_err(Error::Flash)?;
                 self.stats.reads += 1;
                 self.stats.bytes += n as u64;
@@ -432,8 +495,13 @@ impl<F: ReadNorFlash, const N: usize> FlashFs<F, N> {
             }
             let at = (pos - self.win_start) as usize;
             let n = left.min(self.win_len as usize - at);
-            let src = self.buf.get(at..at + n).ok_or(fmt_err(ErrorKind::TooShort, pos))?;
-            let dst = out.get_mut(done..done + n).ok_or(fmt_err(ErrorKind::TooShort, pos))?;
+            let src = self
+                .buf
+                .get(at..at + n)
+                .ok_or(fmt_err(ErrorKind::TooShort, pos))?;
+            let dst = out
+                .get_mut(done..done + n)
+                .ok_or(fmt_err(ErrorKind::TooShort, pos))?;
             dst.copy_from_slice(src);
             done += n;
         }
@@ -470,7 +538,9 @@ impl<F: ReadNorFlash, const N: usize> FlashFs<F, N> {
                 Err(_) => return Ok(romfs_format::Checksum::Absent),
             }
         }
-        let Some(rec) = last else { return Ok(romfs_format::Checksum::Absent) };
+        let Some(rec) = last else {
+            return Ok(romfs_format::Checksum::Absent);
+        };
         if rec.kind != kind::PADDING || rec.len != 8 {
             return Ok(romfs_format::Checksum::Absent);
         }

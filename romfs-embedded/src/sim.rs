@@ -13,7 +13,9 @@ use std::path::Path;
 use std::vec;
 use std::vec::Vec;
 
-use embedded_storage::nor_flash::{ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash};
+use embedded_storage::nor_flash::{
+    ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
+};
 
 /// Errors of the simulated flash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,7 +122,10 @@ impl<const R: usize, const W: usize, const E: usize> Clone for SimFlash<R, W, E>
 impl<const R: usize, const W: usize, const E: usize> SimFlash<R, W, E> {
     /// An erased device of `capacity` bytes (a multiple of `E`).
     pub fn new(capacity: usize) -> Self {
-        assert!(capacity % E == 0 && E % W == 0 && E % R == 0, "bad simulated geometry");
+        assert!(
+            capacity % E == 0 && E % W == 0 && E % R == 0,
+            "bad simulated geometry"
+        );
         SimFlash {
             data: vec![0xff; capacity],
             programmed: vec![false; capacity / W],
@@ -205,8 +210,10 @@ impl<const R: usize, const W: usize, const E: usize> SimFlash<R, W, E> {
 
     fn sync(&mut self, offset: usize, len: usize) -> Result<(), SimError> {
         if let Some(f) = self.file.as_mut() {
-            f.seek(SeekFrom::Start(offset as u64)).map_err(|_| SimError::Io)?;
-            f.write_all(&self.data[offset..offset + len]).map_err(|_| SimError::Io)?;
+            f.seek(SeekFrom::Start(offset as u64))
+                .map_err(|_| SimError::Io)?;
+            f.write_all(&self.data[offset..offset + len])
+                .map_err(|_| SimError::Io)?;
         }
         Ok(())
     }
@@ -304,7 +311,9 @@ impl<const R: usize, const W: usize, const E: usize> NorFlash for SimFlash<R, W,
         let (start, end) = self.check(offset, bytes.len(), W)?;
         if !self.multiwrite {
             if let Some(u) = (start / W..end / W).find(|&u| self.programmed[u]) {
-                return Err(SimError::DoubleWrite { offset: (u * W) as u32 });
+                return Err(SimError::DoubleWrite {
+                    offset: (u * W) as u32,
+                });
             }
         }
         let partial = self.begin_op()?;

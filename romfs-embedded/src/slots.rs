@@ -23,7 +23,9 @@ pub const COMMIT_VERSION: u8 = 1;
 pub const COMMIT_LEN: usize = core::mem::size_of::<CommitRecord>();
 
 /// The commit record at the start of a slot's last sector (little endian).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned,
+)]
 #[repr(C)]
 pub struct CommitRecord {
     /// [`COMMIT_MAGIC`].
@@ -72,7 +74,10 @@ impl CommitRecord {
     /// Parse and check a record (magic, version, CRC).
     pub fn parse(bytes: &[u8]) -> Option<Self> {
         let r = CommitRecord::read_from_bytes(bytes.get(..COMMIT_LEN)?).ok()?;
-        (r.magic == COMMIT_MAGIC && r.version == COMMIT_VERSION && r.record_crc.get() == r.compute_crc()).then_some(r)
+        (r.magic == COMMIT_MAGIC
+            && r.version == COMMIT_VERSION
+            && r.record_crc.get() == r.compute_crc())
+        .then_some(r)
     }
 }
 
@@ -125,7 +130,10 @@ impl AbLayout {
         if a.overlaps(&b) {
             return Err(LayoutError::Overlap);
         }
-        Ok(AbLayout { slots: [a, b], erase_size: e })
+        Ok(AbLayout {
+            slots: [a, b],
+            erase_size: e,
+        })
     }
 
     /// Slot `i` (0 = A, 1 = B), whole.
@@ -219,7 +227,13 @@ pub fn slot_mapped(device: &[u8], layout: &AbLayout, i: usize, verify: Verify) -
     if verify == Verify::Full && romfs_format::ext::crc32(image) != rec.image_crc.get() {
         return None;
     }
-    Some(SlotInfo { index: i & 1, region, generation: rec.generation.get(), image_len: len, image_crc: rec.image_crc.get() })
+    Some(SlotInfo {
+        index: i & 1,
+        region,
+        generation: rec.generation.get(),
+        image_len: len,
+        image_crc: rec.image_crc.get(),
+    })
 }
 
 /// Slot `i`'s state, read from a flash device through `scratch` (at least
@@ -237,7 +251,9 @@ pub fn slot_flash<F: ReadNorFlash>(
     }
     let mut raw = [0u8; COMMIT_LEN];
     io::read_into(flash, layout.commit_offset(i), &mut raw, scratch, stats)?;
-    let Some(rec) = CommitRecord::parse(&raw) else { return Ok(None) };
+    let Some(rec) = CommitRecord::parse(&raw) else {
+        return Ok(None);
+    };
     let region = layout.image_region(i);
     let len = rec.image_len.get();
     if len < 4 || len > region.len {
@@ -249,10 +265,18 @@ pub fn slot_flash<F: ReadNorFlash>(
     if !header_declares(&head[..n], len) {
         return Ok(None);
     }
-    if verify == Verify::Full && io::crc(flash, region.offset, len, scratch, stats)? != rec.image_crc.get() {
+    if verify == Verify::Full
+        && io::crc(flash, region.offset, len, scratch, stats)? != rec.image_crc.get()
+    {
         return Ok(None);
     }
-    Ok(Some(SlotInfo { index: i & 1, region, generation: rec.generation.get(), image_len: len, image_crc: rec.image_crc.get() }))
+    Ok(Some(SlotInfo {
+        index: i & 1,
+        region,
+        generation: rec.generation.get(),
+        image_len: len,
+        image_crc: rec.image_crc.get(),
+    }))
 }
 
 /// The newer of two slot states (A on a tie, which commits never produce).
@@ -265,7 +289,10 @@ pub fn newest(states: [Option<SlotInfo>; 2]) -> Option<SlotInfo> {
 
 /// The slot to mount, from mapped bytes.
 pub fn select_mapped(device: &[u8], layout: &AbLayout, verify: Verify) -> Option<SlotInfo> {
-    newest([slot_mapped(device, layout, 0, verify), slot_mapped(device, layout, 1, verify)])
+    newest([
+        slot_mapped(device, layout, 0, verify),
+        slot_mapped(device, layout, 1, verify),
+    ])
 }
 
 /// The slot to mount, from a flash device.
@@ -310,12 +337,13 @@ pub fn mount_ab<F: ReadNorFlash, const N: usize>(
         Err(ScanError::Flash(e)) => return Err(MountError::Flash(e)),
         Err(ScanError::BufferTooSmall) => return Err(MountError::BufferTooSmall),
     };
-    let part = Partition::new_read_only(flash, info.region)
-        .map_err(|_| MountError::NoImage)?;
+    let part = Partition::new_read_only(flash, info.region).map_err(|_| MountError::NoImage)?;
     match FlashFs::mount(part) {
         Ok(fs) => Ok((info, fs)),
         Err(crate::Error::Format(e)) => Err(MountError::Format(e)),
-        Err(crate::Error::Flash(crate::partition::PartitionError::Flash(e))) => Err(MountError::Flash(e)),
+        Err(crate::Error::Flash(crate::partition::PartitionError::Flash(e))) => {
+            Err(MountError::Flash(e))
+        }
         Err(crate::Error::Flash(_)) => Err(MountError::NoImage),
     }
 }

@@ -104,18 +104,34 @@ impl<E: core::fmt::Debug> core::fmt::Display for UpdateError<E> {
             UpdateError::Flash(e) => write!(f, "flash error: {e:?}"),
             UpdateError::NotAnImage => f.write_str("not a ROMFS image (expected header d2 cd 31)"),
             UpdateError::BadHeader(k) => write!(f, "bad image header: {k}"),
-            UpdateError::TooLarge { image_len, capacity } => {
-                write!(f, "image of {image_len} bytes does not fit the slot's {capacity} bytes")
+            UpdateError::TooLarge {
+                image_len,
+                capacity,
+            } => {
+                write!(
+                    f,
+                    "image of {image_len} bytes does not fit the slot's {capacity} bytes"
+                )
             }
-            UpdateError::TooLong { image_len } => write!(f, "stream longer than the declared {image_len} bytes"),
-            UpdateError::Truncated { received, image_len } => {
+            UpdateError::TooLong { image_len } => {
+                write!(f, "stream longer than the declared {image_len} bytes")
+            }
+            UpdateError::Truncated {
+                received,
+                image_len,
+            } => {
                 write!(f, "stream ended after {received} bytes of {image_len:?}")
             }
             UpdateError::ChecksumMismatch { expected, computed } => {
-                write!(f, "checksum mismatch: expected {expected:08x}, got {computed:08x}")
+                write!(
+                    f,
+                    "checksum mismatch: expected {expected:08x}, got {computed:08x}"
+                )
             }
             UpdateError::VerifyFailed => f.write_str("read-back verification failed"),
-            UpdateError::BufferTooSmall { needed } => write!(f, "buffer too small: {needed} bytes needed"),
+            UpdateError::BufferTooSmall { needed } => {
+                write!(f, "buffer too small: {needed} bytes needed")
+            }
             UpdateError::BadLayout => f.write_str("layout does not suit the flash"),
             UpdateError::GenerationExhausted => f.write_str("generation counter exhausted"),
             UpdateError::Aborted => f.write_str("update aborted by an earlier error"),
@@ -143,7 +159,11 @@ pub struct Report {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Target {
-    Ab { layout: AbLayout, index: usize, generation: u32 },
+    Ab {
+        layout: AbLayout,
+        index: usize,
+        generation: u32,
+    },
     Single,
 }
 
@@ -170,7 +190,15 @@ enum TState {
 
 impl TopLevel {
     fn new() -> Self {
-        TopLevel { state: TState::Kind, var: 0, var_n: 0, kind: 0, len: 0, head: [0; 4], head_n: 0 }
+        TopLevel {
+            state: TState::Kind,
+            var: 0,
+            var_n: 0,
+            kind: 0,
+            len: 0,
+            head: [0; 4],
+            head_n: 0,
+        }
     }
 
     fn feed(&mut self, bytes: &[u8]) {
@@ -203,7 +231,11 @@ impl TopLevel {
                     } else {
                         self.len = v as u32;
                         self.head_n = 0;
-                        self.state = if v == 0 { TState::Kind } else { TState::Payload(v as u32) };
+                        self.state = if v == 0 {
+                            TState::Kind
+                        } else {
+                            TState::Payload(v as u32)
+                        };
                     }
                 }
                 TState::Payload(left) => {
@@ -214,7 +246,11 @@ impl TopLevel {
                     }
                     i += take;
                     let left = left - take as u32;
-                    self.state = if left == 0 { TState::Kind } else { TState::Payload(left) };
+                    self.state = if left == 0 {
+                        TState::Kind
+                    } else {
+                        TState::Payload(left)
+                    };
                 }
             }
         }
@@ -261,7 +297,9 @@ impl<'b, F: NorFlash> Updater<'b, F> {
             return Err(UpdateError::BadLayout);
         }
         if buf_len < sectors * e {
-            return Err(UpdateError::BufferTooSmall { needed: sectors * e });
+            return Err(UpdateError::BufferTooSmall {
+                needed: sectors * e,
+            });
         }
         Ok(())
     }
@@ -289,18 +327,24 @@ impl<'b, F: NorFlash> Updater<'b, F> {
     /// `flash`). The target is the slot that mounting with `verify` would
     /// *not* pick; the active slot is never written. `buf` must hold one
     /// sector (`ERASE_SIZE` bytes).
-    pub fn begin_ab(mut flash: F, layout: AbLayout, verify: Verify, buf: &'b mut [u8]) -> Result<Self, UpdateError<F::Error>> {
+    pub fn begin_ab(
+        mut flash: F,
+        layout: AbLayout,
+        verify: Verify,
+        buf: &'b mut [u8],
+    ) -> Result<Self, UpdateError<F::Error>> {
         Self::check_geometry(buf.len(), 1)?;
         if layout.erase_size() as usize != F::ERASE_SIZE || !layout.fits(flash.capacity()) {
             return Err(UpdateError::BadLayout);
         }
         let mut scratch = [0u8; SCRATCH];
         let mut reads = ReadStats::default();
-        let mut state = |i| match slots::slot_flash(&mut flash, &layout, i, verify, &mut scratch, &mut reads) {
-            Ok(s) => Ok(s),
-            Err(ScanError::Flash(e)) => Err(UpdateError::Flash(e)),
-            Err(ScanError::BufferTooSmall) => Err(UpdateError::BadLayout),
-        };
+        let mut state =
+            |i| match slots::slot_flash(&mut flash, &layout, i, verify, &mut scratch, &mut reads) {
+                Ok(s) => Ok(s),
+                Err(ScanError::Flash(e)) => Err(UpdateError::Flash(e)),
+                Err(ScanError::BufferTooSmall) => Err(UpdateError::BadLayout),
+            };
         let states = [state(0)?, state(1)?];
         let active = slots::newest(states);
         let index = active.map_or(0, |a| 1 - a.index);
@@ -308,7 +352,16 @@ impl<'b, F: NorFlash> Updater<'b, F> {
             None => 1,
             Some(g) => g.checked_add(1).ok_or(UpdateError::GenerationExhausted)?,
         };
-        let mut up = Self::with(flash, Target::Ab { layout, index, generation }, layout.image_region(index), buf);
+        let mut up = Self::with(
+            flash,
+            Target::Ab {
+                layout,
+                index,
+                generation,
+            },
+            layout.image_region(index),
+            buf,
+        );
         up.reads = reads;
         Ok(up)
     }
@@ -317,7 +370,11 @@ impl<'b, F: NorFlash> Updater<'b, F> {
     /// (MicroPython's layout: one ROM partition). `buf` must hold two
     /// sectors: the first sector's new contents are kept until the end,
     /// when the header is written last.
-    pub fn begin_single(flash: F, region: Region, buf: &'b mut [u8]) -> Result<Self, UpdateError<F::Error>> {
+    pub fn begin_single(
+        flash: F,
+        region: Region,
+        buf: &'b mut [u8],
+    ) -> Result<Self, UpdateError<F::Error>> {
         Self::check_geometry(buf.len(), 2)?;
         if !region.is_aligned(F::ERASE_SIZE) || !region.fits(flash.capacity()) || region.len == 0 {
             return Err(UpdateError::BadLayout);
@@ -333,14 +390,20 @@ impl<'b, F: NorFlash> Updater<'b, F> {
     /// A/B: the slot being written (0 = A) and the generation it will get.
     pub fn target_slot(&self) -> Option<(usize, u32)> {
         match self.target {
-            Target::Ab { index, generation, .. } => Some((index, generation)),
+            Target::Ab {
+                index, generation, ..
+            } => Some((index, generation)),
             Target::Single => None,
         }
     }
 
     /// Costs so far.
     pub fn stats(&self) -> UpdateStats {
-        UpdateStats { reads: self.reads.reads, bytes_read: self.reads.bytes, ..self.stats }
+        UpdateStats {
+            reads: self.reads.reads,
+            bytes_read: self.reads.bytes,
+            ..self.stats
+        }
     }
 
     /// The flash back (e.g. after an error).
@@ -392,7 +455,13 @@ impl<'b, F: NorFlash> Updater<'b, F> {
             match self.total {
                 Some(total) => n = n.min((total - self.received) as usize),
                 // Until the length is known, take just enough to decode it.
-                None => n = n.min((3 + MAX_ENCODED_LEN).saturating_sub(self.received as usize).max(1)),
+                None => {
+                    n = n.min(
+                        (3 + MAX_ENCODED_LEN)
+                            .saturating_sub(self.received as usize)
+                            .max(1),
+                    )
+                }
             }
             let (piece, rest) = data.split_at(n);
             let base = self.sector_buf_start(sector);
@@ -440,12 +509,17 @@ impl<'b, F: NorFlash> Updater<'b, F> {
         }
         let (len, p) = match romfs_format::varuint::decode(head, 3, head.len()) {
             Ok(v) => v,
-            Err(e) if e.kind == ErrorKind::VaruintTruncated && head.len() < 3 + MAX_ENCODED_LEN => return Ok(()),
+            Err(e) if e.kind == ErrorKind::VaruintTruncated && head.len() < 3 + MAX_ENCODED_LEN => {
+                return Ok(())
+            }
             Err(e) => return Err(UpdateError::BadHeader(e.kind)),
         };
         let total = p as u64 + len;
         if total > self.region.len as u64 {
-            return Err(UpdateError::TooLarge { image_len: total, capacity: self.region.len });
+            return Err(UpdateError::TooLarge {
+                image_len: total,
+                capacity: self.region.len,
+            });
         }
         let total = total as u32;
         if total < self.received {
@@ -466,38 +540,60 @@ impl<'b, F: NorFlash> Updater<'b, F> {
 
     /// Compare `addr..addr + data.len()` with `data` (the first `n` bytes
     /// matter; the rest is padding). Returns (equal, all erased).
-    fn compare(&mut self, addr: u32, buf_at: usize, n: usize, padded: usize) -> Result<(bool, bool), UpdateError<F::Error>> {
+    fn compare(
+        &mut self,
+        addr: u32,
+        buf_at: usize,
+        n: usize,
+        padded: usize,
+    ) -> Result<(bool, bool), UpdateError<F::Error>> {
         let mut scratch = [0u8; SCRATCH];
         let data = &self.buf[buf_at..buf_at + padded];
         let (mut equal, mut erased, mut off) = (true, true, 0usize);
-        io::visit(&mut self.flash, addr, padded as u32, &mut scratch, &mut self.reads, |piece| {
-            for (i, &b) in piece.iter().enumerate() {
-                let k = off + i;
-                if k < n && data[k] != b {
-                    equal = false;
+        io::visit(
+            &mut self.flash,
+            addr,
+            padded as u32,
+            &mut scratch,
+            &mut self.reads,
+            |piece| {
+                for (i, &b) in piece.iter().enumerate() {
+                    let k = off + i;
+                    if k < n && data[k] != b {
+                        equal = false;
+                    }
+                    if b != 0xff {
+                        erased = false;
+                    }
                 }
-                if b != 0xff {
-                    erased = false;
-                }
-            }
-            off += piece.len();
-            equal || erased
-        })?;
+                off += piece.len();
+                equal || erased
+            },
+        )?;
         Ok((equal, erased))
     }
 
     fn all_erased(&mut self, addr: u32, len: usize) -> Result<bool, UpdateError<F::Error>> {
         let mut scratch = [0u8; SCRATCH];
         let mut erased = true;
-        io::visit(&mut self.flash, addr, len as u32, &mut scratch, &mut self.reads, |piece| {
-            erased = piece.iter().all(|&b| b == 0xff);
-            erased
-        })?;
+        io::visit(
+            &mut self.flash,
+            addr,
+            len as u32,
+            &mut scratch,
+            &mut self.reads,
+            |piece| {
+                erased = piece.iter().all(|&b| b == 0xff);
+                erased
+            },
+        )?;
         Ok(erased)
     }
 
     fn erase(&mut self, addr: u32) -> Result<(), UpdateError<F::Error>> {
-        self.flash.erase(addr, addr + F::ERASE_SIZE as u32).map_err(UpdateError::Flash)?;
+        self.flash
+            .erase(addr, addr + F::ERASE_SIZE as u32)
+            .map_err(UpdateError::Flash)?;
         self.stats.erases += 1;
         Ok(())
     }
@@ -529,7 +625,9 @@ impl<'b, F: NorFlash> Updater<'b, F> {
                     break;
                 }
             }
-            self.flash.write(addr + u as u32, &self.buf[at + u..at + v]).map_err(UpdateError::Flash)?;
+            self.flash
+                .write(addr + u as u32, &self.buf[at + u..at + v])
+                .map_err(UpdateError::Flash)?;
             self.stats.writes += 1;
             self.stats.bytes_written += (v - u) as u64;
             u = v;
@@ -544,7 +642,10 @@ impl<'b, F: NorFlash> Updater<'b, F> {
             return Ok(());
         }
         let (addr, check) = match self.target {
-            Target::Ab { layout, index, .. } => (layout.commit_offset(index), round_up(COMMIT_LEN, F::WRITE_SIZE)),
+            Target::Ab { layout, index, .. } => (
+                layout.commit_offset(index),
+                round_up(COMMIT_LEN, F::WRITE_SIZE),
+            ),
             Target::Single => (self.region.offset, F::ERASE_SIZE),
         };
         if !self.all_erased(addr, check)? {
@@ -580,16 +681,28 @@ impl<'b, F: NorFlash> Updater<'b, F> {
 
     /// CRC32 of the image as it now is in flash; the first `skip` bytes are
     /// taken from `buf[skip_at..]` instead (the held-back header).
-    fn readback_crc(&mut self, total: u32, skip: usize, skip_at: usize) -> Result<u32, UpdateError<F::Error>> {
+    fn readback_crc(
+        &mut self,
+        total: u32,
+        skip: usize,
+        skip_at: usize,
+    ) -> Result<u32, UpdateError<F::Error>> {
         let mut h = crc32fast::Hasher::new();
         let skip = skip.min(total as usize);
         h.update(&self.buf[skip_at..skip_at + skip]);
         let mut scratch = [0u8; SCRATCH];
         let from = self.region.offset + skip as u32;
-        io::visit(&mut self.flash, from, total - skip as u32, &mut scratch, &mut self.reads, |piece| {
-            h.update(piece);
-            true
-        })?;
+        io::visit(
+            &mut self.flash,
+            from,
+            total - skip as u32,
+            &mut scratch,
+            &mut self.reads,
+            |piece| {
+                h.update(piece);
+                true
+            },
+        )?;
         Ok(h.finalize())
     }
 
@@ -602,7 +715,12 @@ impl<'b, F: NorFlash> Updater<'b, F> {
         }
         let total = match self.total {
             Some(t) if t == self.received => t,
-            image_len => return Err(UpdateError::Truncated { received: self.received, image_len }),
+            image_len => {
+                return Err(UpdateError::Truncated {
+                    received: self.received,
+                    image_len,
+                })
+            }
         };
         let computed = self.crc.clone().finalize();
         if let Some(expected) = expected_crc {
@@ -614,7 +732,10 @@ impl<'b, F: NorFlash> Updater<'b, F> {
             let stored = u32::from_le_bytes(self.tail);
             let pre = self.crc_pre.clone().finalize();
             if stored != pre {
-                return Err(UpdateError::ChecksumMismatch { expected: stored, computed: pre });
+                return Err(UpdateError::ChecksumMismatch {
+                    expected: stored,
+                    computed: pre,
+                });
             }
         }
         let e = F::ERASE_SIZE as u32;
@@ -649,7 +770,11 @@ impl<'b, F: NorFlash> Updater<'b, F> {
                 }
                 Ok(self.report(total, computed, None, false))
             }
-            Target::Ab { layout, index, generation } => {
+            Target::Ab {
+                layout,
+                index,
+                generation,
+            } => {
                 if self.readback_crc(total, 0, 0)? != computed {
                     return Err(UpdateError::VerifyFailed);
                 }
@@ -664,11 +789,18 @@ impl<'b, F: NorFlash> Updater<'b, F> {
                 let at = layout.commit_offset(index);
                 self.program(at, 0, padded)?;
                 let mut scratch = [0u8; SCRATCH];
-                let info = slots::slot_flash(&mut self.flash, &layout, index, Verify::CommitOnly, &mut scratch, &mut self.reads)
-                    .map_err(|e| match e {
-                        ScanError::Flash(e) => UpdateError::Flash(e),
-                        ScanError::BufferTooSmall => UpdateError::BadLayout,
-                    })?;
+                let info = slots::slot_flash(
+                    &mut self.flash,
+                    &layout,
+                    index,
+                    Verify::CommitOnly,
+                    &mut scratch,
+                    &mut self.reads,
+                )
+                .map_err(|e| match e {
+                    ScanError::Flash(e) => UpdateError::Flash(e),
+                    ScanError::BufferTooSmall => UpdateError::BadLayout,
+                })?;
                 match info {
                     Some(info) if info.generation == generation && info.image_crc == computed => {
                         Ok(self.report(total, computed, Some(info), false))
@@ -680,6 +812,12 @@ impl<'b, F: NorFlash> Updater<'b, F> {
     }
 
     fn report(&self, image_len: u32, crc: u32, slot: Option<SlotInfo>, unchanged: bool) -> Report {
-        Report { stats: self.stats(), image_len, crc, slot, unchanged }
+        Report {
+            stats: self.stats(),
+            image_len,
+            crc,
+            slot,
+            unchanged,
+        }
     }
 }

@@ -33,7 +33,11 @@ fn layout() -> AbLayout {
     AbLayout::new(Region::new(0, SLOT), Region::new(SLOT, SLOT), E).unwrap()
 }
 
-fn update_ab<const W: usize>(flash: &mut SimFlash<1, W, E>, image: &[u8], chunk: usize) -> Result<Report, UpdateError<SimError>> {
+fn update_ab<const W: usize>(
+    flash: &mut SimFlash<1, W, E>,
+    image: &[u8],
+    chunk: usize,
+) -> Result<Report, UpdateError<SimError>> {
     let mut buf = vec![0u8; E];
     let mut up = Updater::begin_ab(flash, layout(), Verify::Full, &mut buf)?;
     for c in image.chunks(chunk) {
@@ -42,7 +46,11 @@ fn update_ab<const W: usize>(flash: &mut SimFlash<1, W, E>, image: &[u8], chunk:
     up.finish(None)
 }
 
-fn update_single<const W: usize>(flash: &mut SimFlash<1, W, E>, image: &[u8], chunk: usize) -> Result<Report, UpdateError<SimError>> {
+fn update_single<const W: usize>(
+    flash: &mut SimFlash<1, W, E>,
+    image: &[u8],
+    chunk: usize,
+) -> Result<Report, UpdateError<SimError>> {
     let mut buf = vec![0u8; 2 * E];
     let mut up = Updater::begin_single(flash, Region::new(0, SLOT), &mut buf)?;
     for c in image.chunks(chunk) {
@@ -63,13 +71,21 @@ enum Seen {
 /// and require they agree on exactly the old or exactly the new image.
 fn boot_ab<const W: usize>(flash: &mut SimFlash<1, W, E>, old: &[u8], new: &[u8]) -> Seen {
     flash.reboot();
-    let quick = mapped::mount_ab(flash.contents(), &layout(), Verify::CommitOnly).map(|(_, fs)| fs.image().bytes().to_vec());
-    let full = mapped::mount_ab(flash.contents(), &layout(), Verify::Full).map(|(_, fs)| fs.image().bytes().to_vec());
+    let quick = mapped::mount_ab(flash.contents(), &layout(), Verify::CommitOnly)
+        .map(|(_, fs)| fs.image().bytes().to_vec());
+    let full = mapped::mount_ab(flash.contents(), &layout(), Verify::Full)
+        .map(|(_, fs)| fs.image().bytes().to_vec());
     assert_eq!(quick, full, "commit-only and full verification disagree");
     let bytes = quick.expect("A/B must always have an image");
-    let (info, mut fs) = slots::mount_ab::<_, 128>(&mut *flash, &layout(), Verify::CommitOnly).unwrap();
+    let (info, mut fs) =
+        slots::mount_ab::<_, 128>(&mut *flash, &layout(), Verify::CommitOnly).unwrap();
     assert_eq!(info.image_len as usize, bytes.len());
-    assert_eq!(fs.checksum().unwrap(), Checksum::Valid(u32::from_le_bytes(bytes[bytes.len() - 4..].try_into().unwrap())));
+    assert_eq!(
+        fs.checksum().unwrap(),
+        Checksum::Valid(u32::from_le_bytes(
+            bytes[bytes.len() - 4..].try_into().unwrap()
+        ))
+    );
     let config = fs.lookup(b"config.py").unwrap().unwrap();
     let mut out = [0u8; 32];
     let n = fs.read_file(&config, 0, &mut out).unwrap();
@@ -87,10 +103,18 @@ fn boot_ab<const W: usize>(flash: &mut SimFlash<1, W, E>, old: &[u8], new: &[u8]
 /// Single slot: parse the partition as MicroPython would; if `verify`, an
 /// image whose checksum record does not match counts as no image (our
 /// mount refuses it). Whatever is accepted must be exactly old or new.
-fn boot_single<const W: usize>(flash: &mut SimFlash<1, W, E>, old: &[u8], new: &[u8], verify: bool, rejected: &mut u32) -> Seen {
+fn boot_single<const W: usize>(
+    flash: &mut SimFlash<1, W, E>,
+    old: &[u8],
+    new: &[u8],
+    verify: bool,
+    rejected: &mut u32,
+) -> Seen {
     flash.reboot();
     let part = &flash.contents()[..SLOT as usize];
-    let Ok(img) = Image::parse(part) else { return Seen::NoImage };
+    let Ok(img) = Image::parse(part) else {
+        return Seen::NoImage;
+    };
     if verify && !matches!(img.checksum(), Checksum::Valid(_)) {
         *rejected += 1;
         return Seen::NoImage;
@@ -123,14 +147,21 @@ fn ab_campaign<const W: usize>(old: &[u8], new: &[u8], previous: &[u8]) -> Campa
     let ops = clean.ops();
     assert_eq!(boot_ab(&mut clean, old, new), Seen::New);
 
-    let mut c = Campaign { cut_points: 0, recovery_cut_points: 0, ops_per_update: ops };
+    let mut c = Campaign {
+        cut_points: 0,
+        recovery_cut_points: 0,
+        ops_per_update: ops,
+    };
     for i in 0..ops {
         for p in partials(i) {
             let mut f = base.clone();
             f.reboot();
             f.cut_power_at(i, p);
             let chunk = 1 + (i as usize * 131 + 7) % 2000;
-            assert_eq!(update_ab(&mut f, new, chunk).unwrap_err(), UpdateError::Flash(SimError::PowerLost));
+            assert_eq!(
+                update_ab(&mut f, new, chunk).unwrap_err(),
+                UpdateError::Flash(SimError::PowerLost)
+            );
             c.cut_points += 1;
             let seen = boot_ab(&mut f, old, new);
             if i + 1 < ops {
@@ -151,7 +182,10 @@ fn ab_campaign<const W: usize>(old: &[u8], new: &[u8], previous: &[u8]) -> Campa
                 assert!(update_ab(&mut g, new, 777).is_err());
                 c.recovery_cut_points += 1;
                 let s = boot_ab(&mut g, old, new);
-                assert!(seen == Seen::Old || s == Seen::New, "a committed new image was lost");
+                assert!(
+                    seen == Seen::Old || s == Seen::New,
+                    "a committed new image was lost"
+                );
             }
             // Finally the retried update completes.
             update_ab(&mut f, new, 555).unwrap();
@@ -165,14 +199,24 @@ fn single_campaign<const W: usize>(old: &[u8], new: &[u8], verify: bool) -> (Cam
     let mut base = SimFlash::<1, W, E>::new(SLOT as usize);
     update_single(&mut base, old, 4096).unwrap();
     let mut rejected = 0;
-    assert_eq!(boot_single(&mut base, old, new, verify, &mut rejected), Seen::Old);
+    assert_eq!(
+        boot_single(&mut base, old, new, verify, &mut rejected),
+        Seen::Old
+    );
     let mut clean = base.clone();
     clean.reboot();
     update_single(&mut clean, new, 1000).unwrap();
     let ops = clean.ops();
-    assert_eq!(boot_single(&mut clean, old, new, verify, &mut rejected), Seen::New);
+    assert_eq!(
+        boot_single(&mut clean, old, new, verify, &mut rejected),
+        Seen::New
+    );
 
-    let mut c = Campaign { cut_points: 0, recovery_cut_points: 0, ops_per_update: ops };
+    let mut c = Campaign {
+        cut_points: 0,
+        recovery_cut_points: 0,
+        ops_per_update: ops,
+    };
     let mut seen_counts = [0u32; 3];
     for i in 0..ops {
         for p in partials(i) {
@@ -180,7 +224,10 @@ fn single_campaign<const W: usize>(old: &[u8], new: &[u8], verify: bool) -> (Cam
             f.reboot();
             f.cut_power_at(i, p);
             let chunk = 1 + (i as usize * 131 + 7) % 2000;
-            assert_eq!(update_single(&mut f, new, chunk).unwrap_err(), UpdateError::Flash(SimError::PowerLost));
+            assert_eq!(
+                update_single(&mut f, new, chunk).unwrap_err(),
+                UpdateError::Flash(SimError::PowerLost)
+            );
             c.cut_points += 1;
             let seen = boot_single(&mut f, old, new, verify, &mut rejected);
             seen_counts[seen as usize] += 1;
@@ -196,11 +243,17 @@ fn single_campaign<const W: usize>(old: &[u8], new: &[u8], verify: bool) -> (Cam
                 boot_single(&mut g, old, new, verify, &mut rejected);
             }
             update_single(&mut f, new, 555).unwrap();
-            assert_eq!(boot_single(&mut f, old, new, verify, &mut rejected), Seen::New);
+            assert_eq!(
+                boot_single(&mut f, old, new, verify, &mut rejected),
+                Seen::New
+            );
         }
     }
     // The interesting outcomes all happen.
-    assert!(seen_counts[Seen::Old as usize] > 0 && seen_counts[Seen::NoImage as usize] > 0, "{seen_counts:?}");
+    assert!(
+        seen_counts[Seen::Old as usize] > 0 && seen_counts[Seen::NoImage as usize] > 0,
+        "{seen_counts:?}"
+    );
     eprintln!("single slot (W={W}): outcomes old/new/none = {seen_counts:?}");
     (c, rejected)
 }
@@ -235,7 +288,11 @@ fn ab_small_change_survives_every_power_cut() {
     // A holds the old image too (B active): only the differing sectors move.
     let c = ab_campaign::<4>(&old, &new, &old);
     report("A/B one-file update (W=4)", &c);
-    assert!(c.ops_per_update <= 8, "{} ops for a one-file change", c.ops_per_update);
+    assert!(
+        c.ops_per_update <= 8,
+        "{} ops for a one-file change",
+        c.ops_per_update
+    );
 }
 
 #[test]

@@ -87,7 +87,10 @@ fn check<const R: usize, const N: usize>(bytes: &[u8], paths: &[Vec<u8>]) -> usi
                 same_listing(fs, &a, &b);
             }
             (Err(Error::Format(a)), Err(b)) => assert_eq!(a, b, "path {path:?}"),
-            (a, b) => panic!("lookup of {:?} differs: {a:?} vs {b:?}", String::from_utf8_lossy(path)),
+            (a, b) => panic!(
+                "lookup of {:?} differs: {a:?} vs {b:?}",
+                String::from_utf8_lossy(path)
+            ),
         }
     }
     assert_eq!(fs.checksum().unwrap(), image.checksum());
@@ -106,7 +109,10 @@ fn tree_strategy() -> impl Strategy<Value = Vec<(Vec<u8>, Vec<u8>)>> {
     let path = prop::collection::vec(name, 1..4);
     let entry = (path, prop::collection::vec(any::<u8>(), 0..300));
     prop::collection::vec(entry, 0..20).prop_map(|entries| {
-        entries.into_iter().map(|(parts, data)| (parts.join(&b'/'), data)).collect()
+        entries
+            .into_iter()
+            .map(|(parts, data)| (parts.join(&b'/'), data))
+            .collect()
     })
 }
 
@@ -138,7 +144,11 @@ fn build(entries: &[(Vec<u8>, Vec<u8>)], opts: &Options) -> Option<(Vec<u8>, Vec
                 },
             };
         }
-        if ok && tree.add_file(parent, parts[parts.len() - 1], data.clone()).is_ok() {
+        if ok
+            && tree
+                .add_file(parent, parts[parts.len() - 1], data.clone())
+                .is_ok()
+        {
             paths.push(path.clone());
         }
     }
@@ -250,7 +260,10 @@ fn first_match_wins_and_kind_zero_stops() {
     assert_eq!(&out[..n], b"first");
     assert!(fs.lookup(b"b").unwrap().is_none());
     assert_eq!(fs.entries(&fs.root()).count(), 2);
-    assert_eq!(check_all(&img, &[b"a".to_vec(), b"b".to_vec(), b"/a".to_vec()]), 2);
+    assert_eq!(
+        check_all(&img, &[b"a".to_vec(), b"b".to_vec(), b"/a".to_vec()]),
+        2
+    );
 }
 
 #[test]

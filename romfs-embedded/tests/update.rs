@@ -14,10 +14,19 @@ const E: usize = 4096;
 type Flash = SimFlash<1, 4, E>;
 
 fn layout() -> AbLayout {
-    AbLayout::new(Region::new(0, 64 * 1024), Region::new(64 * 1024, 64 * 1024), E).unwrap()
+    AbLayout::new(
+        Region::new(0, 64 * 1024),
+        Region::new(64 * 1024, 64 * 1024),
+        E,
+    )
+    .unwrap()
 }
 
-fn update_ab(flash: &mut Flash, image: &[u8], chunk: usize) -> Result<Report, UpdateError<SimError>> {
+fn update_ab(
+    flash: &mut Flash,
+    image: &[u8],
+    chunk: usize,
+) -> Result<Report, UpdateError<SimError>> {
     let mut buf = vec![0u8; E];
     let mut up = Updater::begin_ab(flash, layout(), Verify::Full, &mut buf)?;
     for c in image.chunks(chunk.max(1)) {
@@ -26,7 +35,11 @@ fn update_ab(flash: &mut Flash, image: &[u8], chunk: usize) -> Result<Report, Up
     up.finish(None)
 }
 
-fn update_single(flash: &mut Flash, image: &[u8], chunk: usize) -> Result<Report, UpdateError<SimError>> {
+fn update_single(
+    flash: &mut Flash,
+    image: &[u8],
+    chunk: usize,
+) -> Result<Report, UpdateError<SimError>> {
     let mut buf = vec![0u8; 2 * E];
     let mut up = Updater::begin_single(flash, Region::new(0, 64 * 1024), &mut buf)?;
     for c in image.chunks(chunk.max(1)) {
@@ -53,13 +66,24 @@ fn ab_update_mount_and_generations() {
     assert_eq!(r1.slot.unwrap().generation, 1);
     assert_eq!(active_ab(&flash).unwrap(), v1);
     let r2 = update_ab(&mut flash, &v2, 333).unwrap();
-    assert_eq!((r2.slot.unwrap().index, r2.slot.unwrap().generation), (1, 2));
+    assert_eq!(
+        (r2.slot.unwrap().index, r2.slot.unwrap().generation),
+        (1, 2)
+    );
     assert_eq!(active_ab(&flash).unwrap(), v2);
     // The old slot is untouched and still valid, but older.
-    assert_eq!(slots::slot_mapped(flash.contents(), &layout(), 0, Verify::Full).unwrap().generation, 1);
+    assert_eq!(
+        slots::slot_mapped(flash.contents(), &layout(), 0, Verify::Full)
+            .unwrap()
+            .generation,
+        1
+    );
     // Third update goes back to A.
     let r3 = update_ab(&mut flash, &v1, 4096).unwrap();
-    assert_eq!((r3.slot.unwrap().index, r3.slot.unwrap().generation), (0, 3));
+    assert_eq!(
+        (r3.slot.unwrap().index, r3.slot.unwrap().generation),
+        (0, 3)
+    );
     // Re-installing v1 into A, which already held it: no data sector is
     // touched, only the commit (1 erase + 1 write).
     assert_eq!(r3.stats.erases, 1, "{:?}", r3.stats);
@@ -90,8 +114,15 @@ fn one_changed_file_rewrites_only_its_sectors() {
     update_ab(&mut flash, &v1, 512).unwrap(); // A
     update_ab(&mut flash, &v1, 512).unwrap(); // B
     let r = update_ab(&mut flash, &v2, 512).unwrap(); // A again
-    let differing = v1.chunks(E).zip(v2.chunks(E)).filter(|(a, b)| a != b).count() as u32;
-    assert!(differing >= 2, "the CRC record's sector and the file's sector differ");
+    let differing = v1
+        .chunks(E)
+        .zip(v2.chunks(E))
+        .filter(|(a, b)| a != b)
+        .count() as u32;
+    assert!(
+        differing >= 2,
+        "the CRC record's sector and the file's sector differ"
+    );
     assert_eq!(r.stats.sectors_programmed, differing);
     assert_eq!(r.stats.erases, differing + 1, "{:?}", r.stats);
     assert_eq!(active_ab(&flash).unwrap(), v2);
@@ -120,12 +151,30 @@ fn errors_leave_the_active_image() {
     // Too large for the slot.
     let huge = app_image(3, 70, 3);
     let err = update_ab(&mut flash, &huge, 100).unwrap_err();
-    assert!(matches!(err, UpdateError::TooLarge { capacity: 61440, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            UpdateError::TooLarge {
+                capacity: 61440,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert_eq!(active_ab(&flash).unwrap(), v1);
 
     // Stream ends early.
     let err = update_ab(&mut flash, &v2[..v2.len() - 10], 100).unwrap_err();
-    assert!(matches!(err, UpdateError::Truncated { image_len: Some(_), .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            UpdateError::Truncated {
+                image_len: Some(_),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert_eq!(active_ab(&flash).unwrap(), v1);
 
     // Stream goes on past the image.
@@ -144,16 +193,28 @@ fn errors_leave_the_active_image() {
     let mut bad = v2.clone();
     bad[v2.len() / 2] ^= 1;
     let err = update_ab(&mut flash, &bad, 100).unwrap_err();
-    assert!(matches!(err, UpdateError::ChecksumMismatch { .. }), "{err:?}");
+    assert!(
+        matches!(err, UpdateError::ChecksumMismatch { .. }),
+        "{err:?}"
+    );
     assert_eq!(active_ab(&flash).unwrap(), v1);
 
     // An image without a checksum record, checked against the caller's CRC.
-    let plain = build(&app_files(4, 20, 4), 4, Some(romfs_format::write::Options::mpremote()));
+    let plain = build(
+        &app_files(4, 20, 4),
+        4,
+        Some(romfs_format::write::Options::mpremote()),
+    );
     let mut buf = vec![0u8; E];
     let mut up = Updater::begin_ab(&mut flash, layout(), Verify::Full, &mut buf).unwrap();
     up.write(&plain).unwrap();
-    let err = up.finish(Some(romfs_format::ext::crc32(&plain) ^ 1)).unwrap_err();
-    assert!(matches!(err, UpdateError::ChecksumMismatch { .. }), "{err:?}");
+    let err = up
+        .finish(Some(romfs_format::ext::crc32(&plain) ^ 1))
+        .unwrap_err();
+    assert!(
+        matches!(err, UpdateError::ChecksumMismatch { .. }),
+        "{err:?}"
+    );
     assert_eq!(active_ab(&flash).unwrap(), v1);
 
     // A flash failure (power lost mid-way; every op fails afterwards).
@@ -186,22 +247,37 @@ fn config_errors() {
     let mut two = vec![0u8; 2 * E];
     let err = Updater::begin_single(&mut flash, Region::new(100, 64 * 1024), &mut two).unwrap_err();
     assert_eq!(err, UpdateError::BadLayout);
-    let big = AbLayout::new(Region::new(0, 64 * 1024), Region::new(128 * 1024, 64 * 1024), E).unwrap();
+    let big = AbLayout::new(
+        Region::new(0, 64 * 1024),
+        Region::new(128 * 1024, 64 * 1024),
+        E,
+    )
+    .unwrap();
     let err = Updater::begin_ab(&mut flash, big, Verify::Full, &mut one).unwrap_err();
     assert_eq!(err, UpdateError::BadLayout);
     assert!(AbLayout::new(Region::new(0, 8192), Region::new(4096, 8192), E).is_err());
     assert!(AbLayout::new(Region::new(0, 4096), Region::new(8192, 8192), E).is_err());
     assert!(AbLayout::new(Region::new(0, 8192), Region::new(8193, 8192), E).is_err());
-    let (_, nothing) = (0, slots::mount_ab::<_, 64>(&mut flash, &layout(), Verify::Full));
+    let (_, nothing) = (
+        0,
+        slots::mount_ab::<_, 64>(&mut flash, &layout(), Verify::Full),
+    );
     assert!(matches!(nothing, Err(MountError::NoImage)));
 }
 
 #[test]
 fn random_chunkings_and_write_sizes() {
     let mut rng = Rng(99);
-    let images: Vec<Vec<u8>> = (0..4).map(|i| app_image(10 + i, 10 + 8 * i as usize, i as u32)).collect();
+    let images: Vec<Vec<u8>> = (0..4)
+        .map(|i| app_image(10 + i, 10 + 8 * i as usize, i as u32))
+        .collect();
     let mut flash = SimFlash::<4, 16, 1024>::new(256 * 1024);
-    let layout = AbLayout::new(Region::new(0, 96 * 1024), Region::new(128 * 1024, 96 * 1024), 1024).unwrap();
+    let layout = AbLayout::new(
+        Region::new(0, 96 * 1024),
+        Region::new(128 * 1024, 96 * 1024),
+        1024,
+    )
+    .unwrap();
     for round in 0..12 {
         let img = &images[rng.below(images.len() as u64) as usize];
         let mut buf = vec![0u8; 1024];
@@ -225,8 +301,10 @@ fn mapped_files_and_typed_views() {
     use zerocopy::little_endian::U32;
     let mut tree = MemoryTree::new();
     let words: Vec<u8> = (0u32..64).flat_map(|w| w.to_le_bytes()).collect();
-    tree.add_file_aligned(tree.root(), b"table.bin", words.clone(), Some(16)).unwrap();
-    tree.add_file(tree.root(), b"odd.bin", vec![1, 2, 3, 4, 5]).unwrap();
+    tree.add_file_aligned(tree.root(), b"table.bin", words.clone(), Some(16))
+        .unwrap();
+    tree.add_file(tree.root(), b"odd.bin", vec![1, 2, 3, 4, 5])
+        .unwrap();
     let img = tree.build(&Options::default()).unwrap();
     // Put the image at an aligned address, as flash would be.
     let mut backing = vec![0u64; img.len().div_ceil(8)];
@@ -246,10 +324,19 @@ fn mapped_files_and_typed_views() {
     assert_eq!(le[10].get(), 10);
     // Wrong size: refused, not copied.
     let err = fs.open_typed::<U32>(b"odd.bin").unwrap_err();
-    assert!(matches!(err, mapped::OpenError::View(mapped::ViewError::WrongSize { len: 5, elem: 4 })), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            mapped::OpenError::View(mapped::ViewError::WrongSize { len: 5, elem: 4 })
+        ),
+        "{err:?}"
+    );
     // Misaligned: a view one byte in.
     let err = mapped::view::<u32>(&data[1..5]).unwrap_err();
-    assert!(matches!(err, mapped::ViewError::Misaligned { align: 4, .. }), "{err:?}");
+    assert!(
+        matches!(err, mapped::ViewError::Misaligned { align: 4, .. }),
+        "{err:?}"
+    );
     assert_eq!(fs.open(b"nope").unwrap_err(), mapped::OpenError::NotFound);
     assert_eq!(fs.open(b"/").unwrap_err(), mapped::OpenError::IsDir);
 
@@ -259,7 +346,10 @@ fn mapped_files_and_typed_views() {
     let snapshot = sim.contents().to_vec();
     let mut part = Partition::new(&mut sim, Region::new(0, 8192)).unwrap();
     let xip = romfs_embedded::XipFlash::new(&snapshot, &mut part).unwrap();
-    assert_eq!(xip.mount().unwrap().open(b"odd.bin").unwrap(), &[1, 2, 3, 4, 5]);
+    assert_eq!(
+        xip.mount().unwrap().open(b"odd.bin").unwrap(),
+        &[1, 2, 3, 4, 5]
+    );
     assert!(romfs_embedded::XipFlash::new(&snapshot[..4096], &mut part).is_err());
 }
 
@@ -283,7 +373,9 @@ fn partitions_keep_to_their_region() {
     // An image in a partition in the middle of a chip.
     let img = app_image(3, 5, 1);
     sim.load(16384, &img);
-    let mut fs = FlashFs::<_, 32>::mount(Partition::new(&mut sim, Region::new(16384, 16384)).unwrap()).unwrap();
+    let mut fs =
+        FlashFs::<_, 32>::mount(Partition::new(&mut sim, Region::new(16384, 16384)).unwrap())
+            .unwrap();
     assert!(fs.lookup(b"config.py").unwrap().is_some());
 }
 
@@ -292,7 +384,10 @@ fn simulator_enforces_nor_rules() {
     use embedded_storage::nor_flash::{NorFlash, ReadNorFlash};
     let mut sim = Flash::new(8192);
     sim.write(0, &[0x0f; 4]).unwrap();
-    assert_eq!(sim.write(0, &[0x0f; 4]), Err(SimError::DoubleWrite { offset: 0 }));
+    assert_eq!(
+        sim.write(0, &[0x0f; 4]),
+        Err(SimError::DoubleWrite { offset: 0 })
+    );
     assert_eq!(sim.write(2, &[0; 4]), Err(SimError::NotAligned));
     assert_eq!(sim.write(8192, &[0; 4]), Err(SimError::OutOfBounds));
     assert_eq!(sim.erase(0, 100), Err(SimError::NotAligned));
@@ -309,11 +404,17 @@ fn simulator_enforces_nor_rules() {
     let mut b = [0u8; 4];
     assert_eq!(sim.read(0, &mut b), Err(SimError::PowerLost));
     sim.reboot();
-    assert_eq!(&sim.contents()[..16], &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]);
+    assert_eq!(
+        &sim.contents()[..16],
+        &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]
+    );
     // Interrupted erase with random bits: some bits set, not all.
     sim.cut_power_at(0, Partial::RandomBits(1));
     assert_eq!(sim.erase(0, 4096), Err(SimError::PowerLost));
     sim.reboot();
     let s = &sim.contents()[..16];
-    assert!(s.iter().any(|&b| b != 0xff) && s.iter().any(|&b| b != 0), "{s:?}");
+    assert!(
+        s.iter().any(|&b| b != 0xff) && s.iter().any(|&b| b != 0),
+        "{s:?}"
+    );
 }

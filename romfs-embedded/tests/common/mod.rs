@@ -37,7 +37,10 @@ pub fn app_files(seed: u64, total_kib: usize, version: u32) -> Vec<(String, Vec<
         size += len;
         i += 1;
     }
-    files.push(("config.py".to_string(), format!("VERSION = {version}\n").into_bytes()));
+    files.push((
+        "config.py".to_string(),
+        format!("VERSION = {version}\n").into_bytes(),
+    ));
     files
 }
 
@@ -60,10 +63,14 @@ pub fn build(files: &[(String, Vec<u8>)], generation: u64, opts: Option<Options>
                 }
             };
         }
-        tree.add_file(parent, parts[parts.len() - 1].as_bytes(), data.clone()).unwrap();
+        tree.add_file(parent, parts[parts.len() - 1].as_bytes(), data.clone())
+            .unwrap();
     }
     let opts = opts.unwrap_or_else(|| Options {
-        metadata: Some(MetadataSpec { generation: Some(generation), ..MetadataSpec::default() }),
+        metadata: Some(MetadataSpec {
+            generation: Some(generation),
+            ..MetadataSpec::default()
+        }),
         ..Options::default()
     });
     tree.build(&opts).unwrap()
