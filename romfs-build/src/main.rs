@@ -20,6 +20,63 @@ struct Cli {
     command: Cmd,
 }
 
+#[derive(Debug, clap::Args)]
+struct MountArgs {
+    /// The image.
+    image: PathBuf,
+    /// The directory to mount it on.
+    mountpoint: PathBuf,
+    /// Serve in the foreground; Ctrl-C or SIGTERM unmount.
+    #[arg(short, long)]
+    foreground: bool,
+    /// Mount options (repeatable, comma-separated): allow_other, allow_root,
+    /// uid=N, gid=N, umask=OCT, fmode=OCT, dmode=OCT, fsname=NAME, threads=N,
+    /// noauto_unmount, ignore_checksum, noexec, noatime, nodev, nosuid...
+    #[arg(short = 'o', value_name = "OPT[,OPT...]")]
+    options: Vec<String>,
+    /// Owner of every entry (default: you).
+    #[arg(long)]
+    uid: Option<u32>,
+    /// Group of every entry (default: your group).
+    #[arg(long)]
+    gid: Option<u32>,
+    /// Permission bits of files, octal (default 0444).
+    #[arg(long, value_name = "OCT")]
+    file_mode: Option<String>,
+    /// Permission bits of directories, octal (default 0555).
+    #[arg(long, value_name = "OCT")]
+    dir_mode: Option<String>,
+    /// Let other users access the mount.
+    #[arg(long)]
+    allow_other: bool,
+    /// FUSE worker threads.
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+impl MountArgs {
+    fn options(&self) -> Result<romfs_mount::MountOptions> {
+        let mut opts = romfs_mount::MountOptions::default();
+        for o in &self.options {
+            opts.parse_fuse_options(o)?;
+        }
+        opts.foreground |= self.foreground;
+        opts.allow_other |= self.allow_other;
+        opts.uid = self.uid.or(opts.uid);
+        opts.gid = self.gid.or(opts.gid);
+        if let Some(m) = &self.file_mode {
+            opts.file_mode = romfs_mount::parse_mode(m)?;
+        }
+        if let Some(m) = &self.dir_mode {
+            opts.dir_mode = romfs_mount::parse_mode(m)?;
+        }
+        if let Some(t) = self.threads {
+            opts.parse_fuse_options(&format!("threads={t}"))?;
+        }
+        Ok(opts)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum LayoutArg {
     /// Aligned, deduplicated, with metadata and a CRC32 (see FORMAT.md).
@@ -90,6 +147,17 @@ enum Cmd {
         /// JSON output.
         #[arg(long)]
         json: bool,
+    },
+    /// Mount an image read-only with FUSE (returns once mounted; -f to stay
+    /// in the foreground). Needs `fusermount3` (Debian package `fuse3`).
+    Mount(Box<MountArgs>),
+    /// Unmount an image mounted with `romfs mount`.
+    Umount {
+        /// The mountpoint.
+        mountpoint: PathBuf,
+        /// Detach even if the filesystem is busy.
+        #[arg(short = 'z', long)]
+        lazy: bool,
     },
     /// Print shell completions.
     Completions {
@@ -322,6 +390,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Cmd::Mount(args) => {
+            romfs_mount::mount(&args.image, &args.mountpoint, &args.options()?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Umount { mountpoint, lazy } => {
+            if lazy {
+                romfs_mount::unmount_lazy(&mountpoint)?;
+            } else {
+                romfs_mount::unmount(&mountpoint)?;
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Cmd::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "romfs", &mut out);
