@@ -39,7 +39,7 @@ fn mount_serves_the_image_and_umount_removes_it() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let served = (|| {
+    let served = || {
         assert!(is_mounted(&mnt));
         assert_eq!(std::fs::read(mnt.join("hello.txt")).unwrap(), b"hello");
         assert_eq!(
@@ -52,7 +52,7 @@ fn mount_serves_the_image_and_umount_removes_it() {
         let again = romfs(&[&"mount", &img, &mnt]);
         assert!(!again.status.success());
         assert!(String::from_utf8_lossy(&again.stderr).contains("already mounted"));
-    });
+    };
     let result = std::panic::catch_unwind(served);
     let out = romfs(&[&"umount", &mnt]);
     assert!(

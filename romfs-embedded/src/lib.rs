@@ -23,7 +23,6 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 // `is_multiple_of` needs Rust 1.87; the workspace supports 1.80.
-#![allow(clippy::manual_is_multiple_of)]
 
 #[cfg(feature = "std")]
 extern crate std;

@@ -56,7 +56,7 @@ impl From<ViewError> for OpenError {
 /// copies: misaligned or wrongly sized data is an error.
 pub fn view<T: FromBytes + Immutable + KnownLayout>(data: &[u8]) -> Result<&[T], ViewError> {
     let elem = core::mem::size_of::<T>();
-    if elem == 0 || data.len() % elem != 0 {
+    if elem == 0 || !data.len().is_multiple_of(elem) {
         return Err(ViewError::WrongSize {
             len: data.len(),
             elem,

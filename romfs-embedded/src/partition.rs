@@ -28,7 +28,7 @@ impl Region {
     /// True when both ends are multiples of `align` (a non-zero size).
     pub fn is_aligned(&self, align: usize) -> bool {
         let a = align as u64;
-        a != 0 && (self.offset as u64) % a == 0 && (self.len as u64) % a == 0
+        a != 0 && (self.offset as u64).is_multiple_of(a) && (self.len as u64).is_multiple_of(a)
     }
 
     /// True when the two regions share at least one byte.

@@ -478,7 +478,7 @@ impl<F: ReadNorFlash, const N: usize> FlashFs<F, N> {
             let pos = file.data_offset + (offset + done) as u32;
             let left = total - done;
             let in_window = pos.wrapping_sub(self.win_start) < self.win_len;
-            if !in_window && pos as usize % rs == 0 && left >= N {
+            if !in_window && (pos as usize).is_multiple_of(rs) && left >= N {
                 // Large aligned read: straight into the caller's buffer.
                 let n = left - left % rs;
                 let dst = out

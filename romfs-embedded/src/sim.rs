@@ -123,7 +123,7 @@ impl<const R: usize, const W: usize, const E: usize> SimFlash<R, W, E> {
     /// An erased device of `capacity` bytes (a multiple of `E`).
     pub fn new(capacity: usize) -> Self {
         assert!(
-            capacity % E == 0 && E % W == 0 && E % R == 0,
+            capacity.is_multiple_of(E) && E.is_multiple_of(W) && E.is_multiple_of(R),
             "bad simulated geometry"
         );
         SimFlash {
@@ -224,7 +224,7 @@ impl<const R: usize, const W: usize, const E: usize> SimFlash<R, W, E> {
         if end > self.data.len() {
             return Err(SimError::OutOfBounds);
         }
-        if start % align != 0 || len % align != 0 {
+        if !start.is_multiple_of(align) || !len.is_multiple_of(align) {
             return Err(SimError::NotAligned);
         }
         Ok((start, end))

@@ -478,7 +478,7 @@ impl<'b, F: NorFlash> Updater<'b, F> {
             if self.total.is_none() {
                 self.parse_header()?;
             }
-            if self.received % e == 0 {
+            if self.received.is_multiple_of(e) {
                 self.flush(sector, e as usize)?;
             }
         }
