@@ -18,7 +18,7 @@
 //!
 //! No function in this crate panics on any flash contents; every read is
 //! bounds-checked and every malformed image is an error.
-//! `FLASH-LAYOUT.md` describes the on-flash layout.
+//! FORMAT.md (section 5) describes the on-flash layout.
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

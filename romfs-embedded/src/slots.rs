@@ -1,4 +1,4 @@
-//! Two image slots (A/B) with a commit record each. See `FLASH-LAYOUT.md`.
+//! Two image slots (A/B) with a commit record each. See FORMAT.md (section 5).
 //!
 //! A slot is an erase-aligned region. The image starts at the slot's first
 //! byte (so the slot is a plain ROMFS partition to any reader, MicroPython's

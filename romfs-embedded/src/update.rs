@@ -3,7 +3,7 @@
 //!
 //! Feed the new image with [`Updater::write`] in chunks of any size, then
 //! call [`Updater::finish`]. Nothing becomes active before `finish` has read
-//! the image back and verified it. See `FLASH-LAYOUT.md` for what is written
+//! the image back and verified it. See FORMAT.md (section 5) for what is written
 //! where and in which order.
 
 use embedded_storage::nor_flash::NorFlash;
