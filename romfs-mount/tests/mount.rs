@@ -1,0 +1,885 @@
+//! Real FUSE mounts of generated images, compared with their sources.
+//!
+//! These need `/dev/fuse` and `fusermount3` (Debian package `fuse3`). Outside
+//! CI a missing `fusermount3` skips them (saying so); in CI it fails them.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{ErrorKind, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirEntryExt, FileExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use romfs_format::write::{MemoryTree, MetadataSpec, NodeRef, Options};
+use romfs_format::Image;
+
+const BIN: &str = env!("CARGO_BIN_EXE_romfs-mount");
+
+/// `fusermount3`, or `None` (skip) outside CI when it is missing.
+fn fuse_ready() -> bool {
+    if romfs_tests::system_tool("fusermount3").is_none() {
+        return false;
+    }
+    if !Path::new("/dev/fuse").exists() {
+        assert!(!romfs_tests::in_ci(), "/dev/fuse is missing in CI");
+        eprintln!("SKIPPED: /dev/fuse is missing");
+        return false;
+    }
+    true
+}
+
+/// A small deterministic PRNG.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        let mut v = Vec::with_capacity(n + 8);
+        while v.len() < n {
+            v.extend_from_slice(&self.next().to_le_bytes());
+        }
+        v.truncate(n);
+        v
+    }
+}
+
+/// Write a random tree under `dir`. `ascii` keeps names ASCII (mpremote).
+fn generate(rng: &mut Rng, dir: &Path, depth: usize, ascii: bool) {
+    let entries = 2 + rng.below(if depth == 0 { 14 } else { 8 });
+    let mut shared: Option<Vec<u8>> = None;
+    for i in 0..entries {
+        let stem: String = (0..1 + rng.below(16))
+            .map(|_| {
+                b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.~ "
+                    [rng.below(67) as usize] as char
+            })
+            .collect();
+        let mut name = format!("{i}{}", stem.trim_end());
+        if !ascii && rng.below(5) == 0 {
+            name.push_str("-é✓");
+        }
+        let path = dir.join(&name);
+        if depth < 4 && rng.below(4) == 0 {
+            fs::create_dir(&path).unwrap();
+            generate(rng, &path, depth + 1, ascii);
+        } else {
+            let size = match rng.below(10) {
+                0 => 0,
+                1 => rng.below(128),
+                2 => 16_370 + rng.below(30),
+                3 => 200_000 + rng.below(1_500_000),
+                4 => 4096 * (1 + rng.below(8)),
+                _ => rng.below(20_000),
+            } as usize;
+            // Some files share contents (the default layout dedups them).
+            let data = match (&shared, rng.below(6)) {
+                (Some(s), 0) => s.clone(),
+                _ => rng.bytes(size),
+            };
+            if shared.is_none() && data.len() > 16 {
+                shared = Some(data.clone());
+            }
+            fs::write(&path, &data).unwrap();
+        }
+    }
+}
+
+/// Mirror a directory on disk into a `MemoryTree` (sorted, as builders do).
+fn tree_from_disk(dir: &Path, tree: &mut MemoryTree, parent: NodeRef) {
+    let mut names: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    for name in names {
+        let path = dir.join(&name);
+        if path.is_dir() {
+            let sub = tree.add_dir(parent, name.as_bytes()).unwrap();
+            tree_from_disk(&path, tree, sub);
+        } else {
+            tree.add_file(parent, name.as_bytes(), fs::read(&path).unwrap())
+                .unwrap();
+        }
+    }
+}
+
+/// A generated tree big enough to be interesting: several random subtrees.
+fn generate_tree(seed: u64, dir: &Path, ascii: bool) {
+    let mut rng = Rng(seed);
+    for part in 0..6 {
+        let sub = dir.join(format!("part{part}"));
+        fs::create_dir(&sub).unwrap();
+        generate(&mut rng, &sub, 1, ascii);
+    }
+    generate(&mut rng, dir, 3, ascii);
+}
+
+fn build_image(src: &Path, opts: &Options, out: &Path) -> Vec<u8> {
+    let mut tree = MemoryTree::new();
+    let root = tree.root();
+    tree_from_disk(src, &mut tree, root);
+    let bytes = tree.build(opts).unwrap();
+    fs::write(out, &bytes).unwrap();
+    bytes
+}
+
+fn mounted(mnt: &Path) -> bool {
+    romfs_mount::is_mounted(mnt)
+}
+
+fn wait_until(what: &str, deadline: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A scratch directory with a mountpoint; unmounts on drop, even when the
+/// test failed, so nothing stale is left behind.
+struct Scratch {
+    dir: tempfile::TempDir,
+    mnt: PathBuf,
+    foreground: Option<Child>,
+}
+
+impl Scratch {
+    fn new() -> Scratch {
+        let dir = tempfile::Builder::new()
+            .prefix("romfs-mount-test")
+            .tempdir()
+            .unwrap();
+        let mnt = dir.path().join("mnt");
+        fs::create_dir(&mnt).unwrap();
+        Scratch {
+            dir,
+            mnt,
+            foreground: None,
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn run(&self, args: &[&std::ffi::OsStr]) -> Output {
+        Command::new(BIN)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// Mount `image` (daemon mode) with extra arguments; panics on failure.
+    fn mount(&self, image: &Path, extra: &[&str]) {
+        let mut args: Vec<&std::ffi::OsStr> = extra.iter().map(|s| s.as_ref()).collect();
+        args.push(image.as_os_str());
+        args.push(self.mnt.as_os_str());
+        let out = self.run(&args);
+        assert!(
+            out.status.success(),
+            "mount failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(mounted(&self.mnt), "mount returned but nothing is mounted");
+    }
+
+    /// Mount in the foreground as a child process; returns once mounted.
+    fn mount_foreground(&mut self, image: &Path) {
+        let child = Command::new(BIN)
+            .arg("-f")
+            .arg(image)
+            .arg(&self.mnt)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.foreground = Some(child);
+        let mnt = self.mnt.clone();
+        wait_until("the foreground mount", Duration::from_secs(20), || {
+            mounted(&mnt)
+        });
+    }
+
+    /// The pid of the daemon serving this mountpoint.
+    fn daemon_pid(&self) -> i32 {
+        let needle = self.mnt.as_os_str().as_bytes();
+        for entry in fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let Ok(cmdline) = fs::read(entry.path().join("cmdline")) else {
+                continue;
+            };
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            let Ok(exe) = fs::read_link(entry.path().join("exe")) else {
+                continue;
+            };
+            if exe.file_name().is_some_and(|n| n == "romfs-mount") && args.contains(&needle) {
+                return pid;
+            }
+        }
+        panic!("no romfs-mount process serves {}", self.mnt.display());
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if mounted(&self.mnt) {
+            let _ = Command::new("fusermount3")
+                .arg("-u")
+                .arg("-z")
+                .arg(&self.mnt)
+                .output();
+        }
+        if let Some(mut child) = self.foreground.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn pid_alive(pid: i32) -> bool {
+    // Zombies count as dead.
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+/// Every entry under `root`: relative path -> (is_dir, contents).
+fn snapshot(root: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            let path = entry.path();
+            let rel = path.strip_prefix(root).unwrap().to_path_buf();
+            let ft = entry.file_type().unwrap();
+            if ft.is_dir() {
+                stack.push(path);
+                out.insert(rel, None);
+            } else {
+                assert!(
+                    ft.is_file(),
+                    "{} is neither file nor directory",
+                    path.display()
+                );
+                let data = fs::read(&path).unwrap();
+                assert_eq!(
+                    fs::metadata(&path).unwrap().len(),
+                    data.len() as u64,
+                    "size of {}",
+                    rel.display()
+                );
+                out.insert(rel, Some(data));
+            }
+        }
+    }
+    out
+}
+
+/// The mounted tree equals the source: names, types, sizes, contents; and
+/// inode numbers, link counts, modes and owners are what the issue says.
+fn check_tree(src: &Path, mnt: &Path, image: &[u8]) {
+    let want = snapshot(src);
+    let got = snapshot(mnt);
+    assert_eq!(
+        want.keys().collect::<Vec<_>>(),
+        got.keys().collect::<Vec<_>>(),
+        "names differ"
+    );
+    for (path, data) in &want {
+        assert!(got[path] == *data, "{} differs", path.display());
+    }
+    let image = Image::parse(image).unwrap();
+    let root = fs::metadata(mnt).unwrap();
+    assert_eq!(root.ino(), 1, "root inode");
+    // SAFETY: getuid cannot fail.
+    let uid = unsafe { libc::getuid() };
+    for path in want.keys() {
+        let full = mnt.join(path);
+        let meta = fs::symlink_metadata(&full).unwrap();
+        let node = image.lookup(path.as_os_str().as_bytes()).unwrap().unwrap();
+        assert_eq!(
+            meta.ino(),
+            node.id() as u64 + 1,
+            "inode of {}",
+            path.display()
+        );
+        assert_eq!(meta.uid(), uid);
+        if meta.is_dir() {
+            assert_eq!(meta.mode() & 0o7777, 0o555, "{}", path.display());
+            let subdirs = fs::read_dir(&full)
+                .unwrap()
+                .filter(|e| e.as_ref().unwrap().file_type().unwrap().is_dir())
+                .count();
+            assert_eq!(
+                meta.nlink(),
+                2 + subdirs as u64,
+                "nlink of {}",
+                path.display()
+            );
+            // readdir's inode numbers agree with stat's.
+            for e in fs::read_dir(&full).unwrap() {
+                let e = e.unwrap();
+                assert_eq!(e.ino(), fs::symlink_metadata(e.path()).unwrap().ino());
+            }
+        } else {
+            assert_eq!(meta.mode() & 0o7777, 0o444, "{}", path.display());
+            assert_eq!(meta.nlink(), 1);
+        }
+    }
+}
+
+#[test]
+fn default_layout_tree_matches_source() {
+    if !fuse_ready() {
+        return;
+    }
+    let s = Scratch::new();
+    let src = s.path("src");
+    fs::create_dir(&src).unwrap();
+    generate_tree(0x1234_5678_9abc, &src, false);
+    let img = s.path("app.img");
+    let bytes = build_image(&src, &Options::default(), &img);
+    s.mount(&img, &[]);
+    check_tree(&src, &s.mnt, &bytes);
+}
+
+#[test]
+fn mpremote_layout_tree_matches_source() {
+    if !fuse_ready() {
+        return;
+    }
+    let s = Scratch::new();
+    let src = s.path("src");
+    fs::create_dir(&src).unwrap();
+    generate_tree(0xfeed_beef, &src, true);
+    let img = s.path("app.img");
+    let bytes = build_image(&src, &Options::mpremote(), &img);
+    s.mount(&img, &[]);
+    check_tree(&src, &s.mnt, &bytes);
+}
+
+/// An image written by the real `mpremote romfs build` mounts and matches.
+#[test]
+fn real_mpremote_image_matches_source() {
+    if !fuse_ready() {
+        return;
+    }
+    let Some(mpremote) = romfs_tests::venv_tool("mpremote") else {
+        return;
+    };
+    let s = Scratch::new();
+    let src = s.path("src");
+    fs::create_dir(&src).unwrap();
+    generate_tree(0xabcdef, &src, true);
+    let img = s.path("mp.img");
+    let out = Command::new(mpremote)
+        .args(["romfs", "--no-mpy", "-o"])
+        .arg(&img)
+        .arg("build")
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "mpremote failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = fs::read(&img).unwrap();
+    s.mount(&img, &[]);
+    check_tree(&src, &s.mnt, &bytes);
+}
+
+#[test]
+fn eight_concurrent_random_readers() {
+    if !fuse_ready() {
+        return;
+    }
+    let s = Scratch::new();
+    let src = s.path("src");
+    fs::create_dir(&src).unwrap();
+    generate_tree(0x5eed, &src, false);
+    let img = s.path("app.img");
+    build_image(&src, &Options::default(), &img);
+    s.mount(&img, &[]);
+    let files: Vec<(PathBuf, Vec<u8>)> = snapshot(&src)
+        .into_iter()
+        .filter_map(|(p, d)| d.map(|d| (p, d)))
+        .filter(|(_, d)| !d.is_empty())
+        .collect();
+    assert!(files.len() > 20, "the generated tree is too small");
+    let files = &files;
+    let mnt = &s.mnt;
+    std::thread::scope(|scope| {
+        for t in 0..8u64 {
+            scope.spawn(move || {
+                let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (t + 1));
+                for _ in 0..400 {
+                    let (path, data) = &files[rng.below(files.len() as u64) as usize];
+                    let f = fs::File::open(mnt.join(path)).unwrap();
+                    let off = rng.below(data.len() as u64) as usize;
+                    let len = 1 + rng.below(256 * 1024) as usize;
+                    let mut buf = vec![0u8; len];
+                    let n = f.read_at(&mut buf, off as u64).unwrap();
+                    let end = data.len().min(off + len);
+                    // One read may be short only at end of file.
+                    assert!(n > 0, "empty read inside {}", path.display());
+                    assert_eq!(
+                        &buf[..n],
+                        &data[off..off + n],
+                        "{} at {off}",
+                        path.display()
+                    );
+                    if n < end - off {
+                        let mut rest = Vec::new();
+                        let mut f2 = fs::File::open(mnt.join(path)).unwrap();
+                        f2.read_to_end(&mut rest).unwrap();
+                        assert_eq!(&rest[off..end], &data[off..end]);
+                    }
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn wide_directory_lists_completely() {
+    if !fuse_ready() {
+        return;
+    }
+    let s = Scratch::new();
+    let mut tree = MemoryTree::new();
+    let root = tree.root();
+    let wide = tree.add_dir(root, b"wide").unwrap();
+    let n = 20_500;
+    for i in 0..n {
+        tree.add_file(
+            wide,
+            format!("entry-{i:06}-with-a-longish-name.txt").as_bytes(),
+            format!("{i}").into_bytes(),
+        )
+        .unwrap();
+    }
+    let bytes = tree.build(&Options::default()).unwrap();
+    let img = s.path("wide.img");
+    fs::write(&img, &bytes).unwrap();
+    s.mount(&img, &[]);
+    let dir = s.mnt.join("wide");
+    let mut names: Vec<String> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names.len(), n, "entries listed");
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), n, "duplicates in the listing");
+    for i in [0, 1, n / 2, n - 1] {
+        let name = format!("entry-{i:06}-with-a-longish-name.txt");
+        assert!(names.binary_search(&name).is_ok());
+        assert_eq!(fs::read_to_string(dir.join(&name)).unwrap(), i.to_string());
+    }
+    // `.` and `..` come through readdir(3) too.
+    let listing = Command::new("ls").arg("-a1f").arg(&dir).output().unwrap();
+    let listing = String::from_utf8(listing.stdout).unwrap();
+    let lines: Vec<&str> = listing.lines().collect();
+    assert_eq!(lines.len(), n + 2);
+    assert!(lines.contains(&".") && lines.contains(&".."));
+    assert_eq!(fs::metadata(&dir).unwrap().nlink(), 2);
+    // A missing name is ENOENT (twice: the second answer is the cached miss).
+    for _ in 0..2 {
+        let e = fs::metadata(dir.join("entry-999999-missing")).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+        let e = fs::File::open(s.mnt.join("nope/deeper")).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+    }
+}
+
+#[test]
+fn writes_are_erofs() {
+    if !fuse_ready() {
+        return;
+    }
+    let s = Scratch::new();
+    let mut tree = MemoryTree::new();
+    let root = tree.root();
+    tree.add_file(root, b"file.txt", b"content".to_vec())
+        .unwrap();
+    let d = tree.add_dir(root, b"dir").unwrap();
+    tree.add_file(d, b"inner", b"x".to_vec()).unwrap();
+    let bytes = tree.build(&Options::default()).unwrap();
+    let img = s.path("rw.img");
+    fs::write(&img, &bytes).unwrap();
+    s.mount(&img, &[]);
+    let m = &s.mnt;
+    let erofs = |r: std::io::Result<()>, what: &str| {
+        let e = r.expect_err(what);
+        assert_eq!(e.raw_os_error(), Some(30), "{what}: {e}");
+    };
+    erofs(fs::write(m.join("new.txt"), b"x"), "create");
+    erofs(
+        fs::OpenOptions::new()
+            .write(true)
+            .open(m.join("file.txt"))
+            .map(drop),
+        "open for write",
+    );
+    erofs(
+        fs::OpenOptions::new()
+            .append(true)
+            .open(m.join("file.txt"))
+            .map(drop),
+        "open for append",
+    );
+    erofs(
+        fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(m.join("file.txt"))
+            .map(drop),
+        "open read-write",
+    );
+    erofs(fs::create_dir(m.join("newdir")), "mkdir");
+    erofs(fs::remove_file(m.join("file.txt")), "unlink");
+    erofs(fs::remove_dir_all(m.join("dir")), "rmdir");
+    erofs(fs::rename(m.join("file.txt"), m.join("moved")), "rename");
+    erofs(
+        fs::set_permissions(m.join("file.txt"), fs::Permissions::from_mode(0o777)),
+        "chmod",
+    );
+    erofs(fs::hard_link(m.join("file.txt"), m.join("link")), "link");
+    erofs(
+        std::os::unix::fs::symlink("file.txt", m.join("sym")),
+        "symlink",
+    );
+    let path = std::ffi::CString::new(m.join("file.txt").as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    let rc = unsafe { libc::truncate(path.as_ptr(), 0) };
+    erofs(
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        },
+        "truncate",
+    );
+    assert_eq!(fs::read(m.join("file.txt")).unwrap(), b"content");
+}
+
+#[test]
+fn corrupt_and_foreign_images_are_refused() {
+    if !fuse_ready() {
+        return;
+    }
+    let s = Scratch::new();
+    let mut tree = MemoryTree::new();
+    let root = tree.root();
+    tree.add_file(root, b"a", vec![1; 1000]).unwrap();
+    let mut bytes = tree.build(&Options::default()).unwrap();
+    // One flipped byte in the file data: the checksum catches it.
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x40;
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("flipped.img", bytes.clone(), "corrupt"),
+        (
+            "text.img",
+            b"this is not an image at all\n".to_vec(),
+            "not a ROMFS image",
+        ),
+        ("short.img", vec![0xd2, 0xcd], "not a ROMFS image"),
+        (
+            "truncated.img",
+            bytes[..bytes.len() - 10].to_vec(),
+            "not a ROMFS image",
+        ),
+    ];
+    for (name, data, expect) in cases {
+        let img = s.path(name);
+        fs::write(&img, &data).unwrap();
+        let out = s.run(&[img.as_os_str(), s.mnt.as_os_str()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name} was mounted");
+        assert!(err.contains(expect), "{name}: {err}");
+        assert!(!mounted(&s.mnt), "{name} left a mount");
+    }
+    // A structurally broken image: a record running past its parent.
+    let mut tree = MemoryTree::new();
+    let root = tree.root();
+    let d = tree.add_dir(root, b"d").unwrap();
+    tree.add_file(d, b"f", vec![9; 300]).unwrap();
+    let mut broken = tree.build(&Options::mpremote()).unwrap();
+    // The directory record's length varuint follows its kind byte (4) at
+    // the payload start; make it claim more than there is.
+    let image = Image::parse(&broken).unwrap();
+    let p = image.payload_offset();
+    assert_eq!(broken[p], 4);
+    broken[p + 1] = 0x7f;
+    let img = s.path("broken.img");
+    fs::write(&img, &broken).unwrap();
+    let out = s.run(&[img.as_os_str(), s.mnt.as_os_str()]);
+    assert!(!out.status.success(), "a broken image was mounted");
+    assert!(!mounted(&s.mnt));
+    // --ignore-checksum style option lets the flipped image through.
+    let img = s.path("flipped.img");
+    s.mount(&img, &["-o", "ignore_checksum"]);
+}
+
+#[test]
+fn mountpoint_problems_are_clear() {
+    if !fuse_ready() {
+        return;
+    }
+    let s = Scratch::new();
+    let mut tree = MemoryTree::new();
+    let root = tree.root();
+    tree.add_file(root, b"a", vec![1; 10]).unwrap();
+    let img = s.path("a.img");
+    fs::write(&img, tree.build(&Options::default()).unwrap()).unwrap();
+    let missing = s.path("missing");
+    let out = s.run(&[img.as_os_str(), missing.as_os_str()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+    let out = s.run(&[img.as_os_str(), img.as_os_str()]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a directory"));
+    let out = s.run(&[s.path("no-such.img").as_os_str(), s.mnt.as_os_str()]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read image"));
+    s.mount(&img, &[]);
+    let out = s.run(&[img.as_os_str(), s.mnt.as_os_str()]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already mounted"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Unmounting works once, then says nothing is mounted.
+    let out = s.run(&["-u".as_ref(), s.mnt.as_os_str()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!mounted(&s.mnt));
+    let out = s.run(&["-u".as_ref(), s.mnt.as_os_str()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing is mounted"));
+}
+
+fn small_image(s: &Scratch) -> PathBuf {
+    let mut tree = MemoryTree::new();
+    let root = tree.root();
+    tree.add_file(root, b"a-small", b"small file".to_vec())
+        .unwrap();
+    tree.add_file(
+        root,
+        b"big",
+        (0..3_000_000u32).map(|i| (i * 7) as u8).collect(),
+    )
+    .unwrap();
+    let img = s.path("t.img");
+    fs::write(&img, tree.build(&Options::default()).unwrap()).unwrap();
+    img
+}
+
+#[test]
+fn sigterm_in_foreground_unmounts() {
+    if !fuse_ready() {
+        return;
+    }
+    let mut s = Scratch::new();
+    let img = small_image(&s);
+    s.mount_foreground(&img);
+    assert_eq!(fs::read(s.mnt.join("a-small")).unwrap(), b"small file");
+    let mut child = s.foreground.take().unwrap();
+    // SAFETY: signals our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = wait_child(&mut child, Duration::from_secs(10));
+    assert!(status.success(), "foreground mount exited with {status}");
+    assert!(!mounted(&s.mnt), "SIGTERM left the mount behind");
+}
+
+#[test]
+fn sigterm_to_daemon_unmounts_and_sigkill_leaves_no_stale_mount() {
+    if !fuse_ready() {
+        return;
+    }
+    let s = Scratch::new();
+    let img = small_image(&s);
+    s.mount(&img, &[]);
+    let pid = s.daemon_pid();
+    // SAFETY: signals the daemon this test started.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    wait_until("unmount after SIGTERM", Duration::from_secs(10), || {
+        !mounted(&s.mnt)
+    });
+    wait_until("the daemon to exit", Duration::from_secs(10), || {
+        !pid_alive(pid)
+    });
+    // A daemon killed outright: auto_unmount removes the mount.
+    s.mount(&img, &[]);
+    let pid = s.daemon_pid();
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    wait_until(
+        "auto-unmount after SIGKILL",
+        Duration::from_secs(10),
+        || !mounted(&s.mnt),
+    );
+    // `fusermount3 -u` unmounts too, and the daemon exits.
+    s.mount(&img, &[]);
+    let pid = s.daemon_pid();
+    let out = Command::new("fusermount3")
+        .arg("-u")
+        .arg(&s.mnt)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    wait_until(
+        "the daemon to exit after fusermount3 -u",
+        Duration::from_secs(10),
+        || !pid_alive(pid),
+    );
+}
+
+#[test]
+fn truncated_image_gives_eio_not_a_crash() {
+    if !fuse_ready() {
+        return;
+    }
+    let s = Scratch::new();
+    let img = small_image(&s);
+    s.mount(&img, &[]);
+    let pid = s.daemon_pid();
+    let big = s.mnt.join("big");
+    let want: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7) as u8).collect();
+    // Read the start once (cached from now on), then cut the image short.
+    let f = fs::File::open(&big).unwrap();
+    let mut head = vec![0u8; 4096];
+    f.read_exact_at(&mut head, 0).unwrap();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&img)
+        .unwrap()
+        .set_len(1_000_000)
+        .unwrap();
+    let mut tail = vec![0u8; 65536];
+    let e = f
+        .read_exact_at(&mut tail, 2_500_000)
+        .expect_err("read past the truncated end");
+    assert_eq!(e.raw_os_error(), Some(5), "{e}");
+    assert!(pid_alive(pid), "the mounter died");
+    assert!(mounted(&s.mnt));
+    assert_eq!(head, want[..4096]);
+    assert_eq!(fs::read(s.mnt.join("a-small")).unwrap(), b"small file");
+    // Rewritten with other bytes of the same length: no crash either.
+    fs::write(&img, vec![0u8; 3_100_000]).unwrap();
+    let mut buf = vec![0u8; 65536];
+    let _ = f.read_at(&mut buf, 2_000_000);
+    assert!(pid_alive(pid), "the mounter died after a rewrite");
+    assert!(fs::metadata(&s.mnt).is_ok());
+}
+
+#[test]
+fn attributes_statfs_and_owner_options() {
+    if !fuse_ready() {
+        return;
+    }
+    let s = Scratch::new();
+    let mut tree = MemoryTree::new();
+    let root = tree.root();
+    let d = tree.add_dir(root, b"d").unwrap();
+    tree.add_dir(d, b"e").unwrap();
+    tree.add_file(d, b"f", vec![5; 5000]).unwrap();
+    let name255 = "n".repeat(255);
+    tree.add_file(root, name255.as_bytes(), vec![]).unwrap();
+    let opts = Options {
+        metadata: Some(MetadataSpec {
+            build_time: Some(1_700_000_000),
+            ..MetadataSpec::default()
+        }),
+        ..Options::default()
+    };
+    let bytes = tree.build(&opts).unwrap();
+    let img = s.path("attrs.img");
+    fs::write(&img, &bytes).unwrap();
+    s.mount(
+        &img,
+        &[
+            "--uid",
+            "1234",
+            "--gid",
+            "4321",
+            "--file-mode",
+            "0640",
+            "-o",
+            "dmode=0750",
+        ],
+    );
+    let f = fs::metadata(s.mnt.join("d/f")).unwrap();
+    assert_eq!(
+        (f.uid(), f.gid(), f.mode() & 0o7777, f.len(), f.blocks()),
+        (1234, 4321, 0o640, 5000, 10)
+    );
+    assert_eq!(f.mtime(), 1_700_000_000);
+    let d = fs::metadata(s.mnt.join("d")).unwrap();
+    assert_eq!((d.mode() & 0o7777, d.nlink()), (0o750, 3));
+    assert_eq!(d.mtime(), 1_700_000_000);
+    assert!(fs::metadata(s.mnt.join(&name255)).unwrap().is_file());
+    let out = Command::new("stat")
+        .args(["-f", "-c", "%b %S %f %a %l"])
+        .arg(&s.mnt)
+        .output()
+        .unwrap();
+    let fields: Vec<u64> = String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect();
+    assert_eq!(
+        fields[0] * fields[1],
+        (bytes.len() as u64).div_ceil(512) * 512,
+        "statfs size"
+    );
+    assert_eq!(
+        (fields[2], fields[3], fields[4]),
+        (0, 0, 255),
+        "free, available, namemax"
+    );
+    // Without metadata, the image file's modification time is used.
+    let mut tree = MemoryTree::new();
+    let root = tree.root();
+    tree.add_file(root, b"x", vec![1]).unwrap();
+    let img2 = s.path("nometa.img");
+    fs::write(&img2, tree.build(&Options::mpremote()).unwrap()).unwrap();
+    let s2 = Scratch::new();
+    s2.mount(&img2, &[]);
+    let want = fs::metadata(&img2).unwrap().mtime();
+    assert_eq!(fs::metadata(s2.mnt.join("x")).unwrap().mtime(), want);
+}
+
+fn wait_child(child: &mut Child, deadline: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(start.elapsed() < deadline, "child did not exit");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
