@@ -182,8 +182,10 @@ impl Filesystem for RomFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
         let caps = config.capabilities();
         let want = [
+            // Always READDIRPLUS (not the AUTO heuristic, which falls back to
+            // READDIR + one LOOKUP per entry after the first chunk): every
+            // attribute is at hand, and `find`/`ls -l` then need no lookups.
             InitFlags::FUSE_DO_READDIRPLUS,
-            InitFlags::FUSE_READDIRPLUS_AUTO,
             InitFlags::FUSE_PARALLEL_DIROPS,
             InitFlags::FUSE_ASYNC_READ,
             InitFlags::FUSE_MAX_PAGES,
@@ -371,7 +373,8 @@ impl Filesystem for RomFs {
         _lo: LockOwner,
         reply: ReplyEmpty,
     ) {
-        reply.ok();
+        // ENOSYS: the kernel stops sending FLUSH on every close.
+        reply.error(Errno::ENOSYS);
     }
 
     fn fsync(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _ds: bool, reply: ReplyEmpty) {
