@@ -446,6 +446,7 @@ fn serve(p: Prepared, opts: &MountOptions, ready: Option<File>) -> Result<(), Mo
     let mut config = Config::default();
     config.n_threads = Some(opts.threads.unwrap_or_else(default_threads));
     config.clone_fd = true;
+    let notifier_slot = p.fs.notifier_slot();
     let session = Session::from_fd(p.fs, mount.dev, acl, config);
     let session = match session {
         Ok(s) => s,
@@ -454,6 +455,7 @@ fn serve(p: Prepared, opts: &MountOptions, ready: Option<File>) -> Result<(), Mo
             return Err(MountError::Fuse(format!("FUSE handshake failed: {e}")));
         }
     };
+    let _ = notifier_slot.set(session.notifier());
     if let Some(mut r) = ready {
         let _ = r.write_all(&[0]);
     }
@@ -535,6 +537,11 @@ pub fn mount(image: &Path, mountpoint: &Path, opts: &MountOptions) -> Result<(),
     }
     drop(wr);
     drop(prepared);
+    // The first child only forks the daemon and exits: reap it now, so the
+    // daemon belongs to init and never lingers as our zombie.
+    let mut st = 0;
+    // SAFETY: waits for our own child.
+    unsafe { libc::waitpid(pid, &mut st, 0) };
     // The child keeps the pipe open while it serves: read the status byte,
     // and only on failure the message that follows (until it exits).
     let mut status = [0u8; 1];
@@ -549,19 +556,11 @@ pub fn mount(image: &Path, mountpoint: &Path, opts: &MountOptions) -> Result<(),
         Ok(1) => {
             let mut msg = Vec::new();
             let _ = rd.read_to_end(&mut msg);
-            let mut st = 0;
-            // SAFETY: reaps our own child, which has exited or is exiting.
-            unsafe { libc::waitpid(pid, &mut st, 0) };
             Err(MountError::Fuse(String::from_utf8_lossy(&msg).into_owned()))
         }
-        _ => {
-            let mut status = 0;
-            // SAFETY: reaps our own child.
-            unsafe { libc::waitpid(pid, &mut status, 0) };
-            Err(MountError::Fuse(format!(
-                "the mount process exited before mounting (status {status})"
-            )))
-        }
+        _ => Err(MountError::Fuse(
+            "the mount process exited before mounting".into(),
+        )),
     }
 }
 
@@ -569,6 +568,16 @@ fn daemon_child(prepared: Prepared, opts: &MountOptions, mut wr: File) -> ! {
     // SAFETY: plain syscalls on our own process.
     unsafe {
         libc::setsid();
+        // Fork again: the daemon is then no session leader (it can never
+        // get a controlling terminal) and is reparented to init at once.
+        match libc::fork() {
+            0 => {}
+            pid if pid > 0 => libc::_exit(0),
+            _ => {
+                let _ = wr.write_all(format!("\u{1}fork: {}", errno()).as_bytes());
+                libc::_exit(1)
+            }
+        }
         let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
         if null >= 0 {
             for fd in 0..3 {

@@ -9,6 +9,7 @@ use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use fuser::Notifier;
 use fuser::{
     AccessFlags, CopyFileRangeFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
     Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags,
@@ -16,6 +17,8 @@ use fuser::{
     ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use memmap2::Mmap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use crate::index::{Index, Kind, NodeIdx, NodeInfo};
 
@@ -45,7 +48,18 @@ pub(crate) struct RomFs {
     /// The kernel agreed to skip OPEN/RELEASE (we answer ENOSYS to open).
     no_open: bool,
     no_opendir: bool,
+    /// Files whose contents were pushed into the kernel's cache.
+    pushed: Vec<AtomicBool>,
+    /// Set once the session exists; used to push file contents.
+    notifier: Arc<OnceLock<Notifier>>,
 }
+
+/// Push at most this many files...
+const PUSH_FILES: usize = 64;
+/// ...and this many bytes after one READ...
+const PUSH_BYTES: u64 = 512 * 1024;
+/// ...of files no larger than this (larger ones get the kernel's readahead).
+const PUSH_MAX_FILE: u64 = 64 * 1024;
 
 impl std::fmt::Debug for RomFs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -63,6 +77,7 @@ fn is_write_open(flags: OpenFlags) -> bool {
 
 impl RomFs {
     pub(crate) fn new(map: Mmap, file: File, index: Index, attrs: Attrs, image_len: u64) -> Self {
+        let n = index.len();
         RomFs {
             map,
             file,
@@ -71,6 +86,61 @@ impl RomFs {
             image_len,
             no_open: false,
             no_opendir: false,
+            pushed: (0..n).map(|_| AtomicBool::new(false)).collect(),
+            notifier: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// Where the session's notifier goes once the session exists.
+    pub(crate) fn notifier_slot(&self) -> Arc<OnceLock<Notifier>> {
+        self.notifier.clone()
+    }
+
+    /// Push the contents of the small files that follow `idx` in its
+    /// directory into the kernel's page cache (FUSE_NOTIFY_STORE), so that
+    /// reading a directory's files in order (`cat dir/*`, `find -exec cat`,
+    /// `tar`, `cp -r`) costs one READ request per batch instead of one per
+    /// file. Bounded per call; each file is pushed at most once; a file the
+    /// kernel does not know yet (not looked up or listed) ends the batch.
+    fn push_following(&self, idx: NodeIdx, image_len_now: u64) {
+        let Some(notifier) = self.notifier.get() else {
+            return;
+        };
+        let Some(n) = self.index.node(idx) else {
+            return;
+        };
+        let Some(Kind::Dir { first, count, .. }) = self.index.node(n.parent).map(|p| p.kind) else {
+            return;
+        };
+        let end = first.saturating_add(count);
+        let mut budget = PUSH_BYTES;
+        let mut files = 0;
+        for j in idx.saturating_add(1)..end {
+            if files == PUSH_FILES || budget == 0 {
+                break;
+            }
+            let Some(m) = self.index.node(j) else { break };
+            let Kind::File { data, len } = m.kind else {
+                continue;
+            };
+            if len == 0 || len > PUSH_MAX_FILE || len > budget {
+                continue;
+            }
+            let Some(flag) = self.pushed.get(j as usize) else {
+                break;
+            };
+            if flag.swap(true, Ordering::Relaxed) {
+                continue;
+            }
+            let Some(bytes) = self.map.get(data as usize..(data + len) as usize) else {
+                break;
+            };
+            if data + len > image_len_now || notifier.store(INodeNo(m.ino), 0, bytes).is_err() {
+                flag.store(false, Ordering::Relaxed);
+                break;
+            }
+            budget -= len;
+            files += 1;
         }
     }
 
@@ -341,12 +411,20 @@ impl Filesystem for RomFs {
         // pages past its end would fault. Check the real size first (the
         // kernel itself turns a fault while copying our reply into EIO, so a
         // truncation racing with this check is harmless too).
-        if self.file_len().is_none_or(|flen| flen < end) {
+        let Some(flen) = self.file_len().filter(|&flen| flen >= end) else {
             return reply.error(Errno::EIO);
-        }
+        };
         match self.map.get(start as usize..end as usize) {
             Some(bytes) => reply.data(bytes),
-            None => reply.error(Errno::EIO),
+            None => return reply.error(Errno::EIO),
+        }
+        if offset == 0 {
+            if let Some(idx) = self.index.by_ino(ino.0) {
+                if let Some(flag) = self.pushed.get(idx as usize) {
+                    flag.store(true, Ordering::Relaxed);
+                }
+                self.push_following(idx, flen);
+            }
         }
     }
 
