@@ -556,7 +556,13 @@ pub fn mount(image: &Path, mountpoint: &Path, opts: &MountOptions) -> Result<(),
         Ok(1) => {
             let mut msg = Vec::new();
             let _ = rd.read_to_end(&mut msg);
-            Err(MountError::Fuse(String::from_utf8_lossy(&msg).into_owned()))
+            // The child sent the whole message; don't prefix it twice.
+            let msg = String::from_utf8_lossy(&msg).into_owned();
+            Err(MountError::Fuse(
+                msg.strip_prefix("FUSE mount failed: ")
+                    .unwrap_or(&msg)
+                    .to_string(),
+            ))
         }
         _ => Err(MountError::Fuse(
             "the mount process exited before mounting".into(),
