@@ -29,11 +29,13 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "no_std builds (no std, no alloc)"
 cargo build -p romfs-format --no-default-features
 cargo build -p romfs-embedded --no-default-features
-for t in thumbv7em-none-eabihf thumbv6m-none-eabi; do
-  if rustup target list --installed 2>/dev/null | grep -qx "$t"; then
-    cargo build -p romfs-format -p romfs-embedded --no-default-features --target "$t"
-  fi
-done
+# And for a Cortex-M4F, when rustup can fetch that target's standard library.
+t=thumbv7em-none-eabihf
+if rustup target list --installed 2>/dev/null | grep -qx "$t" || rustup target add "$t" >/dev/null 2>&1; then
+  cargo build -p romfs-format -p romfs-embedded --no-default-features --target "$t"
+else
+  echo "note: rustup could not install $t here; the host no_std builds above still ran"
+fi
 
 step "tests"
 cargo test -p romfs-format --no-default-features --lib
