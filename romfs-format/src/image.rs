@@ -8,6 +8,46 @@ use crate::varuint;
 /// The three bytes every image starts with: record kind 0x14a6b1 ("RM1").
 pub const HEADER: [u8; 3] = [0xd2, 0xcd, 0x31];
 
+/// Digits of the image length that a header-safe image (see
+/// [`header_is_write_safe`]) puts after its first flash write unit. Any
+/// garbage in the first unit then has a weight of at least
+/// 128^10 = 2^70: a decoder that accumulates in a 32- or 64-bit word (as
+/// MicroPython's does) shifts it out entirely and reads the true length, and
+/// a checking decoder (ours) refuses the value as an overflow.
+pub const HEADER_SAFE_DIGITS: usize = 10;
+
+/// True when an image starting with `head` (its first bytes, at least up to
+/// the end of the image length varuint) is *header-safe* for a flash whose
+/// write unit is `write_size` bytes: however a program of its first write
+/// unit over erased flash (0xFF, bits only cleared) is interrupted, a reader
+/// that checks only what MicroPython checks sees no image (the magic is
+/// incomplete) or exactly this image.
+///
+/// That holds for every image when `write_size <= 3` (the first unit holds
+/// only magic bytes). For larger units the first unit must be constant,
+/// `d2 cd 31` then `write_size - 3` bytes of `0x80` (length padding), and the
+/// length varuint must continue for at least [`HEADER_SAFE_DIGITS`] bytes
+/// after it. The writer produces this with
+/// [`Options::header_write_size`](crate::write::Options::header_write_size).
+pub fn header_is_write_safe(head: &[u8], write_size: usize) -> bool {
+    if head.get(..3) != Some(&HEADER[..]) {
+        return false;
+    }
+    if write_size <= HEADER.len() {
+        return true;
+    }
+    let Some(pad) = head.get(HEADER.len()..write_size) else {
+        return false;
+    };
+    if pad.iter().any(|&b| b != 0x80) {
+        return false;
+    }
+    match varuint::decode(head, HEADER.len(), head.len()) {
+        Ok((_, end)) => end >= write_size + HEADER_SAFE_DIGITS,
+        Err(_) => false,
+    }
+}
+
 /// A parsed ROMFS image borrowed from the bytes that hold it.
 ///
 /// Parsing checks only the header and declared length, so it is O(1); every
@@ -72,6 +112,12 @@ impl<'a> Image<'a> {
     /// True for an image whose payload is empty.
     pub fn is_empty(&self) -> bool {
         self.payload_offset == self.bytes.len()
+    }
+
+    /// True when the image is header-safe for flash write units of
+    /// `write_size` bytes (see [`header_is_write_safe`]).
+    pub fn is_header_safe(&self, write_size: usize) -> bool {
+        header_is_write_safe(&self.bytes[..self.payload_offset], write_size)
     }
 
     /// Offset of the payload's first byte; indirect data offsets count from here.

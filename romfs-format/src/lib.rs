@@ -26,6 +26,8 @@ pub mod write;
 
 pub use error::{Error, ErrorKind};
 pub use ext::{Checksum, Metadata};
-pub use image::{Dir, Entries, File, Image, Node, HEADER};
+pub use image::{
+    header_is_write_safe, Dir, Entries, File, Image, Node, HEADER, HEADER_SAFE_DIGITS,
+};
 pub use record::{Record, Records};
 pub use verify::{Finding, FindingKind, Summary, MAX_DEPTH_NO_ALLOC};

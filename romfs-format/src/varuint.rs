@@ -7,9 +7,11 @@
 use crate::error::{Error, ErrorKind};
 
 /// The longest encoding we accept, padding included. Padding beyond this is
-/// refused as overlong: our writer never pads a varuint by more than a few
-/// bytes and MicroPython's builder by one.
-pub const MAX_ENCODED_LEN: usize = 16;
+/// refused as overlong. MicroPython's builder pads a varuint by at most one
+/// byte; our writer pads record lengths by a few bytes, and the image length
+/// by up to 39 bytes when the header is made safe for a flash write size of
+/// up to 32 bytes (see [`crate::write::Options::header_write_size`]).
+pub const MAX_ENCODED_LEN: usize = 64;
 
 /// The largest value we accept. MicroPython accumulates varuints in a machine
 /// word, so on 32-bit devices (nearly all of them) a larger value would wrap;
@@ -121,9 +123,22 @@ mod tests {
             decode(&big, 0, 6).unwrap_err().kind,
             ErrorKind::VaruintOverflow
         );
-        let overlong = [0x80u8; 40];
+        let overlong = [0x80u8; 80];
         assert_eq!(
-            decode(&overlong, 0, 40).unwrap_err().kind,
+            decode(&overlong, 0, 80).unwrap_err().kind,
+            ErrorKind::VaruintOverlong
+        );
+        // Exactly at the limit is accepted, one byte more is overlong.
+        let mut longest = [0x80u8; MAX_ENCODED_LEN + 1];
+        longest[MAX_ENCODED_LEN - 1] = 0x05;
+        assert_eq!(
+            decode(&longest, 0, MAX_ENCODED_LEN + 1).unwrap(),
+            (5, MAX_ENCODED_LEN)
+        );
+        longest[MAX_ENCODED_LEN - 1] = 0x80;
+        longest[MAX_ENCODED_LEN] = 0x05;
+        assert_eq!(
+            decode(&longest, 0, MAX_ENCODED_LEN + 1).unwrap_err().kind,
             ErrorKind::VaruintOverlong
         );
     }

@@ -24,6 +24,22 @@ pub const MIN_DEDUP_LEN: u64 = 16;
 /// The largest alignment accepted (a power of two).
 pub const MAX_ALIGN: u32 = 1 << 16;
 
+/// The largest flash write size [`Options::header_write_size`] accepts.
+pub const MAX_HEADER_WRITE_SIZE: u32 = 32;
+
+/// Width of the image length varuint that makes the header safe for flash
+/// write units of `write_size` bytes: `write_size - 3` bytes of `0x80`
+/// (completing the first unit after `d2 cd 31`), then
+/// [`HEADER_SAFE_DIGITS`](crate::HEADER_SAFE_DIGITS) digit bytes. 1 (no
+/// padding needed) when the first unit holds only magic bytes.
+pub const fn header_length_width(write_size: u32) -> usize {
+    if write_size as usize <= HEADER.len() {
+        1
+    } else {
+        write_size as usize - HEADER.len() + crate::image::HEADER_SAFE_DIGITS
+    }
+}
+
 /// A handle to a directory or file added to a [`Tree`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NodeRef(usize);
@@ -220,6 +236,13 @@ pub struct Options {
     pub sort: bool,
     /// Metadata record (default layout only; `None` writes none).
     pub metadata: Option<MetadataSpec>,
+    /// Make the header safe for a single-slot flash update with write units
+    /// of this many bytes (1 to [`MAX_HEADER_WRITE_SIZE`]; default layout
+    /// only): the image length is padded so that the first write unit is
+    /// the constant `d2 cd 31 80 80 ...` and the length's digits start in
+    /// the next unit (see [`header_is_write_safe`](crate::header_is_write_safe)
+    /// and FORMAT.md, section 5). `None` (or a size up to 3) pads nothing.
+    pub header_write_size: Option<u32>,
 }
 
 impl Default for Options {
@@ -234,6 +257,7 @@ impl Default for Options {
                 tool: Some(String::from(concat!("romfs ", env!("CARGO_PKG_VERSION")))),
                 ..MetadataSpec::default()
             }),
+            header_write_size: None,
         }
     }
 }
@@ -248,6 +272,7 @@ impl Options {
             checksum: false,
             sort: true,
             metadata: None,
+            header_write_size: None,
         }
     }
 }
@@ -282,6 +307,12 @@ pub enum WriteError {
         /// The size it would have.
         size: u64,
     },
+    /// A [`Options::header_write_size`] that cannot be honoured: 0, above
+    /// [`MAX_HEADER_WRITE_SIZE`], or with the mpremote layout.
+    BadHeaderWriteSize {
+        /// The write size asked for.
+        size: u32,
+    },
 }
 
 impl fmt::Display for WriteError {
@@ -302,6 +333,13 @@ impl fmt::Display for WriteError {
                 write!(
                     f,
                     "image would be {size} bytes; the format allows at most 4 GiB"
+                )
+            }
+            WriteError::BadHeaderWriteSize { size } => {
+                write!(
+                    f,
+                    "flash write size {size}: a header-safe image needs a write size \
+                     from 1 to {MAX_HEADER_WRITE_SIZE} and the default layout"
                 )
             }
         }
@@ -514,6 +552,14 @@ impl<'t> Plan<'t> {
         } else {
             check_align(opts.align)?
         };
+        let top_w = match opts.header_write_size {
+            None => 1,
+            Some(w) if w == 0 || w > MAX_HEADER_WRITE_SIZE || mpremote => {
+                return Err(WriteError::BadHeaderWriteSize { size: w })
+            }
+            // Widths only grow while planning, so starting wider keeps it.
+            Some(w) => header_length_width(w),
+        };
         let mut items = Vec::with_capacity(tree.nodes.len());
         let mut stats = Stats::default();
 
@@ -577,7 +623,7 @@ impl<'t> Plan<'t> {
             tree,
             layout: opts.layout,
             items,
-            top_w: 1,
+            top_w,
             payload_offset: 0,
             metadata,
             trailer: if opts.checksum && !mpremote {

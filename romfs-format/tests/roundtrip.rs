@@ -76,14 +76,15 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(96))]
 
     #[test]
-    fn every_layout_round_trips(entries in entries(), align_log in 0u32..7) {
+    fn every_layout_round_trips(entries in entries(), align_log in 0u32..7, write_size in 1u32..=32) {
         let mut tree = MemoryTree::new();
         let root = tree.root();
         add_all(&mut tree, root, &entries);
         let expected = sorted(&entries);
 
         let default = Options { align: 1 << align_log, ..Options::default() };
-        for opts in [Options::mpremote(), default.clone(), Options { dedup: false, checksum: false, metadata: None, ..default.clone() }] {
+        let header_safe = Options { header_write_size: Some(write_size), ..default.clone() };
+        for opts in [Options::mpremote(), default.clone(), Options { dedup: false, checksum: false, metadata: None, ..default.clone() }, header_safe] {
             let bytes = tree.build(&opts).unwrap();
             prop_assert_eq!(bytes.len() % 2, 0);
             let image = Image::parse(&bytes).unwrap();
@@ -93,6 +94,17 @@ proptest! {
             if opts.layout == romfs_format::write::Layout::Default {
                 check_layout(&image, opts.align as usize);
                 prop_assert_eq!(matches!(image.checksum(), Checksum::Valid(_)), opts.checksum);
+            }
+            if let Some(w) = opts.header_write_size {
+                let w = w as usize;
+                prop_assert!(image.is_header_safe(w));
+                if w > 3 {
+                    prop_assert!(bytes[3..w].iter().all(|&b| b == 0x80));
+                    prop_assert_eq!(
+                        image.payload_offset(),
+                        romfs_format::write::header_length_width(w as u32) + 3
+                    );
+                }
             }
             // Deterministic: building again gives the same bytes.
             prop_assert_eq!(tree.build(&opts).unwrap(), bytes);
