@@ -85,6 +85,15 @@ pub enum UpdateError<E> {
     BadLayout,
     /// The generation counter is exhausted.
     GenerationExhausted,
+    /// Single slot with [`Updater::require_header_safe`]: the image's first
+    /// write unit is not constant (see
+    /// [`romfs_format::header_is_write_safe`]), so a power cut while it is
+    /// programmed could show MicroPython a wrong image length. Build the
+    /// image with `romfs build --flash-write-size W`. Nothing was written.
+    HeaderNotSafe {
+        /// The flash write size.
+        write_size: u32,
+    },
     /// An earlier error ended this update.
     Aborted,
 }
@@ -134,6 +143,11 @@ impl<E: core::fmt::Debug> core::fmt::Display for UpdateError<E> {
             }
             UpdateError::BadLayout => f.write_str("layout does not suit the flash"),
             UpdateError::GenerationExhausted => f.write_str("generation counter exhausted"),
+            UpdateError::HeaderNotSafe { write_size } => write!(
+                f,
+                "image header is not safe for {write_size}-byte flash writes in a single slot \
+                 (build it with --flash-write-size {write_size})"
+            ),
             UpdateError::Aborted => f.write_str("update aborted by an earlier error"),
         }
     }
@@ -155,6 +169,10 @@ pub struct Report {
     pub slot: Option<SlotInfo>,
     /// Single slot: the flash already held exactly this image; nothing was written.
     pub unchanged: bool,
+    /// Single slot: the image is header-safe for this flash's write size
+    /// (see [`Updater::header_safe`]). A/B: always true (the commit record,
+    /// not the image header, decides what mounts).
+    pub header_safe: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -280,6 +298,8 @@ pub struct Updater<'b, F> {
     crc_pre: crc32fast::Hasher,
     tail: [u8; 4],
     top: TopLevel,
+    header_safe: Option<bool>,
+    require_header_safe: bool,
     invalidated: bool,
     failed: bool,
     reads: ReadStats,
@@ -316,6 +336,8 @@ impl<'b, F: NorFlash> Updater<'b, F> {
             crc_pre: crc32fast::Hasher::new(),
             tail: [0; 4],
             top: TopLevel::new(),
+            header_safe: None,
+            require_header_safe: false,
             invalidated: false,
             failed: false,
             reads: ReadStats::default(),
@@ -382,6 +404,38 @@ impl<'b, F: NorFlash> Updater<'b, F> {
         Ok(Self::with(flash, Target::Single, region, buf))
     }
 
+    /// Single slot: refuse ([`UpdateError::HeaderNotSafe`], before anything
+    /// is written) an image that is not header-safe for this flash's
+    /// `WRITE_SIZE`. Call it before the first [`write`](Self::write). With
+    /// `WRITE_SIZE <= 3` every image is header-safe; A/B updates ignore it.
+    ///
+    /// Without it such an image is still written (last unit last, verified),
+    /// but a power cut during the final program of its first write unit can
+    /// leave a state that MicroPython, which checks nothing beyond the magic
+    /// and the declared length, mounts with a wrong length. Our own readers
+    /// refuse that state when the image has a checksum record.
+    pub fn require_header_safe(mut self) -> Self {
+        self.require_header_safe = true;
+        self
+    }
+
+    /// Single slot: whether the image is header-safe for this flash's
+    /// `WRITE_SIZE` (see [`romfs_format::header_is_write_safe`]); `None`
+    /// until the image length has arrived. A/B: always `Some(true)` once
+    /// known.
+    pub fn header_safe(&self) -> Option<bool> {
+        self.header_safe
+    }
+
+    fn check_header_safe(&self) -> Result<(), UpdateError<F::Error>> {
+        if self.require_header_safe && self.header_safe == Some(false) {
+            return Err(UpdateError::HeaderNotSafe {
+                write_size: F::WRITE_SIZE as u32,
+            });
+        }
+        Ok(())
+    }
+
     /// The region the image is being written to.
     pub fn target_region(&self) -> Region {
         self.region
@@ -426,7 +480,9 @@ impl<'b, F: NorFlash> Updater<'b, F> {
         if self.failed {
             return Err(UpdateError::Aborted);
         }
-        let r = self.write_inner(chunk);
+        let r = self
+            .check_header_safe()
+            .and_then(|()| self.write_inner(chunk));
         if r.is_err() {
             self.failed = true;
         }
@@ -507,13 +563,23 @@ impl<'b, F: NorFlash> Updater<'b, F> {
         if head.len() < 4 {
             return Ok(());
         }
+        // The header must arrive within the first sector (it is parsed from
+        // the sector buffer); only a 64-byte sector can hold less than the
+        // longest header.
+        let limit = (3 + MAX_ENCODED_LEN).min(F::ERASE_SIZE);
         let (len, p) = match romfs_format::varuint::decode(head, 3, head.len()) {
             Ok(v) => v,
-            Err(e) if e.kind == ErrorKind::VaruintTruncated && head.len() < 3 + MAX_ENCODED_LEN => {
-                return Ok(())
+            Err(e) if e.kind == ErrorKind::VaruintTruncated && head.len() < limit => return Ok(()),
+            Err(e) if e.kind == ErrorKind::VaruintTruncated => {
+                return Err(UpdateError::BadHeader(ErrorKind::VaruintOverlong))
             }
             Err(e) => return Err(UpdateError::BadHeader(e.kind)),
         };
+        self.header_safe = Some(match self.target {
+            Target::Single => romfs_format::header_is_write_safe(&head[..p], F::WRITE_SIZE),
+            Target::Ab { .. } => true,
+        });
+        self.check_header_safe()?;
         let total = p as u64 + len;
         if total > self.region.len as u64 {
             return Err(UpdateError::TooLarge {
@@ -738,6 +804,7 @@ impl<'b, F: NorFlash> Updater<'b, F> {
                 });
             }
         }
+        self.check_header_safe()?;
         let e = F::ERASE_SIZE as u32;
         if total % e != 0 {
             self.flush(total / e, (total % e) as usize)?;
@@ -818,6 +885,7 @@ impl<'b, F: NorFlash> Updater<'b, F> {
             crc,
             slot,
             unchanged,
+            header_safe: self.header_safe.unwrap_or(false),
         }
     }
 }

@@ -4,6 +4,15 @@
 //! exactly the new one, byte for byte, every time. Single slot: the old
 //! image, the new one, or no image, never a corrupt one. Each recovery
 //! (re-running the update) is itself cut at every operation.
+//!
+//! Single slot is checked twice: with our reader (which refuses an image
+//! whose CRC record does not match), and with a reader that checks only
+//! what MicroPython's `vfs.VfsRom` checks (the magic and that the declared
+//! length stays inside the partition, decoded in a 32- or 64-bit word as
+//! its C code does). For the latter, images must be header-safe for the
+//! flash's write size (`Options::header_write_size`); the interrupted
+//! program of the first write unit is then enumerated bit by bit, and the
+//! same enumeration over an unpadded image shows such a reader fooled.
 
 mod common;
 
@@ -13,7 +22,7 @@ use romfs_embedded::sim::{Partial, SimError, SimFlash};
 use romfs_embedded::slots::{self, AbLayout, Verify};
 use romfs_embedded::update::{Report, UpdateError, Updater};
 use romfs_embedded::Region;
-use romfs_format::write::Options;
+use romfs_format::write::{MetadataSpec, Options};
 use romfs_format::{Checksum, Image};
 
 const E: usize = 4096;
@@ -100,18 +109,115 @@ fn boot_ab<const W: usize>(flash: &mut SimFlash<1, W, E>, old: &[u8], new: &[u8]
     }
 }
 
-/// Single slot: parse the partition as MicroPython would; if `verify`, an
-/// image whose checksum record does not match counts as no image (our
-/// mount refuses it). Whatever is accepted must be exactly old or new.
+/// How a single-slot partition is read after a cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reader {
+    /// romfs-format's `Image::parse` (strict varuints); with `verify`, an
+    /// image whose checksum record does not match counts as no image.
+    Ours { verify: bool },
+    /// Only what MicroPython checks, on 32-bit devices with flash mapped at
+    /// several addresses and on a 64-bit host.
+    MicroPython,
+}
+
+/// Where flash is mapped on real 32-bit boards (STM32 internal and QSPI,
+/// RP2 XIP, ESP32 data cache) and on a 64-bit host (unix port).
+const MAPPINGS: [(u32, u64); 6] = [
+    (32, 0x0800_0000),
+    (32, 0x1000_0000),
+    (32, 0x3f40_0000),
+    (32, 0x9000_0000),
+    (64, 0x5555_5555_0000),
+    (64, 0x7fff_f7a0_0000),
+];
+
+/// `vfs.VfsRom(partition)` as MicroPython's C code does it with `bits`-bit
+/// words and the partition at address `base`: the varuints accumulate in a
+/// machine word (high bits shift out), the end pointer is start + length
+/// (wrapping), and the only checks are the magic, the kind and
+/// `end <= base + partition length`. Returns the payload as offsets from
+/// the partition start (`end < start` when the pointer wrapped: MicroPython
+/// then mounts an empty, nonsensical filesystem), or `None` (ENODEV).
+fn micropython_mount(part: &[u8], bits: u32, base: u64) -> Option<(u64, u64)> {
+    let mask = if bits == 64 {
+        u64::MAX
+    } else {
+        (1u64 << bits) - 1
+    };
+    if part.len() < 4 || part[..3] != romfs_format::HEADER {
+        return None;
+    }
+    let decode = |p: &mut usize| -> Option<u64> {
+        let mut v = 0u64;
+        loop {
+            let b = *part.get(*p)?;
+            *p += 1;
+            v = ((v << 7) | u64::from(b & 0x7f)) & mask;
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+    };
+    let mut p = 0;
+    if decode(&mut p)? != 0x14a6b1 {
+        return None;
+    }
+    let len = decode(&mut p)?;
+    let start = (base + p as u64) & mask;
+    let end = start.wrapping_add(len) & mask;
+    if end > base + part.len() as u64 {
+        return None;
+    }
+    Some((start - base, end.wrapping_sub(base) & mask))
+}
+
+/// What MicroPython would see, as old/new/none; `None` for a corrupt
+/// image (a payload that is neither image's, at a different offset, or a
+/// wrapped end).
+fn micropython_sees(part: &[u8], old: &[u8], new: &[u8]) -> Option<Seen> {
+    let mut seen = None;
+    for (bits, base) in MAPPINGS {
+        let s = match micropython_mount(part, bits, base) {
+            None => Seen::NoImage,
+            Some((start, end)) => {
+                let (start, end) = (start as usize, end as usize);
+                let same = |img: &[u8]| {
+                    let i = Image::parse(img).unwrap();
+                    start == i.payload_offset() && end >= start && part[start..end] == *i.payload()
+                };
+                if same(old) {
+                    Seen::Old
+                } else if same(new) {
+                    Seen::New
+                } else {
+                    return None;
+                }
+            }
+        };
+        // Some devices may refuse what others accept; 32-bit ones decide.
+        seen.get_or_insert(s);
+    }
+    seen
+}
+
+/// Single slot: read the partition with `reader`. Whatever is accepted
+/// must be exactly old or new.
 fn boot_single<const W: usize>(
     flash: &mut SimFlash<1, W, E>,
     old: &[u8],
     new: &[u8],
-    verify: bool,
+    reader: Reader,
     rejected: &mut u32,
 ) -> Seen {
     flash.reboot();
     let part = &flash.contents()[..SLOT as usize];
+    let verify = match reader {
+        Reader::Ours { verify } => verify,
+        Reader::MicroPython => {
+            return micropython_sees(part, old, new)
+                .unwrap_or_else(|| panic!("MicroPython would mount a corrupt image"));
+        }
+    };
     let Ok(img) = Image::parse(part) else {
         return Seen::NoImage;
     };
@@ -195,12 +301,12 @@ fn ab_campaign<const W: usize>(old: &[u8], new: &[u8], previous: &[u8]) -> Campa
     c
 }
 
-fn single_campaign<const W: usize>(old: &[u8], new: &[u8], verify: bool) -> (Campaign, u32) {
+fn single_campaign<const W: usize>(old: &[u8], new: &[u8], reader: Reader) -> (Campaign, u32) {
     let mut base = SimFlash::<1, W, E>::new(SLOT as usize);
     update_single(&mut base, old, 4096).unwrap();
     let mut rejected = 0;
     assert_eq!(
-        boot_single(&mut base, old, new, verify, &mut rejected),
+        boot_single(&mut base, old, new, reader, &mut rejected),
         Seen::Old
     );
     let mut clean = base.clone();
@@ -208,7 +314,7 @@ fn single_campaign<const W: usize>(old: &[u8], new: &[u8], verify: bool) -> (Cam
     update_single(&mut clean, new, 1000).unwrap();
     let ops = clean.ops();
     assert_eq!(
-        boot_single(&mut clean, old, new, verify, &mut rejected),
+        boot_single(&mut clean, old, new, reader, &mut rejected),
         Seen::New
     );
 
@@ -229,7 +335,7 @@ fn single_campaign<const W: usize>(old: &[u8], new: &[u8], verify: bool) -> (Cam
                 UpdateError::Flash(SimError::PowerLost)
             );
             c.cut_points += 1;
-            let seen = boot_single(&mut f, old, new, verify, &mut rejected);
+            let seen = boot_single(&mut f, old, new, reader, &mut rejected);
             seen_counts[seen as usize] += 1;
             let mut probe = f.clone();
             probe.reboot();
@@ -240,11 +346,11 @@ fn single_campaign<const W: usize>(old: &[u8], new: &[u8], verify: bool) -> (Cam
                 g.cut_power_at(j, Partial::RandomBits(i * 1000 + j));
                 assert!(update_single(&mut g, new, 777).is_err());
                 c.recovery_cut_points += 1;
-                boot_single(&mut g, old, new, verify, &mut rejected);
+                boot_single(&mut g, old, new, reader, &mut rejected);
             }
             update_single(&mut f, new, 555).unwrap();
             assert_eq!(
-                boot_single(&mut f, old, new, verify, &mut rejected),
+                boot_single(&mut f, old, new, reader, &mut rejected),
                 Seen::New
             );
         }
@@ -300,14 +406,147 @@ fn single_slot_never_mounts_a_corrupt_image() {
     // Our default layout (checksummed), 4-byte writes, our verified mount.
     let old = build(&app_files(50, 40, 1), 1, None);
     let new = build(&app_files(51, 44, 2), 2, None);
-    let (c, rejected) = single_campaign::<4>(&old, &new, true);
+    let (c, rejected) = single_campaign::<4>(&old, &new, Reader::Ours { verify: true });
     report("single slot, checksummed, W=4", &c);
     eprintln!("  states refused by the checksum: {rejected}");
     // mpremote's layout (no checksum), byte writes, and no check at all
     // beyond what MicroPython's VfsRom does: still never corrupt.
     let old = build(&app_files(52, 40, 1), 1, Some(Options::mpremote()));
     let new = build(&app_files(53, 44, 2), 2, Some(Options::mpremote()));
-    let (c, rejected) = single_campaign::<1>(&old, &new, false);
+    let (c, rejected) = single_campaign::<1>(&old, &new, Reader::MicroPython);
     assert_eq!(rejected, 0);
     report("single slot, mpremote layout, W=1, unverified", &c);
+}
+
+fn header_safe_build(seed: u64, version: u32, write_size: u32) -> Vec<u8> {
+    let image = build(
+        &app_files(seed, 40 + 4 * version as usize, version),
+        version as u64,
+        Some(Options {
+            metadata: Some(MetadataSpec {
+                generation: Some(version as u64),
+                ..MetadataSpec::default()
+            }),
+            header_write_size: Some(write_size),
+            ..Options::default()
+        }),
+    );
+    assert!(Image::parse(&image)
+        .unwrap()
+        .is_header_safe(write_size as usize));
+    image
+}
+
+/// Every state a program of the first write unit can be cut in (each bit
+/// to clear landed or not), with the magic complete: exhaustive while the
+/// other bits to clear number at most 16, else 4,000 random ones plus every
+/// "all but one bit" state.
+fn unit0_states(target: &[u8], mut each: impl FnMut(&[u8])) {
+    let free: Vec<(usize, u8)> = (3..target.len())
+        .flat_map(|i| {
+            (0..8u8)
+                .filter(move |b| target[i] & (1 << b) == 0)
+                .map(move |b| (i, b))
+        })
+        .collect();
+    let state = |missing: &dyn Fn(usize) -> bool| {
+        let mut s = target.to_vec();
+        for (k, &(i, b)) in free.iter().enumerate() {
+            if missing(k) {
+                s[i] |= 1 << b;
+            }
+        }
+        s
+    };
+    if free.len() <= 16 {
+        for mask in 0..1u32 << free.len() {
+            each(&state(&|k| mask & (1 << k) != 0));
+        }
+    } else {
+        let mut rng = common::Rng(0x0dd5_eed5);
+        for _ in 0..4000 {
+            let bits: Vec<bool> = free.iter().map(|_| rng.next() & 1 == 1).collect();
+            each(&state(&|k| bits[k]));
+        }
+        for one in 0..free.len() {
+            each(&state(&|k| k == one));
+        }
+    }
+}
+
+/// Update old -> new in a single slot, cut power during the final program
+/// of the first write unit, and count the states of that unit in which a
+/// MicroPython-like reader mounts a corrupt image.
+fn corrupt_unit0_states<const W: usize>(old: &[u8], new: &[u8]) -> (usize, usize) {
+    let mut base = SimFlash::<1, W, E>::new(SLOT as usize);
+    update_single(&mut base, old, 4096).unwrap();
+    let mut probe = base.clone();
+    probe.reboot();
+    update_single(&mut probe, new, 4096).unwrap();
+    let last = probe.ops() - 1;
+    let mut f = base.clone();
+    f.reboot();
+    f.cut_power_at(last, Partial::Nothing);
+    assert!(update_single(&mut f, new, 1000).is_err());
+    // The cut operation was the first unit's program: all else is in place.
+    assert!(f.contents()[..W].iter().all(|&b| b == 0xff));
+    assert_eq!(&f.contents()[W..new.len()], &new[W..]);
+    let (mut states, mut corrupt) = (0, 0);
+    unit0_states(&new[..W], |unit| {
+        f.load(0, unit);
+        states += 1;
+        if micropython_sees(&f.contents()[..SLOT as usize], old, new).is_none() {
+            corrupt += 1;
+        }
+    });
+    (states, corrupt)
+}
+
+#[test]
+fn header_safe_images_never_fool_micropython_when_the_first_unit_is_cut() {
+    for (w, states_min) in [(4usize, 128), (8, 4000)] {
+        let old = header_safe_build(60, 1, w as u32);
+        let new = header_safe_build(61, 2, w as u32);
+        let (states, corrupt) = match w {
+            4 => corrupt_unit0_states::<4>(&old, &new),
+            _ => corrupt_unit0_states::<8>(&old, &new),
+        };
+        eprintln!("W={w}, header-safe: {states} first-unit states, {corrupt} corrupt");
+        assert!(states >= states_min);
+        assert_eq!(corrupt, 0, "W={w}");
+    }
+    // The same images without the padding: the length shares the first
+    // unit with the magic, and some partial programs show MicroPython a
+    // complete magic over a wrong length.
+    for w in [4usize, 8] {
+        let old = build(&app_files(60, 40, 1), 1, None);
+        let new = build(&app_files(61, 44, 2), 2, None);
+        assert!(!Image::parse(&new).unwrap().is_header_safe(w));
+        let (states, corrupt) = match w {
+            4 => corrupt_unit0_states::<4>(&old, &new),
+            _ => corrupt_unit0_states::<8>(&old, &new),
+        };
+        eprintln!("W={w}, unpadded: {states} first-unit states, {corrupt} corrupt");
+        assert!(corrupt > 0, "W={w}: the unpadded header should be unsafe");
+    }
+}
+
+#[test]
+fn single_slot_header_safe_never_fools_micropython() {
+    // Full campaigns (every cut point, partial states, cut recoveries) with
+    // only MicroPython's checks, 4- and 8-byte writes.
+    let old = header_safe_build(70, 1, 4);
+    let new = header_safe_build(71, 2, 4);
+    let (c, _) = single_campaign::<4>(&old, &new, Reader::MicroPython);
+    report(
+        "single slot, header-safe, W=4, MicroPython's checks only",
+        &c,
+    );
+    let old = header_safe_build(72, 1, 8);
+    let new = header_safe_build(73, 2, 8);
+    let (c, _) = single_campaign::<8>(&old, &new, Reader::MicroPython);
+    report(
+        "single slot, header-safe, W=8, MicroPython's checks only",
+        &c,
+    );
 }

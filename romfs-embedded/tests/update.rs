@@ -418,3 +418,123 @@ fn simulator_enforces_nor_rules() {
         "{s:?}"
     );
 }
+
+fn header_safe_image(seed: u64, version: u32, write_size: u32) -> Vec<u8> {
+    build(
+        &app_files(seed, 20, version),
+        version as u64,
+        Some(romfs_format::write::Options {
+            header_write_size: Some(write_size),
+            ..romfs_format::write::Options::default()
+        }),
+    )
+}
+
+#[test]
+fn single_slot_can_require_a_header_safe_image() {
+    let old = app_image(90, 20, 1);
+    let plain = app_image(91, 20, 2);
+    let safe = header_safe_image(91, 2, 4);
+    let mut flash = Flash::new(64 * 1024);
+    assert!(!update_single(&mut flash, &old, 4096).unwrap().header_safe);
+
+    // Required: the unsafe image is refused once its header has arrived,
+    // before anything is written; the old image stays.
+    let before = flash.contents().to_vec();
+    let mut buf = vec![0u8; 2 * E];
+    let mut up = Updater::begin_single(&mut flash, Region::new(0, 64 * 1024), &mut buf)
+        .unwrap()
+        .require_header_safe();
+    assert_eq!(up.header_safe(), None);
+    assert_eq!(
+        up.write(&plain[..100]).unwrap_err(),
+        UpdateError::HeaderNotSafe { write_size: 4 }
+    );
+    assert_eq!(up.write(&plain[100..]).unwrap_err(), UpdateError::Aborted);
+    assert_eq!(flash.contents(), &before[..]);
+    assert!(UpdateError::<SimError>::HeaderNotSafe { write_size: 4 }
+        .to_string()
+        .contains("--flash-write-size 4"));
+
+    // Required late (after the header arrived): refused at the next write.
+    let mut up = Updater::begin_single(&mut flash, Region::new(0, 64 * 1024), &mut buf).unwrap();
+    up.write(&plain[..10]).unwrap();
+    assert_eq!(up.header_safe(), Some(false));
+    let mut up = up.require_header_safe();
+    assert_eq!(
+        up.write(&plain[10..]).unwrap_err(),
+        UpdateError::HeaderNotSafe { write_size: 4 }
+    );
+
+    // The header-safe image goes through and reports it.
+    let mut up = Updater::begin_single(&mut flash, Region::new(0, 64 * 1024), &mut buf)
+        .unwrap()
+        .require_header_safe();
+    for c in safe.chunks(333) {
+        up.write(c).unwrap();
+        assert_eq!(up.header_safe(), Some(true));
+    }
+    let report = up.finish(None).unwrap();
+    assert!(report.header_safe);
+    assert_eq!(&flash.contents()[..safe.len()], &safe[..]);
+    assert_eq!(&flash.contents()[..4], &[0xd2, 0xcd, 0x31, 0x80]);
+    let mut fs =
+        FlashFs::<_, 64>::mount(Partition::new(&mut flash, Region::new(0, 64 * 1024)).unwrap())
+            .unwrap();
+    assert!(fs.lookup(b"config.py").unwrap().is_some());
+}
+
+#[test]
+fn header_safety_depends_on_the_write_size() {
+    // A W=4 header-safe image is not safe for 8-byte writes; every image is
+    // safe for 1- and 2-byte writes; A/B never needs it.
+    let safe4 = header_safe_image(92, 1, 4);
+    let mut f8 = SimFlash::<1, 8, E>::new(64 * 1024);
+    let mut buf = vec![0u8; 2 * E];
+    let mut up = Updater::begin_single(&mut f8, Region::new(0, 64 * 1024), &mut buf)
+        .unwrap()
+        .require_header_safe();
+    assert_eq!(
+        up.write(&safe4).unwrap_err(),
+        UpdateError::HeaderNotSafe { write_size: 8 }
+    );
+    let plain = app_image(92, 20, 1);
+    let mut f1 = SimFlash::<1, 1, E>::new(64 * 1024);
+    let mut up = Updater::begin_single(&mut f1, Region::new(0, 64 * 1024), &mut buf)
+        .unwrap()
+        .require_header_safe();
+    up.write(&plain).unwrap();
+    assert!(up.finish(None).unwrap().header_safe);
+    let mut flash = Flash::new(128 * 1024);
+    let mut up = Updater::begin_ab(&mut flash, layout(), Verify::Full, &mut buf[..E])
+        .unwrap()
+        .require_header_safe();
+    up.write(&plain).unwrap();
+    assert!(up.finish(None).unwrap().header_safe);
+}
+
+#[test]
+fn a_header_longer_than_a_tiny_sector_is_an_error_not_a_panic() {
+    // 64-byte sectors: a 64-byte length varuint cannot be parsed from the
+    // first sector; the updater must say so (it used to index past it).
+    let mut image = vec![0xd2, 0xcd, 0x31];
+    image.extend(std::iter::repeat_n(0x80, 63));
+    image.push(0x00);
+    let mut flash = SimFlash::<1, 4, 64>::new(64 * 64);
+    let mut buf = vec![0u8; 128];
+    let mut up = Updater::begin_single(&mut flash, Region::new(0, 64 * 64), &mut buf).unwrap();
+    assert!(matches!(
+        up.write(&image).unwrap_err(),
+        UpdateError::BadHeader(_)
+    ));
+    let mut buf = vec![0u8; 64];
+    let lay = AbLayout::new(Region::new(0, 32 * 64), Region::new(32 * 64, 32 * 64), 64).unwrap();
+    let mut up = Updater::begin_ab(&mut flash, lay, Verify::Full, &mut buf).unwrap();
+    for c in image.chunks(7) {
+        if let Err(e) = up.write(c) {
+            assert!(matches!(e, UpdateError::BadHeader(_)), "{e:?}");
+            return;
+        }
+    }
+    panic!("the over-long header was accepted");
+}

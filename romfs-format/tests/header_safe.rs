@@ -13,11 +13,15 @@ use romfs_format::{header_is_write_safe, Image, HEADER_SAFE_DIGITS};
 /// addresses if it accepts the buffer (the end may lie below the start when
 /// the pointer addition wrapped), `None` for ENODEV.
 fn micropython_mount(buf: &[u8], base: u64, bits: u32) -> Option<(u64, u64)> {
-    let mask = if bits == 64 { u64::MAX } else { (1 << bits) - 1 };
+    let mask = if bits == 64 {
+        u64::MAX
+    } else {
+        (1 << bits) - 1
+    };
     if buf.len() < 4 || buf[..3] != [0xd2, 0xcd, 0x31] {
         return None;
     }
-    let mut decode = |p: &mut usize| -> Option<u64> {
+    let decode = |p: &mut usize| -> Option<u64> {
         let mut v: u64 = 0;
         loop {
             let b = *buf.get(*p)?;
@@ -105,7 +109,10 @@ fn header_write_size_is_checked() {
 fn header_safety_check_rejects_near_misses() {
     let bytes = build(Some(8));
     assert!(header_is_write_safe(&bytes, 8));
-    assert!(header_is_write_safe(&bytes, 4), "a smaller unit is covered too");
+    assert!(
+        header_is_write_safe(&bytes, 4),
+        "a smaller unit is covered too"
+    );
     assert!(!header_is_write_safe(&bytes, 16), "a larger unit is not");
     assert!(!header_is_write_safe(&bytes[..12], 8), "length cut short");
     let mut bad = bytes.clone();
@@ -125,10 +132,14 @@ fn partial_states(target: &[u8], mut each: impl FnMut(&[u8])) {
     // Exhaustive over the first unit's non-magic bytes for small units,
     // random subsets otherwise; the magic always complete (else ENODEV).
     let free: Vec<(usize, u8)> = (3..target.len())
-        .flat_map(|i| (0..8).filter(move |b| target[i] & (1 << b) == 0).map(move |b| (i, b)))
+        .flat_map(|i| {
+            (0..8)
+                .filter(move |b| target[i] & (1 << b) == 0)
+                .map(move |b| (i, b))
+        })
         .collect();
     let mut state = target.to_vec();
-    let mut apply = |missing: &dyn Fn(usize) -> bool, state: &mut Vec<u8>| {
+    let apply = |missing: &dyn Fn(usize) -> bool, state: &mut Vec<u8>| {
         state.copy_from_slice(target);
         for (k, &(i, b)) in free.iter().enumerate() {
             if missing(k) {
