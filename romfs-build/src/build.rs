@@ -68,6 +68,10 @@ pub struct BuildOptions {
     pub mpy_cross_args: Vec<OsString>,
     /// Compiler processes at once (0: one per core).
     pub jobs: usize,
+    /// Make the image header-safe for single-slot updates of flash with
+    /// write units of this many bytes (default layout; see
+    /// `romfs_format::write::Options::header_write_size`).
+    pub flash_write_size: Option<u32>,
 }
 
 impl Default for BuildOptions {
@@ -90,6 +94,7 @@ impl Default for BuildOptions {
             small_int_bits: None,
             mpy_cross_args: Vec::new(),
             jobs: 0,
+            flash_write_size: None,
         }
     }
 }
@@ -326,6 +331,7 @@ pub fn build(
         options.align = opts.align;
         options.dedup = opts.dedup;
         options.checksum = opts.checksum;
+        options.header_write_size = opts.flash_write_size;
         if let Some(md) = options.metadata.as_mut() {
             *md = MetadataSpec {
                 tool: md.tool.take(),

@@ -189,6 +189,14 @@ struct BuildArgs {
     /// Leave out the CRC32 record.
     #[arg(long)]
     no_checksum: bool,
+    /// Make the image safe to update in place on flash whose write unit is
+    /// N bytes (1 to 32, e.g. 4, 8, or 32 on STM32H7): the image length is
+    /// padded so the first N bytes are always `d2 cd 31 80 ...`. A power cut
+    /// while a single-slot updater writes that unit last then leaves
+    /// MicroPython no image or the new one, never a wrong length. The image
+    /// grows by about N bytes.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=romfs_format::write::MAX_HEADER_WRITE_SIZE as i64))]
+    flash_write_size: Option<u32>,
     /// A label recorded in the image's metadata.
     #[arg(long)]
     label: Option<String>,
@@ -581,6 +589,9 @@ fn cmd_build(a: BuildArgs) -> Result<ExitCode> {
         if a.build_time.is_some() {
             bad.push("--build-time");
         }
+        if a.flash_write_size.is_some() {
+            bad.push("--flash-write-size");
+        }
         if !bad.is_empty() {
             bail!("{} only apply to the default layout (mpremote layout has no alignment, dedup, checksum or metadata)", bad.join(", "));
         }
@@ -626,6 +637,7 @@ fn cmd_build(a: BuildArgs) -> Result<ExitCode> {
         small_int_bits: a.msmall_int_bits,
         mpy_cross_args: a.mpy_cross_args,
         jobs: a.jobs.unwrap_or(0),
+        flash_write_size: a.flash_write_size,
     };
     let bar = Bar::new(!a.quiet && io::stderr().is_terminal());
     let report = match build(&a.dir, &a.output, &opts, &bar) {

@@ -1280,3 +1280,81 @@ fn broken_pipe_is_not_an_error() {
     let out = child.wait_with_output().unwrap();
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
 }
+
+#[test]
+fn build_flash_write_size_makes_the_header_safe() {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("app");
+    sample(&src);
+    let plain = t.path().join("plain.img");
+    romfs()
+        .arg("build")
+        .arg(&src)
+        .arg("-o")
+        .arg(&plain)
+        .args(["--no-mpy", "-q"])
+        .assert()
+        .success();
+    let plain = fs::read(&plain).unwrap();
+    let expected = files_of(&Image::parse(&plain).unwrap());
+    assert!(!Image::parse(&plain).unwrap().is_header_safe(4));
+    for w in [4usize, 8, 16, 32] {
+        let img = t.path().join(format!("w{w}.img"));
+        romfs()
+            .arg("build")
+            .arg(&src)
+            .arg("-o")
+            .arg(&img)
+            .args(["--no-mpy", "-q", "--flash-write-size", &w.to_string()])
+            .assert()
+            .success();
+        let bytes = fs::read(&img).unwrap();
+        assert_eq!(&bytes[..3], &[0xd2, 0xcd, 0x31], "W={w}");
+        assert!(
+            bytes[3..w].iter().all(|&b| b == 0x80),
+            "W={w}: {bytes:02x?}"
+        );
+        // The length's digits all lie after the first write unit.
+        assert!(bytes[w] & 0x80 != 0, "W={w}");
+        let image = Image::parse(&bytes).unwrap();
+        assert!(image.is_header_safe(w));
+        assert!(image.verify(|f| panic!("W={w}: {f}")).is_clean());
+        assert!(matches!(image.checksum(), Checksum::Valid(_)));
+        // Same files and contents; data still aligned.
+        let files = files_of(&image);
+        assert_eq!(
+            files.iter().map(|f| (&f.0, &f.1)).collect::<Vec<_>>(),
+            expected.iter().map(|f| (&f.0, &f.1)).collect::<Vec<_>>()
+        );
+        assert!(files.iter().all(|f| f.1.is_empty() || f.2 % 4 == 0));
+        romfs().arg("verify").arg(&img).assert().success();
+    }
+    let out = t.path().join("x.img");
+    for bad in ["0", "33", "four"] {
+        romfs()
+            .arg("build")
+            .arg(&src)
+            .arg("-o")
+            .arg(&out)
+            .args(["--flash-write-size", bad])
+            .assert()
+            .code(2);
+    }
+    romfs()
+        .arg("build")
+        .arg(&src)
+        .arg("-o")
+        .arg(&out)
+        .args(["--layout", "mpremote", "--flash-write-size", "8"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "--flash-write-size only apply to the default layout",
+        ));
+    assert!(!out.exists());
+    romfs()
+        .args(["build", "--help"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("--flash-write-size <N>"));
+}
