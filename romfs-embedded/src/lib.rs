@@ -9,6 +9,9 @@
 //! - [`reader`]: images in flash that is not memory mapped (SPI NOR): a
 //!   [`FlashFs`](reader::FlashFs) looks paths up and reads files through one
 //!   fixed buffer whose size the caller chooses.
+//! - [`storage`]: the same over any byte-addressable
+//!   [`ReadStorage`](embedded_storage::ReadStorage), through
+//!   [`StorageFlash`](storage::StorageFlash).
 //! - [`partition`]: a region (offset, length) of a flash device.
 //! - [`slots`]: two slots (A/B) with a commit record each; mounting picks the
 //!   newest valid slot.
@@ -31,6 +34,7 @@ pub mod mapped;
 pub mod partition;
 pub mod reader;
 pub mod slots;
+pub mod storage;
 pub mod update;
 
 #[cfg(feature = "std")]
@@ -42,6 +46,7 @@ pub use mapped::{MappedFs, XipFlash};
 pub use partition::{Partition, Region};
 pub use reader::{FlashFs, FsNode};
 pub use slots::{AbLayout, SlotInfo, Verify};
+pub use storage::StorageFlash;
 pub use update::{UpdateError, UpdateStats, Updater};
 
 /// An error while reading an image from flash: the flash failed, or the

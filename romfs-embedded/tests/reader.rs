@@ -1,17 +1,41 @@
 //! The streaming reader gives exactly romfs-format's answers: same nodes,
 //! same listings, same contents, same errors at the same offsets, for random
 //! images (intact and corrupted), random paths, several buffer and
-//! READ_SIZE choices.
+//! READ_SIZE choices, and over a byte-addressable `ReadStorage`.
 
 mod common;
 
+use embedded_storage::nor_flash::ReadNorFlash;
 use proptest::prelude::*;
 use romfs_embedded::sim::SimFlash;
+use romfs_embedded::storage::{StorageError, StorageFlash};
 use romfs_embedded::{Error, FlashFs, FsNode};
 use romfs_format::write::{MemoryTree, Options};
 use romfs_format::{Image, Node};
 
-type Fs<const R: usize, const N: usize> = FlashFs<SimFlash<R, R, 256>, N>;
+/// A byte-addressable `ReadStorage` over bytes in RAM that counts reads
+/// and refuses reads past its end.
+#[derive(Debug)]
+struct Bytes {
+    data: Vec<u8>,
+    reads: u32,
+}
+
+impl embedded_storage::ReadStorage for Bytes {
+    type Error = &'static str;
+    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Self::Error> {
+        let src = self
+            .data
+            .get(offset as usize..offset as usize + bytes.len())
+            .ok_or("past the end")?;
+        bytes.copy_from_slice(src);
+        self.reads += 1;
+        Ok(())
+    }
+    fn capacity(&self) -> usize {
+        self.data.len()
+    }
+}
 
 fn flash_of<const R: usize>(bytes: &[u8]) -> SimFlash<R, R, 256> {
     let cap = bytes.len().div_ceil(256).max(1) * 256;
@@ -20,7 +44,7 @@ fn flash_of<const R: usize>(bytes: &[u8]) -> SimFlash<R, R, 256> {
     sim
 }
 
-fn same_node<const R: usize, const N: usize>(fs: &mut Fs<R, N>, a: &FsNode, b: &Node) {
+fn same_node<F: ReadNorFlash, const N: usize>(fs: &mut FlashFs<F, N>, a: &FsNode, b: &Node) {
     assert_eq!(a.id(), b.id());
     assert_eq!(a.is_dir(), b.is_dir());
     assert_eq!(a.size(), b.size());
@@ -45,7 +69,7 @@ fn same_node<const R: usize, const N: usize>(fs: &mut Fs<R, N>, a: &FsNode, b: &
     }
 }
 
-fn same_listing<const R: usize, const N: usize>(fs: &mut Fs<R, N>, a: &FsNode, b: &Node) {
+fn same_listing<F: ReadNorFlash, const N: usize>(fs: &mut FlashFs<F, N>, a: &FsNode, b: &Node) {
     let Node::Dir(d) = b else { return };
     let want: Vec<_> = d.entries().collect();
     let got: Vec<_> = fs.entries(a).collect();
@@ -63,8 +87,31 @@ fn same_listing<const R: usize, const N: usize>(fs: &mut Fs<R, N>, a: &FsNode, b
 fn check<const R: usize, const N: usize>(bytes: &[u8], paths: &[Vec<u8>]) -> usize {
     let sim = flash_of::<R>(bytes);
     let contents = sim.contents().to_vec();
-    let image = Image::parse(&contents);
-    let mut fs = match (FlashFs::<_, N>::mount(sim), image) {
+    check_on::<_, N>(sim, &contents, paths)
+}
+
+/// The same over a `ReadStorage` holding what the simulated flash holds
+/// (`exact`: just `bytes`, so reads near the end must stay inside them).
+fn check_storage<const N: usize>(bytes: &[u8], paths: &[Vec<u8>], exact: bool) -> usize {
+    let data = if exact {
+        bytes.to_vec()
+    } else {
+        flash_of::<1>(bytes).contents().to_vec()
+    };
+    let storage = StorageFlash::new(Bytes {
+        data: data.clone(),
+        reads: 0,
+    });
+    check_on::<_, N>(storage, &data, paths)
+}
+
+fn check_on<F: ReadNorFlash, const N: usize>(
+    flash: F,
+    contents: &[u8],
+    paths: &[Vec<u8>],
+) -> usize {
+    let image = Image::parse(contents);
+    let mut fs = match (FlashFs::<_, N>::mount(flash), image) {
         (Ok(fs), Ok(img)) => {
             assert_eq!(fs.image_len(), img.len());
             (fs, img)
@@ -101,6 +148,9 @@ fn check_all(bytes: &[u8], paths: &[Vec<u8>]) -> usize {
     let a = check::<1, 8>(bytes, paths);
     assert_eq!(check::<4, 36>(bytes, paths), a);
     assert_eq!(check::<16, 512>(bytes, paths), a);
+    assert_eq!(check_storage::<1>(bytes, paths, false), a);
+    assert_eq!(check_storage::<100>(bytes, paths, false), a);
+    check_storage::<7>(bytes, paths, true);
     a
 }
 
@@ -282,4 +332,61 @@ fn realistic_image_and_read_costs() {
     let mut out = [0u8; 32];
     let n = fs.read_file(&node, 0, &mut out).unwrap();
     assert_eq!(&out[..n], b"VERSION = 1\n");
+}
+
+#[test]
+fn read_storage_mounts_and_reports_its_errors() {
+    let (bytes, paths) = build(
+        &[
+            (b"a/b".to_vec(), b"hello".to_vec()),
+            (b"c".to_vec(), vec![9; 1000]),
+        ],
+        &Options::default(),
+    )
+    .unwrap();
+    assert_eq!(check_storage::<16>(&bytes, &paths, true), paths.len());
+    assert!(paths.len() >= 3);
+    // Reads go straight to the storage, unaligned, never past its end.
+    let mut fs = FlashFs::<_, 16>::mount(StorageFlash::new(Bytes {
+        data: bytes.clone(),
+        reads: 0,
+    }))
+    .unwrap();
+    let c = fs.lookup(b"c").unwrap().unwrap();
+    let mut out = [0u8; 3];
+    assert_eq!(fs.read_file(&c, 997, &mut out).unwrap(), 3);
+    assert_eq!(out, [9; 3]);
+    assert!(fs.into_inner().storage().reads > 0);
+    // A storage that fails: the error comes back as a flash error.
+    #[derive(Debug)]
+    struct Broken;
+    impl embedded_storage::ReadStorage for Broken {
+        type Error = u8;
+        fn read(&mut self, _: u32, _: &mut [u8]) -> Result<(), u8> {
+            Err(42)
+        }
+        fn capacity(&self) -> usize {
+            1024
+        }
+    }
+    assert_eq!(
+        FlashFs::<_, 8>::mount(StorageFlash::new(Broken)).unwrap_err(),
+        Error::Flash(StorageError::Storage(42))
+    );
+    // The adapter itself refuses reads past the capacity.
+    let mut s = StorageFlash::new(Bytes {
+        data: vec![1, 2, 3],
+        reads: 0,
+    });
+    let mut two = [0u8; 2];
+    assert_eq!(
+        ReadNorFlash::read(&mut s, 2, &mut two),
+        Err(StorageError::OutOfBounds)
+    );
+    assert_eq!(
+        ReadNorFlash::read(&mut s, u32::MAX, &mut two),
+        Err(StorageError::OutOfBounds)
+    );
+    assert_eq!(ReadNorFlash::read(&mut s, 1, &mut two), Ok(()));
+    assert_eq!(two, [2, 3]);
 }
