@@ -129,6 +129,17 @@ fn micropython_reads_our_default_layout_like_we_do() {
             assert!(image.verify(|f| panic!("{f}")).is_clean());
             check(&micropython, &bytes);
         }
+        // Header-safe images (padded image length) read the same.
+        for w in [4, 32] {
+            let bytes = tree
+                .build(&Options {
+                    header_write_size: Some(w),
+                    ..Options::default()
+                })
+                .unwrap();
+            assert!(Image::parse(&bytes).unwrap().is_header_safe(w as usize));
+            check(&micropython, &bytes);
+        }
         check(&micropython, &tree.build(&Options::mpremote()).unwrap());
     }
 }
@@ -178,4 +189,122 @@ print(greet.hello(3), plain.VALUE)
         tmp.path(),
     );
     assert_eq!(out.trim(), "hello 3 from romfs 42");
+}
+
+/// One line per partition state: `NODEV`, or the payload length MicroPython
+/// declares (`statvfs`) and the root listing it gives.
+const PROBE: &str = r#"
+import vfs
+P = 65536
+f = open("states.bin", "rb")
+while True:
+    b = f.read(P)
+    if not b:
+        break
+    try:
+        fs = vfs.VfsRom(b)
+    except OSError as e:
+        print("NODEV", e.errno)
+        continue
+    names = sorted((n, t, s) for n, t, _, s in fs.ilistdir("/"))
+    print(fs.statvfs("/")[2], names)
+"#;
+
+/// Every state of an interrupted program of the first `w` bytes of `image`
+/// (over erased flash) with the magic complete, as 64 KiB partitions: all
+/// of them when few bits are involved, else a deterministic sample.
+fn first_unit_states(image: &[u8], w: usize) -> Vec<Vec<u8>> {
+    let free: Vec<(usize, u8)> = (3..w)
+        .flat_map(|i| {
+            (0..8u8)
+                .filter(move |b| image[i] & (1 << b) == 0)
+                .map(move |b| (i, b))
+        })
+        .collect();
+    let mut partition = image.to_vec();
+    partition.resize(65536, 0xff);
+    let state = |missing: &dyn Fn(usize) -> bool| {
+        let mut p = partition.clone();
+        for (k, &(i, b)) in free.iter().enumerate() {
+            if missing(k) {
+                p[i] |= 1 << b;
+            }
+        }
+        p
+    };
+    let mut out = vec![partition.clone()];
+    if free.len() <= 8 {
+        for mask in 0..1u32 << free.len() {
+            out.push(state(&|k| mask & (1 << k) != 0));
+        }
+    } else {
+        let mut rng = Rng(0x1234_5678_9abc_def1);
+        for _ in 0..300 {
+            let bits: Vec<bool> = free.iter().map(|_| rng.below(2) == 1).collect();
+            out.push(state(&|k| bits[k]));
+        }
+        for one in 0..free.len() {
+            out.push(state(&|k| k == one));
+        }
+    }
+    out
+}
+
+/// Run MicroPython over the states; returns (states, how many it mounted
+/// with anything but the intact image's length and listing).
+fn wrong_mounts(micropython: &Path, states: &[Vec<u8>]) -> (usize, usize) {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("states.bin"), states.concat()).unwrap();
+    let out = run_micropython(micropython, PROBE, tmp.path());
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), states.len());
+    let intact = lines[0];
+    assert!(!intact.starts_with("NODEV"), "the intact image mounts");
+    let wrong = lines[1..]
+        .iter()
+        .filter(|l| !l.starts_with("NODEV") && **l != intact)
+        .count();
+    (states.len() - 1, wrong)
+}
+
+#[test]
+fn micropython_never_mounts_a_wrong_length_from_a_header_safe_image() {
+    let Some(micropython) = venv_tool("micropython") else {
+        return;
+    };
+    let mut tree = MemoryTree::new();
+    let root = tree.root();
+    let app = tree.add_dir(root, b"app").unwrap();
+    for i in 0..6u8 {
+        let data = (0..5000u32)
+            .map(|k| (k as u8).wrapping_mul(i + 1))
+            .collect();
+        tree.add_file(app, format!("m{i}.mpy").as_bytes(), data)
+            .unwrap();
+    }
+    tree.add_file(root, b"main.py", b"import app\n".to_vec())
+        .unwrap();
+    for w in [4usize, 8] {
+        let safe = tree
+            .build(&Options {
+                header_write_size: Some(w as u32),
+                ..Options::default()
+            })
+            .unwrap();
+        let (states, wrong) = wrong_mounts(&micropython, &first_unit_states(&safe, w));
+        assert!(states >= 1 << (w - 3).min(7), "W={w}: {states} states");
+        assert_eq!(wrong, 0, "W={w}: MicroPython mounted a wrong length");
+        // Without padding the real MicroPython is fooled.
+        let plain = tree.build(&Options::default()).unwrap();
+        let (plain_states, plain_wrong) = wrong_mounts(&micropython, &first_unit_states(&plain, w));
+        eprintln!(
+            "W={w}: header-safe {states} states, 0 wrong; unpadded {plain_states} states, \
+             {plain_wrong} mounted with a wrong length"
+        );
+        let wrong = plain_wrong;
+        assert!(
+            wrong > 0,
+            "W={w}: expected the unpadded header to be unsafe"
+        );
+    }
 }
