@@ -320,6 +320,10 @@ pub struct Info {
     pub generation: Option<u64>,
     /// Build time (Unix seconds).
     pub build_time: Option<u64>,
+    /// Largest flash write unit (bytes, up to 32) for which the header is
+    /// safe to program last in a single-slot update (see FORMAT.md §5);
+    /// 3 for an image built without `--flash-write-size`.
+    pub header_safe_write_size: usize,
     /// Files by alignment of their data (power of two → count).
     pub alignment_histogram: BTreeMap<u64, usize>,
     /// `.mpy` files by version and architecture.
@@ -413,6 +417,10 @@ pub fn info(file: &ImageFile) -> Result<Info, ReadError> {
         label: text(md.and_then(|m| m.label)),
         generation: md.and_then(|m| m.generation),
         build_time: md.and_then(|m| m.build_time),
+        header_safe_write_size: (1..=romfs_format::write::MAX_HEADER_WRITE_SIZE as usize)
+            .rev()
+            .find(|&w| image.is_header_safe(w))
+            .unwrap_or(0),
         alignment_histogram: hist,
         mpy: mpy
             .into_iter()

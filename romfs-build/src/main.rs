@@ -454,6 +454,11 @@ fn print_info(out: &mut impl Write, i: &inspect::Info) -> io::Result<()> {
         "build time:   {}",
         i.build_time.map_or("-".into(), |g| g.to_string())
     )?;
+    writeln!(
+        out,
+        "header:       safe to program last for flash write units up to {} bytes",
+        i.header_safe_write_size
+    )?;
     if i.findings > 0 {
         writeln!(
             out,

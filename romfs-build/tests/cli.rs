@@ -1328,7 +1328,26 @@ fn build_flash_write_size_makes_the_header_safe() {
         );
         assert!(files.iter().all(|f| f.1.is_empty() || f.2 % 4 == 0));
         romfs().arg("verify").arg(&img).assert().success();
+        let info = romfs()
+            .arg("info")
+            .arg(&img)
+            .arg("--json")
+            .assert()
+            .success();
+        let info: Value = serde_json::from_slice(&info.get_output().stdout).unwrap();
+        assert!(
+            info["header_safe_write_size"].as_u64().unwrap() >= w as u64,
+            "W={w}"
+        );
     }
+    let info = romfs()
+        .arg("info")
+        .arg("--json")
+        .arg(t.path().join("plain.img"))
+        .assert()
+        .success();
+    let info: Value = serde_json::from_slice(&info.get_output().stdout).unwrap();
+    assert_eq!(info["header_safe_write_size"], 3);
     let out = t.path().join("x.img");
     for bad in ["0", "33", "four"] {
         romfs()
