@@ -144,30 +144,7 @@ fn micropython_mount(part: &[u8], bits: u32, base: u64) -> Option<(u64, u64)> {
     } else {
         (1u64 << bits) - 1
     };
-    if part.len() < 4 || part[..3] != romfs_format::HEADER {
-        return None;
-    }
-    let decode = |p: &mut usize| -> Option<u64> {
-        let mut v = 0u64;
-        loop {
-            let b = *part.get(*p)?;
-            *p += 1;
-            v = ((v << 7) | u64::from(b & 0x7f)) & mask;
-            if b & 0x80 == 0 {
-                return Some(v);
-            }
-        }
-    };
-    let mut p = 0;
-    if decode(&mut p)? != 0x14a6b1 {
-        return None;
-    }
-    let len = decode(&mut p)?;
-    let start = (base + p as u64) & mask;
-    let end = start.wrapping_add(len) & mask;
-    if end > base + part.len() as u64 {
-        return None;
-    }
+    let (start, end) = romfs_tests::micropython_mount(part, base, bits)?;
     Some((start - base, end.wrapping_sub(base) & mask))
 }
 

@@ -7,40 +7,7 @@ mod common;
 use common::{read_back, sample_tree};
 use romfs_format::write::{header_length_width, Options, WriteError, MAX_HEADER_WRITE_SIZE};
 use romfs_format::{header_is_write_safe, Image, HEADER_SAFE_DIGITS};
-
-/// MicroPython's `vfs.VfsRom` constructor on a device with `bits`-bit words,
-/// the buffer at address `base`: `Some((payload start, payload end))` as
-/// addresses if it accepts the buffer (the end may lie below the start when
-/// the pointer addition wrapped), `None` for ENODEV.
-fn micropython_mount(buf: &[u8], base: u64, bits: u32) -> Option<(u64, u64)> {
-    let mask = if bits == 64 {
-        u64::MAX
-    } else {
-        (1 << bits) - 1
-    };
-    if buf.len() < 4 || buf[..3] != [0xd2, 0xcd, 0x31] {
-        return None;
-    }
-    let decode = |p: &mut usize| -> Option<u64> {
-        let mut v: u64 = 0;
-        loop {
-            let b = *buf.get(*p)?;
-            *p += 1;
-            v = ((v << 7) | u64::from(b & 0x7f)) & mask;
-            if b & 0x80 == 0 {
-                return Some(v);
-            }
-        }
-    };
-    let mut p = 0;
-    if decode(&mut p)? != 0x14a6b1 {
-        return None;
-    }
-    let len = decode(&mut p)?;
-    let start = (base + p as u64) & mask;
-    let end = start.wrapping_add(len) & mask;
-    (end <= base + buf.len() as u64).then_some((start, end))
-}
+use romfs_tests::micropython_mount;
 
 fn build(w: Option<u32>) -> Vec<u8> {
     sample_tree()

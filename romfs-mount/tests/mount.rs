@@ -3,6 +3,7 @@
 //! These need `/dev/fuse` and `fusermount3` (Debian package `fuse3`). Outside
 //! CI a missing `fusermount3` skips them (saying so); in CI it fails them.
 
+use romfs_tests::Rng;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{ErrorKind, Read};
@@ -28,28 +29,6 @@ fn fuse_ready() -> bool {
         return false;
     }
     true
-}
-
-/// A small deterministic PRNG.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        let mut v = Vec::with_capacity(n + 8);
-        while v.len() < n {
-            v.extend_from_slice(&self.next().to_le_bytes());
-        }
-        v.truncate(n);
-        v
-    }
 }
 
 /// Write a random tree under `dir`. `ascii` keeps names ASCII (mpremote).

@@ -132,3 +132,73 @@ pub fn run_micropython(micropython: &Path, script: &str, cwd: &Path) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// A small deterministic PRNG (splitmix64): reproducible test data from a
+/// seed, any seed (0 included) giving a full-period stream.
+#[derive(Debug, Clone)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next 64 random bits.
+    #[allow(clippy::should_implement_trait)] // an endless stream, not an Iterator
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    /// `n` random bytes.
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        let mut v = Vec::with_capacity(n + 8);
+        while v.len() < n {
+            v.extend_from_slice(&self.next().to_le_bytes());
+        }
+        v.truncate(n);
+        v
+    }
+}
+
+/// What MicroPython's `vfs.VfsRom(buf)` constructor accepts, as its C code
+/// runs on a device with `bits`-bit words and the buffer at address `base`:
+/// varuints accumulate in a machine word (high bits shift out), the payload
+/// end is start + length (wrapping), and the only checks are the magic, the
+/// record kind and `end <= base + buf.len()`. Returns the payload's
+/// (start, end) addresses (`end < start` when the addition wrapped:
+/// MicroPython then mounts an empty, nonsensical filesystem), or `None` for
+/// ENODEV. The oracle for "what can an unchecking device be fooled by".
+pub fn micropython_mount(buf: &[u8], base: u64, bits: u32) -> Option<(u64, u64)> {
+    let mask = if bits >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << bits) - 1
+    };
+    if buf.len() < 4 || buf[..3] != romfs_format::HEADER {
+        return None;
+    }
+    let decode = |p: &mut usize| -> Option<u64> {
+        let mut v = 0u64;
+        loop {
+            let b = *buf.get(*p)?;
+            *p += 1;
+            v = ((v << 7) | u64::from(b & 0x7f)) & mask;
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+    };
+    let mut p = 0;
+    if decode(&mut p)? != 0x14a6b1 {
+        return None;
+    }
+    let len = decode(&mut p)?;
+    let start = (base + p as u64) & mask;
+    let end = start.wrapping_add(len) & mask;
+    (end <= base + buf.len() as u64).then_some((start, end))
+}

@@ -2,6 +2,7 @@
 //! default-layout images and lists, stats and reads every file exactly as our
 //! reader does. Also: a module stored in the image imports and runs.
 
+use romfs_tests::Rng;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -52,16 +53,6 @@ fn our_listing(image: &Image<'_>) -> String {
     walk(image.root(), "", &mut out);
     out.push_str("END\n");
     out
-}
-
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
 }
 
 fn random_tree(rng: &mut Rng, tree: &mut MemoryTree, parent: NodeRef, depth: usize) {

@@ -1,26 +1,13 @@
 //! Our mpremote layout is byte-for-byte what `mpremote romfs --no-mpy build`
 //! writes, on generated trees; and our reader reads mpremote's images.
 
+use romfs_tests::Rng;
 use std::path::Path;
 use std::process::Command;
 
 use romfs_format::write::{MemoryTree, NodeRef, Options};
 use romfs_format::{Image, Node};
 use romfs_tests::venv_tool;
-
-/// A small deterministic PRNG so trees are reproducible without a seed file.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// Write a random tree to `dir` and mirror it into `tree`.
 fn generate(rng: &mut Rng, dir: &Path, tree: &mut MemoryTree, parent: NodeRef, depth: usize) {
