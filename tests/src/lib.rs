@@ -202,3 +202,24 @@ pub fn micropython_mount(buf: &[u8], base: u64, bits: u32) -> Option<(u64, u64)>
     let end = start.wrapping_add(len) & mask;
     (end <= base + buf.len() as u64).then_some((start, end))
 }
+
+/// The `romfs` binary of this workspace, built once per test process (with
+/// the profile the tests themselves were built with).
+pub fn romfs_bin() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let release = !cfg!(debug_assertions);
+            let status = Command::new(env!("CARGO"))
+                .args(["build", "-p", "romfs-build", "--bin", "romfs"])
+                .args(if release { &["--release"][..] } else { &[][..] })
+                .current_dir(workspace_root())
+                .status()
+                .expect("cargo build romfs");
+            assert!(status.success(), "cargo build -p romfs-build failed");
+            target_dir()
+                .join(if release { "release" } else { "debug" })
+                .join("romfs")
+        })
+        .clone()
+}

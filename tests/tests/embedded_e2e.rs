@@ -1,9 +1,10 @@
-//! End to end: an image from romfs-format's writer, holding a module
-//! compiled by the real mpy-cross, is streamed through romfs-embedded's A/B
+//! End to end: an image built by `romfs build` (its module compiled by the
+//! real mpy-cross) is streamed through romfs-embedded's A/B
 //! updater into a file-backed simulated NOR flash; the active slot's bytes,
 //! read back from the flash file alone, are mounted by the real MicroPython
 //! (`vfs.VfsRom`) and the module imports and runs.
 
+use std::path::Path;
 use std::process::Command;
 
 use romfs_embedded::mapped;
@@ -11,52 +12,41 @@ use romfs_embedded::sim::SimFlash;
 use romfs_embedded::slots::{AbLayout, Verify};
 use romfs_embedded::update::Updater;
 use romfs_embedded::Region;
-use romfs_format::write::{MemoryTree, MetadataSpec, Options};
 
 const E: usize = 4096;
 const SLOT: u32 = 64 * 1024;
 
-fn compile(
-    mpy_cross: &std::path::Path,
-    dir: &std::path::Path,
-    name: &str,
-    source: &str,
-) -> Vec<u8> {
-    let py = dir.join(format!("{name}.py"));
-    std::fs::write(&py, source).unwrap();
-    let out = Command::new(mpy_cross)
-        .arg(&py)
-        .output()
-        .expect("run mpy-cross");
-    assert!(
-        out.status.success(),
-        "mpy-cross failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::read(dir.join(format!("{name}.mpy"))).unwrap()
-}
-
-fn image(mpy: Vec<u8>, version: u32) -> Vec<u8> {
-    let mut tree = MemoryTree::new();
-    let lib = tree.add_dir(tree.root(), b"lib").unwrap();
-    tree.add_file(lib, b"greeter.mpy", mpy).unwrap();
-    tree.add_file(
-        tree.root(),
-        b"version.txt",
-        format!("v{version}").into_bytes(),
-    )
-    .unwrap();
+/// `romfs build` of a small app whose `lib/greeter.py` has `source`.
+fn image(mpy_cross: &Path, dir: &Path, source: &str, version: u32) -> Vec<u8> {
+    let src = dir.join(format!("app{version}"));
+    std::fs::create_dir_all(src.join("lib")).unwrap();
+    std::fs::write(src.join("lib/greeter.py"), source).unwrap();
+    std::fs::write(src.join("version.txt"), format!("v{version}")).unwrap();
     // Some bulk so the image spans several sectors.
     let blob: Vec<u8> = (0..20_000u32).map(|i| (i * 7 % 251) as u8).collect();
-    tree.add_file(tree.root(), b"blob.bin", blob).unwrap();
-    let opts = Options {
-        metadata: Some(MetadataSpec {
-            generation: Some(version as u64),
-            ..MetadataSpec::default()
-        }),
-        ..Options::default()
-    };
-    tree.build(&opts).unwrap()
+    std::fs::write(src.join("blob.bin"), blob).unwrap();
+    let out = dir.join(format!("app{version}.img"));
+    let run = Command::new(romfs_tests::romfs_bin())
+        .arg("build")
+        .arg(&src)
+        .arg("-o")
+        .arg(&out)
+        .args([
+            "--mpy",
+            "-q",
+            "--generation",
+            &version.to_string(),
+            "--mpy-cross",
+        ])
+        .arg(mpy_cross)
+        .output()
+        .expect("run romfs build");
+    assert!(
+        run.status.success(),
+        "romfs build failed: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    std::fs::read(out).unwrap()
 }
 
 #[test]
@@ -70,22 +60,20 @@ fn updater_output_runs_on_real_micropython() {
     let dir = tempfile::tempdir().unwrap();
 
     let v1 = image(
-        compile(
-            &mpy_cross,
-            dir.path(),
-            "greeter",
-            "def greet(n):\n    return 'old %d' % n\n",
-        ),
+        &mpy_cross,
+        dir.path(),
+        "def greet(n):\n    return 'old %d' % n\n",
         1,
     );
     let v2 = image(
-        compile(
-            &mpy_cross,
-            dir.path(),
-            "greeter",
-            "def greet(n):\n    return 'hello %d from romfs' % (n * 2)\n",
-        ),
+        &mpy_cross,
+        dir.path(),
+        "def greet(n):\n    return 'hello %d from romfs' % (n * 2)\n",
         2,
+    );
+    assert!(
+        v2.windows(4).any(|w| w == b"M\x06\x00\x1f"),
+        "greeter.py was compiled to .mpy"
     );
 
     let flash_path = dir.path().join("flash.bin");
