@@ -6,7 +6,7 @@
 
 use romfs_tests::romfs_bin;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use romfs_build::inspect::{self, ImageFile};
