@@ -62,31 +62,26 @@ pub fn view<T: FromBytes + Immutable + KnownLayout>(data: &[u8]) -> Result<&[T],
             elem,
         });
     }
-    <[T]>::ref_from_bytes(data).map_err(|e| match e {
-        zerocopy::ConvertError::Alignment(_) => ViewError::Misaligned {
-            address: data.as_ptr() as usize,
-            align: core::mem::align_of::<T>(),
-        },
-        _ => ViewError::WrongSize {
-            len: data.len(),
-            elem,
-        },
-    })
+    <[T]>::ref_from_bytes(data).map_err(|e| view_error::<T, _, _, _>(e, data))
 }
 
 /// View `data` in place as one `T` (a header struct, say).
 pub fn view_one<T: FromBytes + Immutable + KnownLayout>(data: &[u8]) -> Result<&T, ViewError> {
-    let elem = core::mem::size_of::<T>();
-    T::ref_from_bytes(data).map_err(|e| match e {
+    T::ref_from_bytes(data).map_err(|e| view_error::<T, _, _, _>(e, data))
+}
+
+/// zerocopy's refusal, as a [`ViewError`] about `data` viewed as `T`s.
+fn view_error<T, A, S, V>(e: zerocopy::ConvertError<A, S, V>, data: &[u8]) -> ViewError {
+    match e {
         zerocopy::ConvertError::Alignment(_) => ViewError::Misaligned {
             address: data.as_ptr() as usize,
             align: core::mem::align_of::<T>(),
         },
         _ => ViewError::WrongSize {
             len: data.len(),
-            elem,
+            elem: core::mem::size_of::<T>(),
         },
-    })
+    }
 }
 
 /// An image mounted from memory-mapped flash. With `'a = 'static` (a
