@@ -209,6 +209,9 @@ for rd in "${READERS[@]}"; do
     done
 done
 
+# Hand-written notes at the end of the results file survive a re-run.
+NOTES=$( [ -f "$OUT" ] && sed -n '/^## Notes/,$p' "$OUT" || true)
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "-"; else printf "%.2f", a / b }'; }
 
 {
@@ -262,5 +265,9 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "-"; else printf "%
     echo "read every:  find MNT -type f -exec cat {} + > /dev/null"
     echo "mount time:  wall time of the mount command until it returns (the filesystem is usable then)"
     echo '```'
+    if [ -n "$NOTES" ]; then
+        echo
+        echo "$NOTES"
+    fi
 } > "$OUT"
 cat "$OUT"

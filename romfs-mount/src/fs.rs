@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crate::index::{Index, Kind, NodeIdx, NodeInfo};
+use crate::readahead::Readahead;
 
 /// How long the kernel may cache entries, attributes and negative lookups:
 /// the image cannot change under a mount, so effectively forever.
@@ -38,7 +39,7 @@ pub(crate) struct Attrs {
 
 /// The mounted image.
 pub(crate) struct RomFs {
-    pub(crate) map: Mmap,
+    pub(crate) map: Arc<Mmap>,
     /// The image file, for checking its size before serving reads.
     pub(crate) file: File,
     pub(crate) index: Index,
@@ -52,6 +53,8 @@ pub(crate) struct RomFs {
     pushed: Vec<AtomicBool>,
     /// Set once the session exists; used to push file contents.
     notifier: Arc<OnceLock<Notifier>>,
+    /// Reads the image ahead of sequential readers.
+    readahead: Readahead,
 }
 
 /// Push at most this many files...
@@ -78,7 +81,9 @@ fn is_write_open(flags: OpenFlags) -> bool {
 impl RomFs {
     pub(crate) fn new(map: Mmap, file: File, index: Index, attrs: Attrs, image_len: u64) -> Self {
         let n = index.len();
+        let map = Arc::new(map);
         RomFs {
+            readahead: Readahead::new(map.clone(), image_len),
             map,
             file,
             index,
@@ -414,6 +419,8 @@ impl Filesystem for RomFs {
         let Some(flen) = self.file_len().filter(|&flen| flen >= end) else {
             return reply.error(Errno::EIO);
         };
+        // Before replying, so the read-ahead thread works while we copy.
+        self.readahead.note(start, end);
         match self.map.get(start as usize..end as usize) {
             Some(bytes) => reply.data(bytes),
             None => return reply.error(Errno::EIO),

@@ -25,6 +25,7 @@ mod daemon;
 mod fs;
 mod index;
 mod options;
+mod readahead;
 
 use std::fmt;
 use std::io;

@@ -783,6 +783,98 @@ fn truncated_image_gives_eio_not_a_crash() {
     assert!(fs::metadata(&s.mnt).is_ok());
 }
 
+/// Names of the threads of process `pid`.
+fn thread_names(pid: i32) -> Vec<String> {
+    fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| {
+            tasks
+                .flatten()
+                .filter_map(|t| fs::read_to_string(t.path().join("comm")).ok())
+                .map(|n| n.trim().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// An image with one large file of pseudo-random bytes (wrong offsets show).
+fn large_image(s: &Scratch, len: usize) -> (PathBuf, Vec<u8>) {
+    let data = Rng(0x5EED).bytes(len);
+    let mut tree = MemoryTree::new();
+    let root = tree.root();
+    tree.add_file(root, b"large", data.clone()).unwrap();
+    let img = s.path("large.img");
+    fs::write(&img, tree.build(&Options::default()).unwrap()).unwrap();
+    (img, data)
+}
+
+#[test]
+fn sequential_reads_are_read_ahead_and_correct() {
+    if !fuse_ready() {
+        return;
+    }
+    let s = Scratch::new();
+    let (img, want) = large_image(&s, 40 << 20);
+    s.mount(&img, &[]);
+    let pid = s.daemon_pid();
+    // Sequential reads in the sizes `cat` uses.
+    let mut f = fs::File::open(s.mnt.join("large")).unwrap();
+    let mut got = Vec::with_capacity(want.len());
+    let mut buf = vec![0u8; 128 * 1024];
+    loop {
+        let n = f.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(got == want, "contents differ from the source");
+    // The sequential stream was noticed and read ahead by its own thread.
+    assert!(
+        thread_names(pid).iter().any(|n| n == "romfs-readahead"),
+        "no read-ahead thread in {:?}",
+        thread_names(pid)
+    );
+}
+
+#[test]
+fn truncating_the_image_during_read_ahead_is_not_a_crash() {
+    if !fuse_ready() {
+        return;
+    }
+    let s = Scratch::new();
+    let (img, want) = large_image(&s, 48 << 20);
+    s.mount(&img, &[]);
+    let pid = s.daemon_pid();
+    let f = fs::File::open(s.mnt.join("large")).unwrap();
+    // Start a sequential stream: the read-ahead thread now works up to
+    // 16 MiB past it.
+    let mut head = vec![0u8; 4 << 20];
+    f.read_exact_at(&mut head, 0).unwrap();
+    assert!(head == want[..4 << 20]);
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&img)
+        .unwrap()
+        .set_len(6 << 20)
+        .unwrap();
+    // Reading on runs into the cut: EIO at some point, never a dead mounter.
+    let mut buf = vec![0u8; 1 << 20];
+    let mut failed = false;
+    for off in (4u64 << 20..48 << 20).step_by(1 << 20) {
+        match f.read_at(&mut buf, off) {
+            Ok(_) => {}
+            Err(e) => {
+                assert_eq!(e.raw_os_error(), Some(5), "at {off}: {e}");
+                failed = true;
+            }
+        }
+    }
+    assert!(failed, "reads past the cut succeeded");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(pid_alive(pid), "the mounter died");
+    assert!(mounted(&s.mnt));
+}
+
 #[test]
 fn attributes_statfs_and_owner_options() {
     if !fuse_ready() {
