@@ -108,16 +108,22 @@ impl Streams {
     /// as done.
     pub(crate) fn next_chunk(&mut self) -> Option<(u64, u64)> {
         let limit = self.limit;
-        let s = self
-            .slots
-            .iter_mut()
-            .filter(|s| s.hits >= 2 && s.done < s.end.saturating_add(WINDOW).min(limit))
-            .min_by_key(|s| s.done.saturating_sub(s.end))?;
-        // Whole aligned chunks, so every call is one huge-page folio.
-        let from = s.done.max(s.end) & !(CHUNK - 1);
-        let to = (from + CHUNK).min(limit);
-        s.done = to;
-        Some((from, to))
+        loop {
+            let s = self
+                .slots
+                .iter_mut()
+                .filter(|s| s.hits >= 2 && s.done < s.end.saturating_add(WINDOW).min(limit))
+                .min_by_key(|s| s.done.saturating_sub(s.end))?;
+            // Whole aligned chunks, so every call is one huge-page folio.
+            let from = (s.done.max(s.end) & !(CHUNK - 1)).min(limit);
+            let to = from.saturating_add(CHUNK).min(limit);
+            s.done = to.max(s.done);
+            if to > from {
+                return Some((from, to));
+            }
+            // Nothing left before the limit for this stream.
+            s.done = limit;
+        }
     }
 
     /// Give up on the stream that contains `offset` (the image shrank under
@@ -324,6 +330,17 @@ mod tests {
         let chunks = drain(&mut s);
         assert_eq!(chunks.last().map(|c| c.1), Some(limit));
         assert!(!s.note(2 * MIB, 3 * MIB) || drain(&mut s).is_empty());
+    }
+
+    #[test]
+    fn reads_beyond_the_limit_ask_for_nothing() {
+        let mut s = Streams::new(3 * MIB);
+        s.note(4 * MIB, 5 * MIB);
+        s.note(5 * MIB, 6 * MIB);
+        assert!(drain(&mut s).is_empty());
+        s.note(u64::MAX - 10, u64::MAX);
+        s.note(u64::MAX, u64::MAX);
+        assert!(drain(&mut s).is_empty());
     }
 
     #[test]
