@@ -193,14 +193,16 @@ fi
 
 if [ "${ONLY:-}" = warm ]; then
     # Interleaved like the cold mode: each repetition mounts every reader,
-    # reads the assets once untimed, then times one `cat` and a 3 s fio run.
+    # reads the assets once untimed, then times three `cat`s (their median)
+    # and a 3 s fio run.
     declare -A T
     for i in $(seq "$RUNS"); do
         line="run $i:"
         for rd in romfs squashfuse erofs; do
             do_mount "$rd" assets
             seqread
-            s=$(now); seqread; T[$rd,seq]+="$(( ($(now) - s) / 1000 )) "
+            # Median of three timed passes, as in the full run's warm rows.
+            T[$rd,seq]+="$(for _ in 1 2 3; do s=$(now); seqread; echo $(( ($(now) - s) / 1000 )); done | median) "
             files=$(ls "$MNT"/a/* | tr '\n' ':' | sed 's/:$//')
             iops=$(fio --name=rand --filename="$files" --readonly --rw=randread --bs=4k --ioengine=psync \
                 --time_based --runtime=3 --numjobs=1 --invalidate=0 --output-format=terse --terse-version=3 |
