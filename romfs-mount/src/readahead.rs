@@ -5,14 +5,16 @@
 //! Why the kernel's own readahead is not enough: the FUSE threads read the
 //! image through the mapping, and a page fault there reads around the
 //! faulting page, in small pages, while the thread that faulted waits. Here
-//! the mapping is marked `MADV_HUGEPAGE` and a separate thread asks for the
-//! next window with `MADV_POPULATE_READ`: the kernel then reads in 2 MiB
+//! a separate thread marks the next window of the mapping `MADV_HUGEPAGE`
+//! and asks for it with `MADV_POPULATE_READ`: the kernel then reads in 2 MiB
 //! folios and maps them whole, and the replying threads find the data
 //! mapped. On this project's benchmark machine that took cold sequential
 //! reads from about 1.0x to 1.3x squashfuse (see `bench/mount-RESULTS.md`).
 //!
 //! Only streams that look sequential are read ahead (a READ that continues
-//! the previous one of the same stream), so random reads cost no extra I/O.
+//! the previous one of the same stream), and only their windows get huge
+//! pages, so random reads cost no extra I/O: a fault elsewhere reads what
+//! the device's readahead says, as for any mapping.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
@@ -154,9 +156,6 @@ pub(crate) struct Readahead {
 impl Readahead {
     /// Read-ahead over `map`, of which the first `limit` bytes are the image.
     pub(crate) fn new(map: Arc<Mmap>, limit: u64) -> Self {
-        // Huge pages for the image where the kernel and filesystem allow
-        // them; if not, read-ahead still works in small pages.
-        let _ = map.advise(Advice::HugePage);
         Readahead {
             shared: Arc::new(Shared {
                 streams: Mutex::new(Streams::new(limit.min(map.len() as u64))),
@@ -221,10 +220,13 @@ fn populate_loop(shared: &Shared) {
         // point: this thread waits so the FUSE threads need not. A range
         // past the end of a since-truncated image fails with EFAULT (no
         // signal), and that stream is dropped.
-        let populated =
-            shared
-                .map
-                .advise_range(Advice::PopulateRead, from as usize, (to - from) as usize);
+        let (at, len) = (from as usize, (to - from) as usize);
+        // Huge pages only where a sequential reader is: elsewhere a fault
+        // keeps reading only the device's readahead, not 2 MiB. Where the
+        // kernel or filesystem has no huge pages this does nothing and the
+        // populate below still works, in small pages.
+        let _ = shared.map.advise_range(Advice::HugePage, at, len);
+        let populated = shared.map.advise_range(Advice::PopulateRead, at, len);
         if populated.is_err() {
             if let Ok(mut streams) = shared.streams.lock() {
                 streams.drop_at(from);
