@@ -231,7 +231,7 @@ pub fn prepare(
     // Absolute: the daemon changes directory to / before it mounts.
     let image_path = std::path::absolute(image).unwrap_or_else(|_| image.to_path_buf());
     Ok(Prepared {
-        fs: RomFs::new(map, file, index, attrs, image_len),
+        fs: RomFs::new(map, file, index, attrs, image_len, opts.readahead_mib),
         image_path,
         mountpoint,
         warnings,

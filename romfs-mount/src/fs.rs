@@ -79,11 +79,18 @@ fn is_write_open(flags: OpenFlags) -> bool {
 }
 
 impl RomFs {
-    pub(crate) fn new(map: Mmap, file: File, index: Index, attrs: Attrs, image_len: u64) -> Self {
+    pub(crate) fn new(
+        map: Mmap,
+        file: File,
+        index: Index,
+        attrs: Attrs,
+        image_len: u64,
+        readahead_mib: u32,
+    ) -> Self {
         let n = index.len();
         let map = Arc::new(map);
         RomFs {
-            readahead: Readahead::new(map.clone(), image_len),
+            readahead: Readahead::new(map.clone(), image_len, u64::from(readahead_mib) << 20),
             map,
             file,
             index,

@@ -18,7 +18,8 @@ options:
   -f, --foreground      serve in the foreground (Ctrl-C / SIGTERM unmount)
   -o OPT[,OPT...]       mount options: allow_other, allow_root, uid=N, gid=N,
                         umask=OCT, fmode=OCT, dmode=OCT, fsname=NAME,
-                        threads=N, noauto_unmount, ignore_checksum, noexec,
+                        threads=N, readahead=MIB (default 16, 0 = off),
+                        noauto_unmount, ignore_checksum, noexec,
                         noatime, nodev, nosuid, ... (`ro` is implied)
       --uid N           owner of every entry (default: you)
       --gid N           group of every entry (default: your group)

@@ -38,7 +38,15 @@ pub struct MountOptions {
     /// Mount even if the image's checksum does not match (structure is
     /// still checked). Off by default.
     pub ignore_checksum: bool,
+    /// How far ahead of a sequential reader the image is read, in MiB
+    /// (`-o readahead=MIB`; default 16, 0 turns read-ahead off).
+    pub readahead_mib: u32,
 }
+
+/// The default of [`MountOptions::readahead_mib`].
+pub const DEFAULT_READAHEAD_MIB: u32 = 16;
+/// The largest `readahead=` accepted.
+const MAX_READAHEAD_MIB: u32 = 1024;
 
 impl Default for MountOptions {
     fn default() -> Self {
@@ -56,6 +64,7 @@ impl Default for MountOptions {
             fsname: None,
             extra: Vec::new(),
             ignore_checksum: false,
+            readahead_mib: DEFAULT_READAHEAD_MIB,
         }
     }
 }
@@ -113,7 +122,7 @@ impl MountOptions {
     /// `auto_unmount`, `noauto_unmount`, `default_permissions`,
     /// `uid=N`, `gid=N`, `umask=OCT` (clears bits from 0444/0555),
     /// `fmode=OCT`, `dmode=OCT`, `fsname=NAME`, `threads=N`,
-    /// `ignore_checksum`, kernel flags (`noexec`, `noatime`, `nodev`,
+    /// `readahead=MIB` (0 = off), `ignore_checksum`, kernel flags (`noexec`, `noatime`, `nodev`,
     /// `nosuid`, `sync`, `dirsync`...), `max_read=N`; `ro` and libfuse
     /// cache options are accepted and ignored. `rw` is refused: the mount is
     /// always read-only. Unknown options are an error.
@@ -147,6 +156,14 @@ impl MountOptions {
                     Ok(n) if (1..=256).contains(&n) => self.threads = Some(n),
                     _ => return Err(MountError::Options(format!("threads={v}: expected 1 to 256"))),
                 },
+                ("readahead", Some(v)) => match v.parse::<u32>() {
+                    Ok(n) if n <= MAX_READAHEAD_MIB => self.readahead_mib = n,
+                    _ => {
+                        return Err(MountError::Options(format!(
+                            "readahead={v}: expected MiB from 0 (off) to {MAX_READAHEAD_MIB}"
+                        )))
+                    }
+                },
                 ("max_read", Some(v)) => {
                     parse_id(key, v)?;
                     self.extra.push(opt.to_string());
@@ -158,7 +175,7 @@ impl MountOptions {
                     return Err(MountError::Options(format!(
                         "unknown option {opt:?} (known: allow_other, allow_root, auto_unmount, noauto_unmount, \
                          default_permissions, uid=, gid=, umask=, fmode=, dmode=, fsname=, threads=, \
-                         ignore_checksum, max_read=, {})",
+                         readahead=, ignore_checksum, max_read=, {})",
                         PASSED.join(", ")
                     )))
                 }
@@ -186,6 +203,11 @@ mod tests {
         let mut o = MountOptions::default();
         o.parse_fuse_options("umask=027").unwrap();
         assert_eq!((o.file_mode, o.dir_mode), (0o440, 0o550));
+        assert_eq!(o.readahead_mib, DEFAULT_READAHEAD_MIB);
+        o.parse_fuse_options("readahead=0").unwrap();
+        assert_eq!(o.readahead_mib, 0);
+        o.parse_fuse_options("readahead=64").unwrap();
+        assert_eq!(o.readahead_mib, 64);
     }
 
     #[test]
@@ -196,6 +218,9 @@ mod tests {
             "fmode=9",
             "bogus",
             "threads=0",
+            "readahead=-1",
+            "readahead=1025",
+            "readahead=",
             "fmode=",
             "umask=77777",
         ] {

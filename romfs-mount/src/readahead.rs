@@ -21,8 +21,6 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 use memmap2::{Advice, Mmap};
 
-/// How far ahead of a sequential reader the image is read.
-const WINDOW: u64 = 16 << 20;
 /// One populate call: a PMD-sized folio.
 const CHUNK: u64 = 2 << 20;
 /// How far behind the end of a stream a READ may start and still belong to
@@ -36,7 +34,7 @@ const SLOTS: usize = 8;
 struct Stream {
     /// Furthest byte read so far.
     end: u64,
-    /// Where the populate thread has got to (the window is `end..end + WINDOW`).
+    /// Where the populate thread has got to (the window is `end..end + window`).
     done: u64,
     /// READs that continued this stream; read-ahead starts at two.
     hits: u32,
@@ -52,14 +50,17 @@ pub(crate) struct Streams {
     clock: u64,
     /// Bytes of the image: nothing beyond is read ahead.
     limit: u64,
+    /// How far ahead of a sequential reader the image is read.
+    window: u64,
 }
 
 impl Streams {
-    pub(crate) fn new(limit: u64) -> Self {
+    pub(crate) fn new(limit: u64, window: u64) -> Self {
         Streams {
             slots: [Stream::default(); SLOTS],
             clock: 0,
             limit,
+            window,
         }
     }
 
@@ -82,7 +83,7 @@ impl Streams {
                 s.end = end;
                 s.hits = s.hits.saturating_add(1);
                 s.stamp = clock;
-                wants = s.hits >= 2 && s.done < s.end.saturating_add(WINDOW).min(self.limit);
+                wants = s.hits >= 2 && s.done < s.end.saturating_add(self.window).min(self.limit);
                 found = true;
                 break;
             }
@@ -109,12 +110,12 @@ impl Streams {
     /// The next range to read ahead, if any stream wants one; it is counted
     /// as done.
     pub(crate) fn next_chunk(&mut self) -> Option<(u64, u64)> {
-        let limit = self.limit;
+        let (limit, window) = (self.limit, self.window);
         loop {
             let s = self
                 .slots
                 .iter_mut()
-                .filter(|s| s.hits >= 2 && s.done < s.end.saturating_add(WINDOW).min(limit))
+                .filter(|s| s.hits >= 2 && s.done < s.end.saturating_add(window).min(limit))
                 .min_by_key(|s| s.done.saturating_sub(s.end))?;
             // Whole aligned chunks, so every call is one huge-page folio.
             let from = (s.done.max(s.end) & !(CHUNK - 1)).min(limit);
@@ -132,7 +133,8 @@ impl Streams {
     /// the mount, or populating failed).
     pub(crate) fn drop_at(&mut self, offset: u64) {
         for s in self.slots.iter_mut() {
-            if s.hits > 0 && offset <= s.done && offset.saturating_add(WINDOW + CHUNK) >= s.end {
+            if s.hits > 0 && offset <= s.done && offset.saturating_add(self.window + CHUNK) >= s.end
+            {
                 *s = Stream::default();
             }
         }
@@ -151,24 +153,31 @@ struct Shared {
 pub(crate) struct Readahead {
     shared: Arc<Shared>,
     started: OnceLock<bool>,
+    /// `-o readahead=0`.
+    disabled: bool,
 }
 
 impl Readahead {
-    /// Read-ahead over `map`, of which the first `limit` bytes are the image.
-    pub(crate) fn new(map: Arc<Mmap>, limit: u64) -> Self {
+    /// Read-ahead over `map`, of which the first `limit` bytes are the
+    /// image, `window` bytes ahead of each sequential reader (0: none).
+    pub(crate) fn new(map: Arc<Mmap>, limit: u64, window: u64) -> Self {
         Readahead {
             shared: Arc::new(Shared {
-                streams: Mutex::new(Streams::new(limit.min(map.len() as u64))),
+                streams: Mutex::new(Streams::new(limit.min(map.len() as u64), window)),
                 wake: Condvar::new(),
                 stop: AtomicBool::new(false),
                 map,
             }),
             started: OnceLock::new(),
+            disabled: window == 0,
         }
     }
 
     /// A READ of image bytes `start..end` was served.
     pub(crate) fn note(&self, start: u64, end: u64) {
+        if self.disabled {
+            return;
+        }
         let wants = match self.shared.streams.lock() {
             Ok(mut s) => s.note(start, end),
             Err(_) => return,
@@ -240,6 +249,7 @@ mod tests {
     use super::*;
 
     const MIB: u64 = 1 << 20;
+    const WINDOW: u64 = 16 * MIB;
 
     fn drain(s: &mut Streams) -> Vec<(u64, u64)> {
         std::iter::from_fn(|| s.next_chunk()).collect()
@@ -247,7 +257,7 @@ mod tests {
 
     #[test]
     fn a_sequential_reader_gets_a_window_ahead() {
-        let mut s = Streams::new(1 << 30);
+        let mut s = Streams::new(1 << 30, WINDOW);
         assert!(!s.note(0, 256 << 10), "one READ is not a stream yet");
         assert!(drain(&mut s).is_empty());
         assert!(s.note(256 << 10, 512 << 10));
@@ -269,8 +279,16 @@ mod tests {
     }
 
     #[test]
+    fn the_window_is_what_the_mount_asked_for() {
+        let mut s = Streams::new(1 << 30, 4 * MIB);
+        s.note(0, MIB);
+        s.note(MIB, 2 * MIB);
+        assert_eq!(drain(&mut s).last().map(|c| c.1), Some(6 * MIB));
+    }
+
+    #[test]
     fn random_reads_never_read_ahead() {
-        let mut s = Streams::new(1 << 30);
+        let mut s = Streams::new(1 << 30, WINDOW);
         let mut x = 0x9E37_79B9_7F4A_7C15u64;
         for _ in 0..10_000 {
             x ^= x << 13;
@@ -291,7 +309,7 @@ mod tests {
 
     #[test]
     fn interleaved_streams_are_tracked_apart() {
-        let mut s = Streams::new(1 << 30);
+        let mut s = Streams::new(1 << 30, WINDOW);
         let (mut a, mut b) = (0u64, 512 * MIB);
         for _ in 0..8 {
             s.note(a, a + 256 * 1024);
@@ -312,7 +330,7 @@ mod tests {
 
     #[test]
     fn out_of_order_reads_still_continue_a_stream() {
-        let mut s = Streams::new(1 << 30);
+        let mut s = Streams::new(1 << 30, WINDOW);
         s.note(0, 256 << 10);
         // The kernel's READs for 512K..768K arrive before 256K..512K.
         assert!(s.note(512 << 10, 768 << 10));
@@ -326,7 +344,7 @@ mod tests {
     #[test]
     fn nothing_is_read_past_the_image() {
         let limit = 5 * MIB + 123;
-        let mut s = Streams::new(limit);
+        let mut s = Streams::new(limit, WINDOW);
         s.note(0, MIB);
         s.note(MIB, 2 * MIB);
         let chunks = drain(&mut s);
@@ -336,7 +354,7 @@ mod tests {
 
     #[test]
     fn reads_beyond_the_limit_ask_for_nothing() {
-        let mut s = Streams::new(3 * MIB);
+        let mut s = Streams::new(3 * MIB, WINDOW);
         s.note(4 * MIB, 5 * MIB);
         s.note(5 * MIB, 6 * MIB);
         assert!(drain(&mut s).is_empty());
@@ -347,7 +365,7 @@ mod tests {
 
     #[test]
     fn a_failed_stream_is_dropped() {
-        let mut s = Streams::new(1 << 30);
+        let mut s = Streams::new(1 << 30, WINDOW);
         s.note(0, MIB);
         s.note(MIB, 2 * MIB);
         let (from, _) = s.next_chunk().unwrap();

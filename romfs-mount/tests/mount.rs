@@ -837,6 +837,27 @@ fn sequential_reads_are_read_ahead_and_correct() {
 }
 
 #[test]
+fn readahead_0_turns_read_ahead_off() {
+    if !fuse_ready() {
+        return;
+    }
+    let s = Scratch::new();
+    let (img, want) = large_image(&s, 8 << 20);
+    s.mount(&img, &["-o", "readahead=0"]);
+    let pid = s.daemon_pid();
+    assert!(fs::read(s.mnt.join("large")).unwrap() == want);
+    let threads = thread_names(pid);
+    assert!(
+        threads.iter().any(|n| n.starts_with("fuser")),
+        "{threads:?}"
+    );
+    assert!(
+        !threads.iter().any(|n| n == "romfs-readahead"),
+        "{threads:?}"
+    );
+}
+
+#[test]
 fn truncating_the_image_during_read_ahead_is_not_a_crash() {
     if !fuse_ready() {
         return;
