@@ -48,8 +48,9 @@ fi
 # cargo-fuzz needs nightly flags; without a nightly toolchain, let stable accept them.
 if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then fuzz=(cargo +nightly fuzz); else fuzz=(env RUSTC_BOOTSTRAP=1 cargo fuzz); fi
 seconds=${FUZZ_SECONDS:-30}
-for crate in romfs-format romfs-embedded; do
-  [ -d "$crate/fuzz" ] || continue
+for dir in */fuzz; do
+  crate=${dir%/fuzz}
+  [ -f "$crate/fuzz/Cargo.toml" ] || continue
   for target in $(cd "$crate" && "${fuzz[@]}" list); do
     corpus=$(mktemp -d)
     seeds=()
