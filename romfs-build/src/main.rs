@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use romfs_build::inspect::{self, ImageFile};
-use romfs_build::{build, human, parse_size, BuildOptions, BuildReport, Layout, MpyMode, Progress};
+use romfs_build::{
+    build, human, parse_arch, parse_rule, parse_size, BuildOptions, BuildReport, Layout, MpyMode,
+    Progress,
+};
 use romfs_format::mpy::Arch;
 
 /// Build and inspect MicroPython ROMFS images.
@@ -241,32 +244,6 @@ struct BuildArgs {
     /// Print the tree as it is packed.
     #[arg(short, long)]
     verbose: bool,
-}
-
-fn parse_rule(s: &str) -> Result<(String, u32), String> {
-    let (glob, n) = s
-        .rsplit_once('=')
-        .ok_or_else(|| format!("{s:?}: expected GLOB=N, e.g. '*.tflite=16'"))?;
-    let n: u32 = n
-        .parse()
-        .map_err(|_| format!("{s:?}: {n:?} is not a number"))?;
-    if !n.is_power_of_two() || n > romfs_format::write::MAX_ALIGN {
-        return Err(format!(
-            "{s:?}: alignment must be a power of two up to {}",
-            romfs_format::write::MAX_ALIGN
-        ));
-    }
-    Ok((glob.to_string(), n))
-}
-
-fn parse_arch(s: &str) -> Result<Arch, String> {
-    match Arch::from_name(s) {
-        Some(a) if a != Arch::None => Ok(a),
-        _ => Err(format!(
-            "unknown architecture {s:?}; one of: {}",
-            Arch::names().skip(1).collect::<Vec<_>>().join(", ")
-        )),
-    }
 }
 
 fn main() -> ExitCode {
