@@ -69,6 +69,11 @@ pub fn parse_rule(s: &str) -> Result<(String, u32), String> {
     let (glob, n) = s
         .rsplit_once('=')
         .ok_or_else(|| format!("{s:?}: expected GLOB=N, e.g. '*.tflite=16'"))?;
+    if glob.is_empty() {
+        return Err(format!(
+            "{s:?}: the glob before '=' is empty, e.g. '*.tflite=16'"
+        ));
+    }
     let n: u32 = n
         .parse()
         .map_err(|_| format!("{s:?}: {n:?} is not a number"))?;
@@ -132,6 +137,10 @@ mod tests {
         assert_eq!(
             parse_rule("*.bin=x"),
             Err(r#""*.bin=x": "x" is not a number"#.to_string())
+        );
+        assert_eq!(
+            parse_rule("=16"),
+            Err(r#""=16": the glob before '=' is empty, e.g. '*.tflite=16'"#.to_string())
         );
         for bad in ["*.bin=0", "*.bin=3", "*.bin=131072"] {
             assert_eq!(

@@ -34,6 +34,7 @@ struct MountArgs {
     foreground: bool,
     /// Mount options (repeatable, comma-separated): allow_other, allow_root,
     /// uid=N, gid=N, umask=OCT, fmode=OCT, dmode=OCT, fsname=NAME, threads=N,
+    /// readahead=MIB (default 16, 0 = off),
     /// noauto_unmount, ignore_checksum, noexec, noatime, nodev, nosuid...
     #[arg(short = 'o', value_name = "OPT[,OPT...]")]
     options: Vec<String>,
