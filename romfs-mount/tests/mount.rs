@@ -837,6 +837,44 @@ fn sequential_reads_are_read_ahead_and_correct() {
 }
 
 #[test]
+fn ten_concurrent_sequential_readers() {
+    if !fuse_ready() {
+        return;
+    }
+    // More streams than the read-ahead tracks at once (8): slots get
+    // replaced while the populate thread works on others.
+    let s = Scratch::new();
+    let mut tree = MemoryTree::new();
+    let root = tree.root();
+    let files: Vec<Vec<u8>> = (0..10u64).map(|i| Rng(0xF11E ^ i).bytes(3 << 20)).collect();
+    for (i, data) in files.iter().enumerate() {
+        tree.add_file(root, format!("f{i}").as_bytes(), data.clone())
+            .unwrap();
+    }
+    let img = s.path("ten.img");
+    fs::write(&img, tree.build(&Options::default()).unwrap()).unwrap();
+    s.mount(&img, &[]);
+    let mnt = &s.mnt;
+    std::thread::scope(|scope| {
+        for (i, want) in files.iter().enumerate() {
+            scope.spawn(move || {
+                let mut f = fs::File::open(mnt.join(format!("f{i}"))).unwrap();
+                let mut got = Vec::new();
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    let n = f.read(&mut buf).unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                }
+                assert!(got == *want, "f{i} differs from its source");
+            });
+        }
+    });
+}
+
+#[test]
 fn readahead_0_turns_read_ahead_off() {
     if !fuse_ready() {
         return;
