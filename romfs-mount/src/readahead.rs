@@ -133,7 +133,9 @@ impl Streams {
     /// the mount, or populating failed).
     pub(crate) fn drop_at(&mut self, offset: u64) {
         for s in self.slots.iter_mut() {
-            if s.hits > 0 && offset <= s.done && offset.saturating_add(self.window + CHUNK) >= s.end
+            if s.hits > 0
+                && offset <= s.done
+                && offset.saturating_add(self.window.saturating_add(CHUNK)) >= s.end
             {
                 *s = Stream::default();
             }
@@ -225,16 +227,16 @@ fn populate_loop(shared: &Shared) {
             }
         };
         let (from, to) = chunk;
-        // Faults the range in and maps it; waits for the disk, which is the
-        // point: this thread waits so the FUSE threads need not. A range
-        // past the end of a since-truncated image fails with EFAULT (no
-        // signal), and that stream is dropped.
         let (at, len) = (from as usize, (to - from) as usize);
         // Huge pages only where a sequential reader is: elsewhere a fault
         // keeps reading only the device's readahead, not 2 MiB. Where the
         // kernel or filesystem has no huge pages this does nothing and the
         // populate below still works, in small pages.
         let _ = shared.map.advise_range(Advice::HugePage, at, len);
+        // Faults the range in and maps it; waits for the disk, which is the
+        // point: this thread waits so the FUSE threads need not. A range
+        // past the end of a since-truncated image fails with EFAULT (no
+        // signal), and that stream is dropped.
         let populated = shared.map.advise_range(Advice::PopulateRead, at, len);
         if populated.is_err() {
             if let Ok(mut streams) = shared.streams.lock() {
