@@ -796,6 +796,20 @@ fn thread_names(pid: i32) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// A whole file read front to back with `read()`s of `chunk` bytes, as
+/// sequential readers do (`read_to_end` would pick its own sizes).
+fn read_in_chunks(path: &Path, chunk: usize) -> Vec<u8> {
+    let mut f = fs::File::open(path).unwrap();
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; chunk];
+    loop {
+        match f.read(&mut buf).unwrap() {
+            0 => return got,
+            n => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
 /// An image with one large file of pseudo-random bytes (wrong offsets show).
 fn large_image(s: &Scratch, len: usize) -> (PathBuf, Vec<u8>) {
     let data = Rng(0x5EED).bytes(len);
@@ -816,17 +830,8 @@ fn sequential_reads_are_read_ahead_and_correct() {
     let (img, want) = large_image(&s, 40 << 20);
     s.mount(&img, &[]);
     let pid = s.daemon_pid();
-    // Sequential reads in the sizes `cat` uses.
-    let mut f = fs::File::open(s.mnt.join("large")).unwrap();
-    let mut got = Vec::with_capacity(want.len());
-    let mut buf = vec![0u8; 128 * 1024];
-    loop {
-        let n = f.read(&mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        got.extend_from_slice(&buf[..n]);
-    }
+    // Sequential reads in the size `cat` uses.
+    let got = read_in_chunks(&s.mnt.join("large"), 128 * 1024);
     assert!(got == want, "contents differ from the source");
     // The sequential stream was noticed and read ahead by its own thread.
     assert!(
@@ -858,16 +863,7 @@ fn ten_concurrent_sequential_readers() {
     std::thread::scope(|scope| {
         for (i, want) in files.iter().enumerate() {
             scope.spawn(move || {
-                let mut f = fs::File::open(mnt.join(format!("f{i}"))).unwrap();
-                let mut got = Vec::new();
-                let mut buf = vec![0u8; 64 * 1024];
-                loop {
-                    let n = f.read(&mut buf).unwrap();
-                    if n == 0 {
-                        break;
-                    }
-                    got.extend_from_slice(&buf[..n]);
-                }
+                let got = read_in_chunks(&mnt.join(format!("f{i}")), 64 * 1024);
                 assert!(got == *want, "f{i} differs from its source");
             });
         }
