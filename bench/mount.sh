@@ -157,6 +157,13 @@ mount_time() { # reader -> median ms to mount the 100,000-file image
 rawread() { drop; local s; s=$(now); cat assets.romfs >/dev/null; echo $(( ($(now) - s) / 1000 )); }
 mibs() { awk -v m="$ASSETS_MIB" -v t="$1" 'BEGIN {printf "%.0f", m / (t / 1000000)}'; }
 
+# For the interleaved modes: T[key] holds one figure per repetition.
+med() { echo ${T[$1]} | tr ' ' '\n' | median; }
+ratio_med() { # median over repetitions of T[a] / T[b]
+    paste <(echo ${T[$1]} | tr ' ' '\n') <(echo ${T[$2]} | tr ' ' '\n') |
+        awk '{print $1 / $2}' | median | awk '{printf "%.2f", $1}'
+}
+
 if [ "${ONLY:-}" = seq ]; then
     # Interleaved: every repetition runs each reader once, so slow phases of
     # the (shared, noisy) disk hit all of them alike; per-repetition ratios
@@ -175,19 +182,14 @@ if [ "${ONLY:-}" = seq ]; then
         done
         echo "$line"
     done
-    med() { echo ${T[$1]} | tr ' ' '\n' | median; }
-    pair() { # median over repetitions of time(b) / time(a)
-        paste <(echo ${T[$1]} | tr ' ' '\n') <(echo ${T[$2]} | tr ' ' '\n') |
-            awk '{print $2 / $1}' | median | awk '{printf "%.2f", $1}'
-    }
     echo
     echo "cold sequential read of $ASSETS_MIB MiB, medians of $RUNS interleaved runs:"
     for rd in disk romfs squashfuse erofs; do
         printf '  %-11s %5s MiB/s\n' "$rd" "$(mibs "$(med $rd)")"
     done
-    echo "  romfs vs squashfuse:   $(pair romfs squashfuse)x (median of per-run ratios)"
-    echo "  disk vs squashfuse:    $(pair disk squashfuse)x (the most any reader could reach)"
-    echo "  romfs / disk:          $(pair disk romfs | awk '{printf "%.2f", 1 / $1}')"
+    echo "  romfs vs squashfuse:   $(ratio_med squashfuse romfs)x (median of per-run ratios)"
+    echo "  disk vs squashfuse:    $(ratio_med squashfuse disk)x (the most any reader could reach)"
+    echo "  romfs / disk:          $(ratio_med disk romfs)"
     exit 0
 fi
 
@@ -213,11 +215,6 @@ if [ "${ONLY:-}" = warm ]; then
         done
         echo "$line"
     done
-    med() { echo ${T[$1]} | tr ' ' '\n' | median; }
-    ratio_med() { # median over repetitions of a/b
-        paste <(echo ${T[$1]} | tr ' ' '\n') <(echo ${T[$2]} | tr ' ' '\n') |
-            awk '{print $1 / $2}' | median | awk '{printf "%.2f", $1}'
-    }
     echo
     echo "warm reads of $ASSETS_MIB MiB, medians of $RUNS interleaved runs:"
     for rd in romfs squashfuse erofs; do
