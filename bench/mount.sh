@@ -28,7 +28,7 @@ MOUNTER=$ROOT/target/release/romfs-mount
 for t in fusermount3 squashfuse mksquashfs mkfs.erofs fio python3; do
     command -v $t >/dev/null || { echo "missing $t"; exit 1; }
 done
-(cd "$ROOT" && cargo build --release -q -p romfs-mount -p romfs-build)
+(cd "$ROOT" && cargo build --release -q -p romfs-cli)
 
 mkdir -p "$WORK"
 cd "$WORK"

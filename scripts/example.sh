@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 venv_bin=$(scripts/python-venv.sh)
 export PATH="$venv_bin:$PATH"
-cargo build --release --quiet -p romfs-build --bin romfs
+cargo build --release --quiet -p romfs-cli --bin romfs
 romfs=target/release/romfs
 out=${1:-target/app.img}
 

@@ -6,7 +6,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 target=${CARGO_TARGET_DIR:-$root/target}
 venv=$target/romfs-venv
-req=$root/tests/python-requirements.txt
+req=$root/romfs-testkit/python-requirements.txt
 stamp=$venv/installed-$(python3 -c 'import sys,zlib; print("%08x" % zlib.crc32(open(sys.argv[1],"rb").read()))' "$req")
 if [ ! -e "$stamp" ]; then
   mkdir -p "$target"

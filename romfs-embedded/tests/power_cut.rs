@@ -144,7 +144,7 @@ fn micropython_mount(part: &[u8], bits: u32, base: u64) -> Option<(u64, u64)> {
     } else {
         (1u64 << bits) - 1
     };
-    let (start, end) = romfs_tests::micropython_mount(part, base, bits)?;
+    let (start, end) = romfs_testkit::micropython_mount(part, base, bits)?;
     Some((start - base, end.wrapping_sub(base) & mask))
 }
 

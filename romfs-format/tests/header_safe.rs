@@ -7,7 +7,7 @@ mod common;
 use common::{read_back, sample_tree};
 use romfs_format::write::{header_length_width, Options, WriteError, MAX_HEADER_WRITE_SIZE};
 use romfs_format::{header_is_write_safe, Image, HEADER_SAFE_DIGITS};
-use romfs_tests::micropython_mount;
+use romfs_testkit::micropython_mount;
 
 fn build(w: Option<u32>) -> Vec<u8> {
     sample_tree()

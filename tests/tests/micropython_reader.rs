@@ -2,13 +2,13 @@
 //! default-layout images and lists, stats and reads every file exactly as our
 //! reader does. Also: a module stored in the image imports and runs.
 
-use romfs_tests::Rng;
+use romfs_testkit::Rng;
 use std::fmt::Write as _;
 use std::path::Path;
 
 use romfs_format::write::{MemoryTree, NodeRef, Options};
 use romfs_format::{Dir, Image, Node};
-use romfs_tests::{run_micropython, venv_tool};
+use romfs_testkit::{run_micropython, venv_tool};
 
 /// The MicroPython side: walk the mounted image and print one line per entry.
 const WALK: &str = r#"

@@ -1,13 +1,13 @@
 //! Our mpremote layout is byte-for-byte what `mpremote romfs --no-mpy build`
 //! writes, on generated trees; and our reader reads mpremote's images.
 
-use romfs_tests::Rng;
+use romfs_testkit::Rng;
 use std::path::Path;
 use std::process::Command;
 
 use romfs_format::write::{MemoryTree, NodeRef, Options};
 use romfs_format::{Image, Node};
-use romfs_tests::venv_tool;
+use romfs_testkit::venv_tool;
 
 /// Write a random tree to `dir` and mirror it into `tree`.
 fn generate(rng: &mut Rng, dir: &Path, tree: &mut MemoryTree, parent: NodeRef, depth: usize) {

@@ -3,7 +3,7 @@
 
 use romfs_format::write::{MemoryTree, MetadataSpec, Options};
 
-pub use romfs_tests::Rng;
+pub use romfs_testkit::Rng;
 
 /// The files of a realistic app: (path, contents). `version` changes the
 /// contents of one small file only.

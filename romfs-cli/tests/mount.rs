@@ -3,7 +3,7 @@
 //! These need `/dev/fuse` and `fusermount3` (Debian package `fuse3`). Outside
 //! CI a missing `fusermount3` skips them (saying so); in CI it fails them.
 
-use romfs_tests::Rng;
+use romfs_testkit::Rng;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{ErrorKind, Read};
@@ -20,11 +20,11 @@ const BIN: &str = env!("CARGO_BIN_EXE_romfs-mount");
 
 /// `fusermount3`, or `None` (skip) outside CI when it is missing.
 fn fuse_ready() -> bool {
-    if romfs_tests::system_tool("fusermount3").is_none() {
+    if romfs_testkit::system_tool("fusermount3").is_none() {
         return false;
     }
     if !Path::new("/dev/fuse").exists() {
-        assert!(!romfs_tests::in_ci(), "/dev/fuse is missing in CI");
+        assert!(!romfs_testkit::in_ci(), "/dev/fuse is missing in CI");
         eprintln!("SKIPPED: /dev/fuse is missing");
         return false;
     }
@@ -362,7 +362,7 @@ fn real_mpremote_image_matches_source() {
     if !fuse_ready() {
         return;
     }
-    let Some(mpremote) = romfs_tests::venv_tool("mpremote") else {
+    let Some(mpremote) = romfs_testkit::venv_tool("mpremote") else {
         return;
     };
     let s = Scratch::new();

@@ -18,7 +18,7 @@ fn is_mounted(mnt: &Path) -> bool {
 
 #[test]
 fn mount_serves_the_image_and_umount_removes_it() {
-    if romfs_tests::system_tool("fusermount3").is_none() {
+    if romfs_testkit::system_tool("fusermount3").is_none() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
