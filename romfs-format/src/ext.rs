@@ -104,9 +104,7 @@ pub fn parse_metadata(
 
 /// CRC32 (IEEE, as zlib) of `bytes`.
 pub fn crc32(bytes: &[u8]) -> u32 {
-    let mut h = crc32fast::Hasher::new();
-    h.update(bytes);
-    h.finalize()
+    crate::crc32::checksum(bytes)
 }
 
 impl<'a> Image<'a> {

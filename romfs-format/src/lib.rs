@@ -14,10 +14,12 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod crc32;
 mod error;
 pub mod ext;
 mod image;
 pub mod mpy;
+pub mod name;
 pub mod record;
 pub mod varuint;
 mod verify;

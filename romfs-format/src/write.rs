@@ -783,7 +783,7 @@ impl<'t> Plan<'t> {
     ) -> Result<u32, EmitError<O::Error>> {
         let mut w = Emitter {
             out,
-            crc: crc32fast::Hasher::new(),
+            crc: crate::crc32::Hasher::new(),
             written: 0,
             buf: Vec::with_capacity(64),
         };
@@ -857,7 +857,7 @@ impl<'t> Plan<'t> {
                 w.buf.extend_from_slice(&ext::MAGIC);
                 w.buf.push(ext::TAG_CHECKSUM);
                 w.flush().map_err(EmitError::Output)?;
-                let crc = w.crc.clone().finalize();
+                let crc = w.crc.value();
                 w.out
                     .write_all(&crc.to_le_bytes())
                     .map_err(EmitError::Output)?;
@@ -1035,7 +1035,7 @@ impl<E: fmt::Debug + fmt::Display> std::error::Error for EmitError<E> {}
 
 struct Emitter<'o, O: Output> {
     out: &'o mut O,
-    crc: crc32fast::Hasher,
+    crc: crate::crc32::Hasher,
     written: u64,
     buf: Vec<u8>,
 }
