@@ -452,7 +452,7 @@ const BUF: usize = 256 * 1024;
 
 fn write_error(e: WriteError) -> BuildError {
     match e {
-        WriteError::BadName { path, reason } => BuildError::BadName { path, reason: reason.to_string() },
+        WriteError::BadName { path, problem } => BuildError::BadName { path, reason: problem.to_string() },
         WriteError::DuplicateName { path } => BuildError::BadName {
             path,
             reason: "two entries would have this name in the image (e.g. foo.py compiled next to a directory foo.mpy)".into(),

@@ -24,12 +24,36 @@ pub const FIELD_GENERATION: u64 = 3;
 /// Metadata field: build time in seconds since the Unix epoch (a varuint).
 pub const FIELD_BUILD_TIME: u64 = 4;
 
+/// Bytes of an extension record's payload before its body: magic and tag.
+pub const EXTENSION_PREFIX_LEN: usize = MAGIC.len() + 1;
+
+/// Payload length of a checksum record: prefix and the 4-byte CRC.
+pub const CHECKSUM_PAYLOAD_LEN: usize = EXTENSION_PREFIX_LEN + 4;
+
+/// The tag of an extension record whose payload starts with `prefix`, if
+/// it is one of ours.
+pub fn extension_tag(prefix: &[u8]) -> Option<u8> {
+    match prefix {
+        [m0, m1, m2, tag, ..] if [*m0, *m1, *m2] == MAGIC => Some(*tag),
+        _ => None,
+    }
+}
+
 /// If `rec` is one of our extension records, its tag and body.
 pub fn extension<'a>(rec: &Record<'a>) -> Option<(u8, &'a [u8])> {
-    if rec.kind != kind::PADDING || rec.payload.len() < 4 || rec.payload[..3] != MAGIC {
+    if rec.kind != kind::PADDING {
         return None;
     }
-    Some((rec.payload[3], &rec.payload[4..]))
+    let tag = extension_tag(rec.payload)?;
+    Some((tag, rec.payload.get(EXTENSION_PREFIX_LEN..)?))
+}
+
+/// The CRC stored in a checksum record's payload, if that is what it is.
+pub fn checksum_value(payload: &[u8]) -> Option<u32> {
+    match (extension_tag(payload), payload.get(EXTENSION_PREFIX_LEN..)) {
+        (Some(TAG_CHECKSUM), Some(&[c0, c1, c2, c3])) => Some(u32::from_le_bytes([c0, c1, c2, c3])),
+        _ => None,
+    }
 }
 
 /// What the image says about its own integrity.
@@ -110,45 +134,25 @@ pub fn crc32(bytes: &[u8]) -> u32 {
 impl<'a> Image<'a> {
     /// The metadata record among the top-level records, if any.
     pub fn metadata(&self) -> Result<Option<Metadata<'a>>, Error> {
-        for rec in self.records() {
-            let rec = rec?;
-            if let Some((TAG_METADATA, body)) = extension(&rec) {
-                return parse_metadata(body, rec.offset, rec.payload_offset + 4).map(Some);
-            }
-        }
-        Ok(None)
+        let Some(h) = self.reader().extension_record(TAG_METADATA)? else {
+            return Ok(None);
+        };
+        let rec = Record::from_header(self.bytes(), h);
+        let body = rec.payload.get(EXTENSION_PREFIX_LEN..).unwrap_or(&[]);
+        parse_metadata(body, rec.offset, rec.payload_offset + EXTENSION_PREFIX_LEN).map(Some)
     }
 
     /// The checksum record, if the last top-level record is one: its offset
     /// and the stored CRC.
     pub fn checksum_record(&self) -> Option<(usize, u32)> {
-        let mut last = None;
-        for rec in self.records() {
-            last = Some(rec.ok()?);
-        }
-        let rec = last?;
-        match extension(&rec) {
-            Some((TAG_CHECKSUM, body)) if body.len() == 4 => Some((
-                rec.offset,
-                u32::from_le_bytes([body[0], body[1], body[2], body[3]]),
-            )),
-            _ => None,
-        }
+        self.reader().checksum_record().ok().flatten()
     }
 
     /// Check the integrity checksum: CRC32 of every image byte before the
     /// stored value, which is the image's last 4 bytes.
     pub fn checksum(&self) -> Checksum {
-        match self.checksum_record() {
-            None => Checksum::Absent,
-            Some((_, stored)) => {
-                let computed = crc32(&self.bytes()[..self.len() - 4]);
-                if computed == stored {
-                    Checksum::Valid(stored)
-                } else {
-                    Checksum::Mismatch { stored, computed }
-                }
-            }
-        }
+        // Reading memory cannot fail, and an image whose top-level records
+        // do not decode has no checksum record.
+        self.reader().checksum().unwrap_or(Checksum::Absent)
     }
 }

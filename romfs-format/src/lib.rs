@@ -17,10 +17,13 @@ extern crate std;
 pub mod crc32;
 mod error;
 pub mod ext;
+mod header;
 mod image;
 pub mod mpy;
 pub mod name;
+pub mod reader;
 pub mod record;
+pub mod source;
 pub mod varuint;
 mod verify;
 #[cfg(feature = "alloc")]
@@ -28,8 +31,12 @@ pub mod write;
 
 pub use error::{Error, ErrorKind};
 pub use ext::{Checksum, Metadata};
-pub use image::{
-    header_is_write_safe, Dir, Entries, File, Image, Node, HEADER, HEADER_SAFE_DIGITS,
+pub use header::{
+    decode_header, header_is_write_safe, Declared, Header, HEADER, HEADER_SAFE_DIGITS,
+    MAX_HEADER_LEN,
 };
-pub use record::{Record, Records};
+pub use image::{Dir, Entries, File, Image, Node};
+pub use reader::{NodeInfo, Reader};
+pub use record::{Cursor, Record, RecordHeader, Records};
+pub use source::{ReadError, Source};
 pub use verify::{Finding, FindingKind, Summary, MAX_DEPTH_NO_ALLOC};

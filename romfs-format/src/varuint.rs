@@ -5,6 +5,7 @@
 //! make sizes even and data aligned).
 
 use crate::error::{Error, ErrorKind};
+use crate::source::{ReadError, Source};
 
 /// The longest encoding we accept, padding included. Padding beyond this is
 /// refused as overlong. MicroPython's builder pads a varuint by at most one
@@ -18,30 +19,100 @@ pub const MAX_ENCODED_LEN: usize = 64;
 /// refusing it keeps every value meaning the same on every reader.
 pub const MAX_VALUE: u64 = u32::MAX as u64;
 
+/// A varuint decoded one byte at a time: the one decoder behind
+/// [`decode`], [`decode_at`] and the streaming scanner an updater runs over
+/// an image as it arrives.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Decoder {
+    value: u64,
+    len: usize,
+}
+
+/// What one more byte did to a [`Decoder`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The varuint goes on.
+    More,
+    /// The varuint ended: its value and encoded length.
+    Done(u64, usize),
+    /// The value exceeds [`MAX_VALUE`] or the encoding [`MAX_ENCODED_LEN`].
+    Invalid(ErrorKind),
+}
+
+impl Decoder {
+    /// A decoder at the start of a varuint.
+    pub const fn new() -> Self {
+        Decoder { value: 0, len: 0 }
+    }
+
+    /// Bytes taken so far.
+    pub const fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True before the first byte.
+    pub const fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Take the next byte. After `Done` or `Invalid` the decoder starts over.
+    pub fn push(&mut self, byte: u8) -> Step {
+        if self.len >= MAX_ENCODED_LEN {
+            *self = Decoder::new();
+            return Step::Invalid(ErrorKind::VaruintOverlong);
+        }
+        self.len += 1;
+        self.value = (self.value << 7) | u64::from(byte & 0x7f);
+        if self.value > MAX_VALUE {
+            *self = Decoder::new();
+            return Step::Invalid(ErrorKind::VaruintOverflow);
+        }
+        if byte & 0x80 != 0 {
+            return Step::More;
+        }
+        let done = Step::Done(self.value, self.len);
+        *self = Decoder::new();
+        done
+    }
+}
+
+/// Decode a varuint starting at `pos` of `src`, reading no further than
+/// `end`. Returns the value and the offset just past it; errors carry
+/// `pos`, the varuint's first byte.
+pub fn decode_at<S: Source>(
+    src: &mut S,
+    pos: usize,
+    end: usize,
+) -> Result<(u64, usize), ReadError<S::Error>> {
+    let end = end.min(src.len());
+    let mut decoder = Decoder::new();
+    let mut at = pos;
+    loop {
+        if at >= end {
+            return Err(Error::new(ErrorKind::VaruintTruncated, pos).into());
+        }
+        let window = src.window(at).map_err(ReadError::Source)?;
+        let usable = window.len().min(end - at);
+        if usable == 0 {
+            return Err(Error::new(ErrorKind::VaruintTruncated, pos).into());
+        }
+        for &byte in &window[..usable] {
+            at += 1;
+            match decoder.push(byte) {
+                Step::More => {}
+                Step::Done(value, _) => return Ok((value, at)),
+                Step::Invalid(kind) => return Err(Error::new(kind, pos).into()),
+            }
+        }
+    }
+}
+
 /// Decode a varuint starting at `buf[pos]`, where `pos` is an absolute
 /// offset used for error reporting and `end` bounds the read.
 /// Returns the value and the offset just past it.
 pub fn decode(buf: &[u8], pos: usize, end: usize) -> Result<(u64, usize), Error> {
-    let end = end.min(buf.len());
-    let mut value: u64 = 0;
-    let mut i = pos;
-    loop {
-        if i >= end {
-            return Err(Error::new(ErrorKind::VaruintTruncated, pos));
-        }
-        if i - pos >= MAX_ENCODED_LEN {
-            return Err(Error::new(ErrorKind::VaruintOverlong, pos));
-        }
-        let byte = buf[i];
-        i += 1;
-        value = (value << 7) | u64::from(byte & 0x7f);
-        if value > MAX_VALUE {
-            return Err(Error::new(ErrorKind::VaruintOverflow, pos));
-        }
-        if byte & 0x80 == 0 {
-            return Ok((value, i));
-        }
-    }
+    let mut src = buf;
+    Ok(decode_at(&mut src, pos, end)?)
 }
 
 /// Number of bytes of the shortest encoding of `value`.

@@ -7,6 +7,7 @@ use core::fmt;
 use crate::error::{Error, ErrorKind};
 use crate::ext::{self, Checksum, TAG_CHECKSUM, TAG_METADATA};
 use crate::image::Image;
+use crate::name::{self, NameProblem, NameRules};
 use crate::record::{kind, Record, Records};
 
 /// Deepest nesting checked without `alloc`; deeper levels are a finding.
@@ -21,14 +22,8 @@ pub enum FindingKind {
     Structure(ErrorKind),
     /// A kind-0 record: readers stop scanning there.
     UnusedRecord,
-    /// An empty name.
-    EmptyName,
-    /// A name containing `/`.
-    NameWithSlash,
-    /// A name containing a NUL byte.
-    NameWithNul,
-    /// A name `.` or `..`.
-    DotName,
+    /// A name no path can reach (see [`name::check`]).
+    Name(NameProblem),
     /// A second entry with the same name in one directory (unreachable).
     DuplicateName,
     /// The image record has odd size (MicroPython requires an even size).
@@ -51,10 +46,7 @@ impl fmt::Display for FindingKind {
         match self {
             FindingKind::Structure(k) => write!(f, "{k}"),
             FindingKind::UnusedRecord => f.write_str("kind-0 record (readers stop scanning here)"),
-            FindingKind::EmptyName => f.write_str("empty name"),
-            FindingKind::NameWithSlash => f.write_str("name contains '/'"),
-            FindingKind::NameWithNul => f.write_str("name contains a NUL byte"),
-            FindingKind::DotName => f.write_str("name is '.' or '..'"),
+            FindingKind::Name(problem) => write!(f, "{problem}"),
             FindingKind::DuplicateName => {
                 f.write_str("duplicate name in directory (this entry is unreachable)")
             }
@@ -254,8 +246,8 @@ impl<'a> Image<'a> {
                             continue;
                         }
                     };
-                    if let Some(bad) = check_name(name) {
-                        emit(bad, rec.offset);
+                    if let Err(problem) = name::check(name, NameRules::FORMAT) {
+                        emit(FindingKind::Name(problem), rec.offset);
                     }
                     let body = Records::new(self.bytes(), body_start, rec.end());
                     if rec.kind == kind::DIRECTORY {
@@ -280,20 +272,6 @@ impl<'a> Image<'a> {
             max_depth,
             checksum,
         }
-    }
-}
-
-fn check_name(name: &[u8]) -> Option<FindingKind> {
-    if name.is_empty() {
-        Some(FindingKind::EmptyName)
-    } else if name.contains(&b'/') {
-        Some(FindingKind::NameWithSlash)
-    } else if name.contains(&0) {
-        Some(FindingKind::NameWithNul)
-    } else if name == b"." || name == b".." {
-        Some(FindingKind::DotName)
-    } else {
-        None
     }
 }
 

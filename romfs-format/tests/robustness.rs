@@ -3,6 +3,7 @@
 
 mod common;
 
+use romfs_format::name::NameProblem;
 use romfs_format::write::{MemoryTree, Options};
 use romfs_format::{Checksum, ErrorKind, FindingKind, Image, Node};
 
@@ -113,10 +114,10 @@ fn verify_flags_each_kind_of_damage() {
     ]);
     let f = findings(&bad_names);
     for want in [
-        FindingKind::EmptyName,
-        FindingKind::DotName,
-        FindingKind::NameWithSlash,
-        FindingKind::NameWithNul,
+        FindingKind::Name(NameProblem::Empty),
+        FindingKind::Name(NameProblem::Dot),
+        FindingKind::Name(NameProblem::Slash),
+        FindingKind::Name(NameProblem::Nul),
     ] {
         assert!(f.contains(&want), "{want:?} not in {f:?}");
     }

@@ -257,7 +257,8 @@ fn every_alignment_costs_at_most_align_minus_one_per_file() {
 
 #[test]
 fn writer_rejects_bad_names() {
-    for bad in [&b""[..], b"a/b", b"a\0b", b".", b".."] {
+    // Not UTF-8: MicroPython could not list the directory holding it.
+    for bad in [&b""[..], b"a/b", b"a\0b", b".", b"..", b"\xff"] {
         let mut t = MemoryTree::new();
         let root = t.root();
         t.add_file(root, bad, vec![1]).unwrap();

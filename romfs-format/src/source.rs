@@ -1,0 +1,165 @@
+//! Where image bytes come from: the one abstraction every reader is written
+//! over, in the style of gimli's `Reader` and object's `ReadRef`.
+//!
+//! A [`Source`] hands out *windows*: the bytes at a position, as many as it
+//! has at hand. A byte slice hands out everything from the position on, so
+//! the zero-copy reader ([`Image`](crate::Image)) never copies; a flash
+//! reader (romfs-embedded's) hands out its one buffer, refilled as needed,
+//! so the same parsing code makes the fewest reads a buffer allows.
+
+use core::convert::Infallible;
+use core::fmt;
+
+use crate::error::{Error, ErrorKind};
+
+/// Bytes an image is read from.
+pub trait Source {
+    /// What reading can fail with ([`Infallible`] for memory).
+    type Error;
+
+    /// Bytes available: positions `0..len()` can be read.
+    fn len(&self) -> usize;
+
+    /// True when no byte can be read.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bytes from `pos` on: at least one when `pos < len()`, as many as
+    /// the source has at hand; empty at or past the end.
+    fn window(&mut self, pos: usize) -> Result<&[u8], Self::Error>;
+
+    /// Copy the bytes `pos..pos + out.len()` into `out`. A source that can
+    /// read large ranges faster than window by window overrides this.
+    fn read_exact_at(&mut self, pos: usize, out: &mut [u8]) -> Result<(), ReadError<Self::Error>> {
+        let mut done = 0;
+        while done < out.len() {
+            let at = pos.saturating_add(done);
+            let w = self.window(at).map_err(ReadError::Source)?;
+            if w.is_empty() {
+                return Err(ReadError::Format(Error::new(
+                    ErrorKind::ImagePastEnd {
+                        declared: at as u64 + 1,
+                        available: self.len() as u64,
+                    },
+                    at,
+                )));
+            }
+            let n = w.len().min(out.len() - done);
+            out[done..done + n].copy_from_slice(&w[..n]);
+            done += n;
+        }
+        Ok(())
+    }
+}
+
+impl Source for &[u8] {
+    type Error = Infallible;
+
+    fn len(&self) -> usize {
+        <[u8]>::len(self)
+    }
+
+    fn window(&mut self, pos: usize) -> Result<&[u8], Infallible> {
+        Ok(self.get(pos..).unwrap_or(&[]))
+    }
+}
+
+impl<S: Source + ?Sized> Source for &mut S {
+    type Error = S::Error;
+
+    fn len(&self) -> usize {
+        (**self).len()
+    }
+
+    fn window(&mut self, pos: usize) -> Result<&[u8], S::Error> {
+        (**self).window(pos)
+    }
+
+    fn read_exact_at(&mut self, pos: usize, out: &mut [u8]) -> Result<(), ReadError<S::Error>> {
+        (**self).read_exact_at(pos, out)
+    }
+}
+
+/// Why reading an image from a [`Source`] failed: the image is malformed,
+/// or the source itself failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadError<E> {
+    /// The image is malformed (what, and at which offset).
+    Format(Error),
+    /// The source failed (e.g. a flash read error).
+    Source(E),
+}
+
+impl<E> From<Error> for ReadError<E> {
+    fn from(e: Error) -> Self {
+        ReadError::Format(e)
+    }
+}
+
+impl From<ReadError<Infallible>> for Error {
+    fn from(e: ReadError<Infallible>) -> Self {
+        match e {
+            ReadError::Format(e) => e,
+            ReadError::Source(never) => match never {},
+        }
+    }
+}
+
+impl<E: fmt::Debug> fmt::Display for ReadError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadError::Format(e) => write!(f, "{e}"),
+            ReadError::Source(e) => write!(f, "read error: {e:?}"),
+        }
+    }
+}
+
+impl<E: fmt::Debug> core::error::Error for ReadError<E> {}
+
+/// True when the bytes at `pos` equal `want` (compared window by window).
+pub(crate) fn bytes_equal<S: Source>(
+    src: &mut S,
+    pos: usize,
+    want: &[u8],
+) -> Result<bool, ReadError<S::Error>> {
+    let mut done = 0;
+    while done < want.len() {
+        let w = src.window(pos + done).map_err(ReadError::Source)?;
+        if w.is_empty() {
+            return Ok(false);
+        }
+        let n = w.len().min(want.len() - done);
+        if w[..n] != want[done..done + n] {
+            return Ok(false);
+        }
+        done += n;
+    }
+    Ok(true)
+}
+
+/// Call `visit` with the bytes `start..end` in order, window by window.
+pub(crate) fn for_each_window<S: Source>(
+    src: &mut S,
+    start: usize,
+    end: usize,
+    mut visit: impl FnMut(&[u8]),
+) -> Result<(), ReadError<S::Error>> {
+    let mut pos = start;
+    while pos < end {
+        let w = src.window(pos).map_err(ReadError::Source)?;
+        if w.is_empty() {
+            return Err(ReadError::Format(Error::new(
+                ErrorKind::ImagePastEnd {
+                    declared: end as u64,
+                    available: src.len() as u64,
+                },
+                pos,
+            )));
+        }
+        let n = w.len().min(end - pos);
+        visit(&w[..n]);
+        pos += n;
+    }
+    Ok(())
+}
