@@ -25,11 +25,12 @@
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
-// `is_multiple_of` needs Rust 1.87; the workspace supports 1.80.
 
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod buffered;
+mod error;
 pub mod mapped;
 pub mod partition;
 pub mod reader;
@@ -40,39 +41,16 @@ pub mod update;
 #[cfg(feature = "std")]
 pub mod sim;
 
-mod io;
-
+pub use buffered::{BufferedFlash, ReadStats};
+pub use error::{Error, FlashError, LayoutError};
 pub use mapped::{MappedFs, XipFlash};
 pub use partition::{Partition, Region};
-pub use reader::{FlashFs, FsNode};
+pub use reader::FlashFs;
 pub use slots::{AbLayout, SlotInfo, Verify};
 pub use storage::StorageFlash;
-pub use update::{UpdateError, UpdateStats, Updater};
+pub use update::{Report, UpdateError, UpdateStats, Updater};
 
-/// An error while reading an image from flash: the flash failed, or the
-/// image is malformed (with romfs-format's error kind and offset).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Error<E> {
-    /// The flash driver returned an error.
-    Flash(E),
-    /// The image is malformed at the given offset (from the image start).
-    Format(romfs_format::Error),
-}
-
-impl<E> From<romfs_format::Error> for Error<E> {
-    fn from(e: romfs_format::Error) -> Self {
-        Error::Format(e)
-    }
-}
-
-impl<E: core::fmt::Debug> core::fmt::Display for Error<E> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            Error::Flash(e) => write!(f, "flash error: {e:?}"),
-            Error::Format(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-#[cfg(feature = "std")]
-impl<E: core::fmt::Debug> std::error::Error for Error<E> {}
+/// The romfs-format crate, whose types this crate's API returns.
+pub use romfs_format;
+/// Types of romfs-format that appear in this crate's API.
+pub use romfs_format::{Checksum, Dir, File, Metadata, Node, NodeInfo};

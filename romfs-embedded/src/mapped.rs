@@ -6,58 +6,15 @@ use romfs_format::{Image, Node};
 use zerocopy::{FromBytes, Immutable, KnownLayout};
 
 use crate::slots::{self, AbLayout, SlotInfo, Verify};
-
-/// Why a file could not be opened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OpenError {
-    /// No such path.
-    NotFound,
-    /// The path names a directory.
-    IsDir,
-    /// The image is corrupt on the way.
-    Format(romfs_format::Error),
-    /// The contents cannot be viewed as the requested type.
-    View(ViewError),
-}
-
-/// Why bytes cannot be viewed as `[T]` in place.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ViewError {
-    /// The data's address is not a multiple of `T`'s alignment.
-    Misaligned {
-        /// The address of the data.
-        address: usize,
-        /// The alignment `T` needs.
-        align: usize,
-    },
-    /// The data's length is not a multiple of `T`'s size.
-    WrongSize {
-        /// The data's length.
-        len: usize,
-        /// `T`'s size.
-        elem: usize,
-    },
-}
-
-impl From<romfs_format::Error> for OpenError {
-    fn from(e: romfs_format::Error) -> Self {
-        OpenError::Format(e)
-    }
-}
-
-impl From<ViewError> for OpenError {
-    fn from(e: ViewError) -> Self {
-        OpenError::View(e)
-    }
-}
+use crate::{Error, LayoutError};
 
 /// View `data` in place as a slice of `T` (e.g. `u32` when the data is
 /// aligned, or `zerocopy::little_endian::U32` at any alignment). Never
 /// copies: misaligned or wrongly sized data is an error.
-pub fn view<T: FromBytes + Immutable + KnownLayout>(data: &[u8]) -> Result<&[T], ViewError> {
+pub fn view<T: FromBytes + Immutable + KnownLayout>(data: &[u8]) -> Result<&[T], Error> {
     let elem = core::mem::size_of::<T>();
     if elem == 0 || !data.len().is_multiple_of(elem) {
-        return Err(ViewError::WrongSize {
+        return Err(Error::WrongSize {
             len: data.len(),
             elem,
         });
@@ -66,18 +23,18 @@ pub fn view<T: FromBytes + Immutable + KnownLayout>(data: &[u8]) -> Result<&[T],
 }
 
 /// View `data` in place as one `T` (a header struct, say).
-pub fn view_one<T: FromBytes + Immutable + KnownLayout>(data: &[u8]) -> Result<&T, ViewError> {
+pub fn view_one<T: FromBytes + Immutable + KnownLayout>(data: &[u8]) -> Result<&T, Error> {
     T::ref_from_bytes(data).map_err(|e| view_error::<T, _, _, _>(e, data))
 }
 
-/// zerocopy's refusal, as a [`ViewError`] about `data` viewed as `T`s.
-fn view_error<T, A, S, V>(e: zerocopy::ConvertError<A, S, V>, data: &[u8]) -> ViewError {
+/// zerocopy's refusal, as an [`Error`] about `data` viewed as `T`s.
+fn view_error<T, A, S, V>(e: zerocopy::ConvertError<A, S, V>, data: &[u8]) -> Error {
     match e {
-        zerocopy::ConvertError::Alignment(_) => ViewError::Misaligned {
+        zerocopy::ConvertError::Alignment(_) => Error::Misaligned {
             address: data.as_ptr() as usize,
             align: core::mem::align_of::<T>(),
         },
-        _ => ViewError::WrongSize {
+        _ => Error::WrongSize {
             len: data.len(),
             elem: core::mem::size_of::<T>(),
         },
@@ -94,7 +51,7 @@ pub struct MappedFs<'a> {
 
 impl<'a> MappedFs<'a> {
     /// Mount the image at the start of `region` (bytes after it are ignored).
-    pub fn mount(region: &'a [u8]) -> Result<Self, romfs_format::Error> {
+    pub fn mount(region: &'a [u8]) -> Result<Self, Error> {
         Ok(MappedFs {
             image: Image::parse(region)?,
         })
@@ -106,15 +63,15 @@ impl<'a> MappedFs<'a> {
     }
 
     /// Look a path up with MicroPython's semantics.
-    pub fn lookup(&self, path: &[u8]) -> Result<Option<Node<'a>>, romfs_format::Error> {
-        self.image.lookup(path)
+    pub fn lookup(&self, path: &[u8]) -> Result<Option<Node<'a>>, Error> {
+        Ok(self.image.lookup(path)?)
     }
 
     /// A file's contents, as a slice of flash.
-    pub fn open(&self, path: &[u8]) -> Result<&'a [u8], OpenError> {
+    pub fn open(&self, path: &[u8]) -> Result<&'a [u8], Error> {
         match self.image.lookup(path)? {
-            None => Err(OpenError::NotFound),
-            Some(Node::Dir(_)) => Err(OpenError::IsDir),
+            None => Err(Error::NotFound),
+            Some(Node::Dir(_)) => Err(Error::IsDir),
             Some(Node::File(f)) => Ok(f.data()),
         }
     }
@@ -123,18 +80,9 @@ impl<'a> MappedFs<'a> {
     pub fn open_typed<T: FromBytes + Immutable + KnownLayout>(
         &self,
         path: &[u8],
-    ) -> Result<&'a [T], OpenError> {
-        Ok(view(self.open(path)?)?)
+    ) -> Result<&'a [T], Error> {
+        view(self.open(path)?)
     }
-}
-
-/// Why an [`XipFlash`] cannot pair a mapping with a driver.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MappingMismatch {
-    /// Length of the mapped region.
-    pub mapped: usize,
-    /// Capacity of the flash driver.
-    pub capacity: usize,
 }
 
 /// One flash partition seen two ways: `mapped` is the partition as it
@@ -158,9 +106,9 @@ pub struct XipFlash<'a, F> {
 impl<'a, F: NorFlash> XipFlash<'a, F> {
     /// Pair a mapped region with the driver of the same partition; their
     /// sizes must agree.
-    pub fn new(mapped: &'a [u8], flash: F) -> Result<Self, MappingMismatch> {
+    pub fn new(mapped: &'a [u8], flash: F) -> Result<Self, LayoutError> {
         if mapped.len() != flash.capacity() {
-            return Err(MappingMismatch {
+            return Err(LayoutError::SizeMismatch {
                 mapped: mapped.len(),
                 capacity: flash.capacity(),
             });
@@ -179,25 +127,32 @@ impl<'a, F: NorFlash> XipFlash<'a, F> {
     }
 
     /// Mount the image at the start of the partition (single-slot layout).
-    pub fn mount(&self) -> Result<MappedFs<'a>, romfs_format::Error> {
+    pub fn mount(&self) -> Result<MappedFs<'a>, Error> {
         MappedFs::mount(self.mapped)
     }
 
     /// Mount the newest valid slot of an A/B layout (offsets relative to
     /// this partition), reading commit records from the mapping.
-    pub fn mount_ab(&self, layout: &AbLayout, verify: Verify) -> Option<(SlotInfo, MappedFs<'a>)> {
+    pub fn mount_ab(
+        &self,
+        layout: &AbLayout,
+        verify: Verify,
+    ) -> Result<(SlotInfo, MappedFs<'a>), Error> {
         mount_ab(self.mapped, layout, verify)
     }
 }
 
-/// Mount the newest valid slot of `layout` in the mapped bytes `device`.
+/// Mount the newest valid slot of `layout` in the mapped bytes `device`
+/// ([`Error::NoImage`] when no slot holds a committed, valid image).
 pub fn mount_ab<'a>(
     device: &'a [u8],
     layout: &AbLayout,
     verify: Verify,
-) -> Option<(SlotInfo, MappedFs<'a>)> {
-    let info = slots::select_mapped(device, layout, verify)?;
+) -> Result<(SlotInfo, MappedFs<'a>), Error> {
+    let info = slots::select(&mut &device[..], layout, verify)?.ok_or(Error::NoImage)?;
     let start = info.region.offset as usize;
-    let image = device.get(start..start + info.image_len as usize)?;
-    MappedFs::mount(image).ok().map(|fs| (info, fs))
+    let image = device
+        .get(start..start + info.image_len as usize)
+        .ok_or(Error::NoImage)?;
+    Ok((info, MappedFs::mount(image)?))
 }

@@ -1,12 +1,13 @@
 //! A partition: a region (offset, length) of a flash device, itself usable
 //! as a flash device whose addresses start at 0.
 
-use embedded_storage::nor_flash::{
-    ErrorType, MultiwriteNorFlash, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
-};
+use embedded_storage::nor_flash::{ErrorType, MultiwriteNorFlash, NorFlash, ReadNorFlash};
+
+use crate::{FlashError, LayoutError};
 
 /// A byte range of a flash device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Region {
     /// First byte, from the start of the device.
     pub offset: u32,
@@ -44,37 +45,6 @@ impl Region {
     }
 }
 
-/// Errors of a [`Partition`]: its own bounds and alignment checks, or the
-/// device's error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PartitionError<E> {
-    /// The access is not aligned to the device's read/write/erase size.
-    NotAligned,
-    /// The access leaves the partition.
-    OutOfBounds,
-    /// The device failed.
-    Flash(E),
-}
-
-impl<E: NorFlashError> NorFlashError for PartitionError<E> {
-    fn kind(&self) -> NorFlashErrorKind {
-        match self {
-            PartitionError::NotAligned => NorFlashErrorKind::NotAligned,
-            PartitionError::OutOfBounds => NorFlashErrorKind::OutOfBounds,
-            PartitionError::Flash(e) => e.kind(),
-        }
-    }
-}
-
-/// Why a partition cannot be made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PartitionConfigError {
-    /// The region runs past the end of the device.
-    OutOfBounds,
-    /// The region's ends are not multiples of the erase size.
-    NotAligned,
-}
-
 /// A region of a flash device seen as a device of its own: address 0 is the
 /// region's first byte, and nothing outside the region can be read, written
 /// or erased through it. Several partitions (slots, other data) can share
@@ -88,9 +58,9 @@ pub struct Partition<F> {
 impl<F: ReadNorFlash> Partition<F> {
     /// A read-only view of `region` (reads are still checked against
     /// `READ_SIZE` by the device).
-    pub fn new_read_only(flash: F, region: Region) -> Result<Self, PartitionConfigError> {
+    pub fn new_read_only(flash: F, region: Region) -> Result<Self, LayoutError> {
         if !region.fits(flash.capacity()) {
-            return Err(PartitionConfigError::OutOfBounds);
+            return Err(LayoutError::OutOfBounds);
         }
         Ok(Partition { flash, region })
     }
@@ -110,32 +80,32 @@ impl<F: ReadNorFlash> Partition<F> {
         &mut self.flash
     }
 
-    fn translate(&self, offset: u32, len: usize) -> Result<u32, PartitionError<F::Error>> {
+    fn translate(&self, offset: u32, len: usize) -> Result<u32, FlashError<F::Error>> {
         let end = (offset as u64)
             .checked_add(len as u64)
-            .ok_or(PartitionError::OutOfBounds)?;
+            .ok_or(FlashError::OutOfBounds)?;
         if end > self.region.len as u64 {
-            return Err(PartitionError::OutOfBounds);
+            return Err(FlashError::OutOfBounds);
         }
         self.region
             .offset
             .checked_add(offset)
-            .ok_or(PartitionError::OutOfBounds)
+            .ok_or(FlashError::OutOfBounds)
     }
 }
 
 impl<F: NorFlash> Partition<F> {
     /// A writable partition: `region` must be erase-aligned and inside the device.
-    pub fn new(flash: F, region: Region) -> Result<Self, PartitionConfigError> {
+    pub fn new(flash: F, region: Region) -> Result<Self, LayoutError> {
         if !region.is_aligned(F::ERASE_SIZE) {
-            return Err(PartitionConfigError::NotAligned);
+            return Err(LayoutError::NotAligned);
         }
         Self::new_read_only(flash, region)
     }
 }
 
 impl<F: ReadNorFlash> ErrorType for Partition<F> {
-    type Error = PartitionError<F::Error>;
+    type Error = FlashError<F::Error>;
 }
 
 impl<F: ReadNorFlash> ReadNorFlash for Partition<F> {
@@ -143,7 +113,7 @@ impl<F: ReadNorFlash> ReadNorFlash for Partition<F> {
 
     fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Self::Error> {
         let at = self.translate(offset, bytes.len())?;
-        self.flash.read(at, bytes).map_err(PartitionError::Flash)
+        self.flash.read(at, bytes).map_err(FlashError::Device)
     }
 
     fn capacity(&self) -> usize {
@@ -157,18 +127,18 @@ impl<F: NorFlash> NorFlash for Partition<F> {
 
     fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
         if from > to {
-            return Err(PartitionError::OutOfBounds);
+            return Err(FlashError::OutOfBounds);
         }
         let start = self.translate(from, (to - from) as usize)?;
         let end = start
             .checked_add(to - from)
-            .ok_or(PartitionError::OutOfBounds)?;
-        self.flash.erase(start, end).map_err(PartitionError::Flash)
+            .ok_or(FlashError::OutOfBounds)?;
+        self.flash.erase(start, end).map_err(FlashError::Device)
     }
 
     fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), Self::Error> {
         let at = self.translate(offset, bytes.len())?;
-        self.flash.write(at, bytes).map_err(PartitionError::Flash)
+        self.flash.write(at, bytes).map_err(FlashError::Device)
     }
 }
 

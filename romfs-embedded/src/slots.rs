@@ -7,18 +7,23 @@
 //! valid slot with the highest generation.
 
 use embedded_storage::nor_flash::ReadNorFlash;
-use romfs_format::HEADER;
+use romfs_format::source::SubSource;
+use romfs_format::{decode_header, Checksum, ReadError, Reader, Source, MAX_HEADER_LEN};
 use zerocopy::little_endian::U32;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
-use crate::io::{self, ReadStats, VisitError};
+use crate::buffered::{BufferedFlash, ReadStats};
 use crate::partition::{Partition, Region};
 use crate::reader::FlashFs;
+use crate::{Error, LayoutError};
 
 /// First bytes of a commit record.
 pub const COMMIT_MAGIC: [u8; 4] = *b"RFSc";
-/// The commit record version this crate writes and reads.
-pub const COMMIT_VERSION: u8 = 1;
+/// The commit record version this crate writes.
+pub const COMMIT_VERSION: u8 = 2;
+/// The first version, still read: its `image_id` field holds the CRC-32 of
+/// the whole image.
+pub const COMMIT_VERSION_1: u8 = 1;
 /// Size of a commit record in bytes.
 pub const COMMIT_LEN: usize = core::mem::size_of::<CommitRecord>();
 
@@ -30,7 +35,7 @@ pub const COMMIT_LEN: usize = core::mem::size_of::<CommitRecord>();
 pub struct CommitRecord {
     /// [`COMMIT_MAGIC`].
     pub magic: [u8; 4],
-    /// [`COMMIT_VERSION`].
+    /// [`COMMIT_VERSION`] (or [`COMMIT_VERSION_1`] in slots written before it).
     pub version: u8,
     /// Zero.
     pub reserved: [u8; 3],
@@ -38,8 +43,9 @@ pub struct CommitRecord {
     pub generation: U32,
     /// Length of the image at the slot's start, in bytes.
     pub image_len: U32,
-    /// CRC32 (IEEE) of those bytes.
-    pub image_crc: U32,
+    /// The image's identity ([`romfs_format::Reader::identity`]); version 1:
+    /// the CRC-32 of the whole image.
+    pub image_id: U32,
     /// Zero (reserved for flags).
     pub flags: U32,
     /// Zero.
@@ -50,14 +56,14 @@ pub struct CommitRecord {
 
 impl CommitRecord {
     /// A record for an image.
-    pub fn new(generation: u32, image_len: u32, image_crc: u32) -> Self {
+    pub fn new(generation: u32, image_len: u32, image_id: u32) -> Self {
         let mut r = CommitRecord {
             magic: COMMIT_MAGIC,
             version: COMMIT_VERSION,
             reserved: [0; 3],
             generation: generation.into(),
             image_len: image_len.into(),
-            image_crc: image_crc.into(),
+            image_id: image_id.into(),
             flags: 0.into(),
             reserved2: 0.into(),
             record_crc: 0.into(),
@@ -68,47 +74,35 @@ impl CommitRecord {
 
     fn compute_crc(&self) -> u32 {
         let bytes = self.as_bytes();
-        romfs_format::ext::crc32(bytes.get(..COMMIT_LEN - 4).unwrap_or(&[]))
+        romfs_format::crc32::checksum(bytes.get(..COMMIT_LEN - 4).unwrap_or(&[]))
     }
 
-    /// Parse and check a record (magic, version, CRC).
+    /// Parse and check a record (magic, a version this crate reads, CRC).
     pub fn parse(bytes: &[u8]) -> Option<Self> {
         let r = CommitRecord::read_from_bytes(bytes.get(..COMMIT_LEN)?).ok()?;
-        (r.magic == COMMIT_MAGIC
-            && r.version == COMMIT_VERSION
-            && r.record_crc.get() == r.compute_crc())
-        .then_some(r)
+        let version_known = matches!(r.version, COMMIT_VERSION | COMMIT_VERSION_1);
+        (r.magic == COMMIT_MAGIC && version_known && r.record_crc.get() == r.compute_crc())
+            .then_some(r)
     }
 }
 
 /// How much mounting checks before trusting a slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Verify {
     /// The commit record (its CRC) and the image header. Enough for power
     /// cuts: a commit is only written after the image was read back and
     /// verified. Costs a few dozen bytes of reads.
     CommitOnly,
-    /// Also the CRC32 of the whole image (catches later corruption); reads
-    /// the whole image.
+    /// Also the image's identity and checksum (catches later corruption);
+    /// reads the whole image.
     Full,
-}
-
-/// Why an A/B layout is unusable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LayoutError {
-    /// A slot is not erase-aligned.
-    NotAligned,
-    /// A slot is smaller than two sectors.
-    TooSmall,
-    /// The slots overlap.
-    Overlap,
-    /// A slot runs past the end of the device.
-    OutOfBounds,
 }
 
 /// Two slots in one flash device. Each slot's last sector holds its commit
 /// record; the rest holds the image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AbLayout {
     slots: [Region; 2],
     erase_size: u32,
@@ -166,6 +160,7 @@ impl AbLayout {
 
 /// A valid slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SlotInfo {
     /// 0 for A, 1 for B.
     pub index: usize,
@@ -175,82 +170,23 @@ pub struct SlotInfo {
     pub generation: u32,
     /// Image length.
     pub image_len: u32,
-    /// Image CRC32.
-    pub image_crc: u32,
+    /// The image's identity as committed (see [`CommitRecord::image_id`]).
+    pub image_id: u32,
 }
 
-/// Why scanning slots in flash failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ScanError<E> {
-    /// The flash failed.
-    Flash(E),
-    /// The scratch buffer is smaller than `READ_SIZE` (or than a commit record).
-    BufferTooSmall,
-}
-
-impl<E> From<VisitError<E>> for ScanError<E> {
-    fn from(e: VisitError<E>) -> Self {
-        match e {
-            VisitError::Flash(e) => ScanError::Flash(e),
-            _ => ScanError::BufferTooSmall,
-        }
-    }
-}
-
-/// Check that `head` (the first bytes of a slot) starts an image of exactly `len` bytes.
-fn header_declares(head: &[u8], len: u32) -> bool {
-    if head.get(..3) != Some(&HEADER[..]) {
-        return false;
-    }
-    match romfs_format::varuint::decode(head, 3, head.len()) {
-        Ok((payload, p)) => p as u64 + payload == len as u64,
-        Err(_) => false,
-    }
-}
-
-const HEAD_LEN: usize = 3 + romfs_format::varuint::MAX_ENCODED_LEN;
-
-/// Slot `i`'s state, read from mapped bytes (`device` offset 0 = layout offset 0).
-pub fn slot_mapped(device: &[u8], layout: &AbLayout, i: usize, verify: Verify) -> Option<SlotInfo> {
-    let c = layout.commit_offset(i) as usize;
-    let rec = CommitRecord::parse(device.get(c..c + COMMIT_LEN)?)?;
-    let region = layout.image_region(i);
-    let len = rec.image_len.get();
-    if len < 4 || len > region.len {
-        return None;
-    }
-    let start = region.offset as usize;
-    let image = device.get(start..start + len as usize)?;
-    if !header_declares(image.get(..HEAD_LEN.min(image.len()))?, len) {
-        return None;
-    }
-    if verify == Verify::Full && romfs_format::ext::crc32(image) != rec.image_crc.get() {
-        return None;
-    }
-    Some(SlotInfo {
-        index: i & 1,
-        region,
-        generation: rec.generation.get(),
-        image_len: len,
-        image_crc: rec.image_crc.get(),
-    })
-}
-
-/// Slot `i`'s state, read from a flash device through `scratch` (at least
-/// `READ_SIZE` bytes; a larger one makes [`Verify::Full`] faster).
-pub fn slot_flash<F: ReadNorFlash>(
-    flash: &mut F,
+/// Slot `i`'s state, read from `device` (offset 0 = the layout's offset 0):
+/// `Some` when it holds a committed, valid image.
+pub fn slot_state<S: Source>(
+    device: &mut S,
     layout: &AbLayout,
     i: usize,
     verify: Verify,
-    scratch: &mut [u8],
-    stats: &mut ReadStats,
-) -> Result<Option<SlotInfo>, ScanError<F::Error>> {
-    if !layout.fits(flash.capacity()) {
+) -> Result<Option<SlotInfo>, ReadError<S::Error>> {
+    if !layout.fits(device.len()) {
         return Ok(None);
     }
     let mut raw = [0u8; COMMIT_LEN];
-    io::read_into(flash, layout.commit_offset(i), &mut raw, scratch, stats)?;
+    device.read_exact_at(layout.commit_offset(i) as usize, &mut raw)?;
     let Some(rec) = CommitRecord::parse(&raw) else {
         return Ok(None);
     };
@@ -259,15 +195,15 @@ pub fn slot_flash<F: ReadNorFlash>(
     if len < 4 || len > region.len {
         return Ok(None);
     }
-    let mut head = [0u8; HEAD_LEN];
-    let n = HEAD_LEN.min(len as usize);
-    io::read_into(flash, region.offset, &mut head[..n], scratch, stats)?;
-    if !header_declares(&head[..n], len) {
-        return Ok(None);
+    // The slot must start with a header declaring exactly the committed length.
+    let mut head = [0u8; MAX_HEADER_LEN];
+    let head = &mut head[..MAX_HEADER_LEN.min(len as usize)];
+    device.read_exact_at(region.offset as usize, head)?;
+    match decode_header(&mut &head[..]) {
+        Ok(declared) if declared.image_len() == u64::from(len) => {}
+        _ => return Ok(None),
     }
-    if verify == Verify::Full
-        && io::crc(flash, region.offset, len, scratch, stats)? != rec.image_crc.get()
-    {
+    if verify == Verify::Full && !identity_matches(device, region, &rec)? {
         return Ok(None);
     }
     Ok(Some(SlotInfo {
@@ -275,8 +211,28 @@ pub fn slot_flash<F: ReadNorFlash>(
         region,
         generation: rec.generation.get(),
         image_len: len,
-        image_crc: rec.image_crc.get(),
+        image_id: rec.image_id.get(),
     }))
+}
+
+/// True when the image in `region` is intact and the one `rec` committed.
+fn identity_matches<S: Source>(
+    device: &mut S,
+    region: Region,
+    rec: &CommitRecord,
+) -> Result<bool, ReadError<S::Error>> {
+    let len = rec.image_len.get() as usize;
+    let slot = SubSource::new(device, region.offset as usize, len);
+    let mut image = match Reader::new(slot) {
+        Ok(image) => image,
+        Err(ReadError::Format(_)) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    if rec.version == COMMIT_VERSION_1 {
+        return Ok(image.crc32(0, len)? == rec.image_id.get());
+    }
+    let intact = !matches!(image.checksum()?, Checksum::Mismatch { .. });
+    Ok(intact && image.identity()? == rec.image_id.get())
 }
 
 /// The newer of two slot states (A on a tie, which commits never produce).
@@ -287,63 +243,36 @@ pub fn newest(states: [Option<SlotInfo>; 2]) -> Option<SlotInfo> {
     }
 }
 
-/// The slot to mount, from mapped bytes.
-pub fn select_mapped(device: &[u8], layout: &AbLayout, verify: Verify) -> Option<SlotInfo> {
-    newest([
-        slot_mapped(device, layout, 0, verify),
-        slot_mapped(device, layout, 1, verify),
-    ])
-}
-
-/// The slot to mount, from a flash device.
-pub fn select<F: ReadNorFlash>(
-    flash: &mut F,
+/// The slot to mount: the newest valid one.
+pub fn select<S: Source>(
+    device: &mut S,
     layout: &AbLayout,
     verify: Verify,
-    scratch: &mut [u8],
-) -> Result<Option<SlotInfo>, ScanError<F::Error>> {
-    let mut stats = ReadStats::default();
-    let a = slot_flash(flash, layout, 0, verify, scratch, &mut stats)?;
-    let b = slot_flash(flash, layout, 1, verify, scratch, &mut stats)?;
+) -> Result<Option<SlotInfo>, ReadError<S::Error>> {
+    let a = slot_state(device, layout, 0, verify)?;
+    let b = slot_state(device, layout, 1, verify)?;
     Ok(newest([a, b]))
 }
 
-/// Why [`mount_ab`] failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MountError<E> {
-    /// No slot holds a valid image.
-    NoImage,
-    /// The flash failed.
-    Flash(E),
-    /// The chosen image is malformed.
-    Format(romfs_format::Error),
-    /// `N` is smaller than `READ_SIZE`.
-    BufferTooSmall,
-}
-
 /// Mount the newest valid slot of a (non-mapped) flash device with an
-/// `N`-byte buffer. Scanning the slots uses a transient `N`-byte stack
-/// buffer as well.
+/// `N`-byte buffer. Choosing the slot reads through a transient `N`-byte
+/// stack buffer, and those reads are counted in the file system's
+/// [`FlashFs::stats`].
 #[allow(clippy::type_complexity)]
 pub fn mount_ab<F: ReadNorFlash, const N: usize>(
     mut flash: F,
     layout: &AbLayout,
     verify: Verify,
-) -> Result<(SlotInfo, FlashFs<Partition<F>, N>), MountError<F::Error>> {
-    let mut scratch = [0u8; N];
-    let info = match select(&mut flash, layout, verify, &mut scratch) {
-        Ok(Some(info)) => info,
-        Ok(None) => return Err(MountError::NoImage),
-        Err(ScanError::Flash(e)) => return Err(MountError::Flash(e)),
-        Err(ScanError::BufferTooSmall) => return Err(MountError::BufferTooSmall),
-    };
-    let part = Partition::new_read_only(flash, info.region).map_err(|_| MountError::NoImage)?;
-    match FlashFs::mount(part) {
-        Ok(fs) => Ok((info, fs)),
-        Err(crate::Error::Format(e)) => Err(MountError::Format(e)),
-        Err(crate::Error::Flash(crate::partition::PartitionError::Flash(e))) => {
-            Err(MountError::Flash(e))
-        }
-        Err(crate::Error::Flash(_)) => Err(MountError::NoImage),
+) -> Result<(SlotInfo, FlashFs<Partition<F>, N>), Error<F::Error>> {
+    let mut device = BufferedFlash::new(&mut flash, [0u8; N]);
+    if !device.buffer_fits() {
+        return Err(Error::BufferTooSmall {
+            needed: F::READ_SIZE,
+        });
     }
+    let info = select(&mut device, layout, verify)?.ok_or(Error::NoImage)?;
+    let stats: ReadStats = device.stats();
+    let part = Partition::new_read_only(flash, info.region)?;
+    let fs = FlashFs::mount_counted(part, stats).map_err(Error::flatten)?;
+    Ok((info, fs))
 }

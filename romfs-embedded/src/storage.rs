@@ -26,8 +26,10 @@
 //! assert!(fs.lookup(b"").unwrap().unwrap().is_dir());
 //! ```
 
-use embedded_storage::nor_flash::{ErrorType, NorFlashError, NorFlashErrorKind, ReadNorFlash};
+use embedded_storage::nor_flash::{ErrorType, ReadNorFlash};
 use embedded_storage::ReadStorage;
+
+use crate::FlashError;
 
 /// A [`ReadStorage`] seen as a [`ReadNorFlash`] with `READ_SIZE = 1`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,30 +54,11 @@ impl<S> StorageFlash<S> {
     }
 }
 
-/// A [`ReadStorage`] error, or a read past its capacity (refused here
-/// before the storage sees it, as `ReadNorFlash` requires).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StorageError<E> {
-    /// The storage failed.
-    Storage(E),
-    /// The read runs past the storage's capacity.
-    OutOfBounds,
-}
-
-impl<E: core::fmt::Debug> NorFlashError for StorageError<E> {
-    fn kind(&self) -> NorFlashErrorKind {
-        match self {
-            StorageError::Storage(_) => NorFlashErrorKind::Other,
-            StorageError::OutOfBounds => NorFlashErrorKind::OutOfBounds,
-        }
-    }
-}
-
 impl<S: ReadStorage> ErrorType for StorageFlash<S>
 where
     S::Error: core::fmt::Debug,
 {
-    type Error = StorageError<S::Error>;
+    type Error = FlashError<S::Error>;
 }
 
 impl<S: ReadStorage> ReadNorFlash for StorageFlash<S>
@@ -87,11 +70,9 @@ where
     fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Self::Error> {
         let end = (offset as usize).checked_add(bytes.len());
         if end.is_none_or(|end| end > self.storage.capacity()) {
-            return Err(StorageError::OutOfBounds);
+            return Err(FlashError::OutOfBounds);
         }
-        self.storage
-            .read(offset, bytes)
-            .map_err(StorageError::Storage)
+        self.storage.read(offset, bytes).map_err(FlashError::Device)
     }
 
     fn capacity(&self) -> usize {

@@ -8,8 +8,8 @@ mod common;
 use embedded_storage::nor_flash::ReadNorFlash;
 use proptest::prelude::*;
 use romfs_embedded::sim::SimFlash;
-use romfs_embedded::storage::{StorageError, StorageFlash};
-use romfs_embedded::{Error, FlashFs, FsNode};
+use romfs_embedded::storage::StorageFlash;
+use romfs_embedded::{Error, FlashError, FlashFs, NodeInfo};
 use romfs_format::write::{MemoryTree, Options};
 use romfs_format::{Image, Node};
 
@@ -44,7 +44,7 @@ fn flash_of<const R: usize>(bytes: &[u8]) -> SimFlash<R, R, 256> {
     sim
 }
 
-fn same_node<F: ReadNorFlash, const N: usize>(fs: &mut FlashFs<F, N>, a: &FsNode, b: &Node) {
+fn same_node<F: ReadNorFlash, const N: usize>(fs: &mut FlashFs<F, N>, a: &NodeInfo, b: &Node) {
     assert_eq!(a.id(), b.id());
     assert_eq!(a.is_dir(), b.is_dir());
     assert_eq!(a.size(), b.size());
@@ -69,7 +69,7 @@ fn same_node<F: ReadNorFlash, const N: usize>(fs: &mut FlashFs<F, N>, a: &FsNode
     }
 }
 
-fn same_listing<F: ReadNorFlash, const N: usize>(fs: &mut FlashFs<F, N>, a: &FsNode, b: &Node) {
+fn same_listing<F: ReadNorFlash, const N: usize>(fs: &mut FlashFs<F, N>, a: &NodeInfo, b: &Node) {
     let Node::Dir(d) = b else { return };
     let want: Vec<_> = d.entries().collect();
     let got: Vec<_> = fs.entries(a).collect();
@@ -371,7 +371,7 @@ fn read_storage_mounts_and_reports_its_errors() {
     }
     assert_eq!(
         FlashFs::<_, 8>::mount(StorageFlash::new(Broken)).unwrap_err(),
-        Error::Flash(StorageError::Storage(42))
+        Error::Flash(FlashError::Device(42))
     );
     // The adapter itself refuses reads past the capacity.
     let mut s = StorageFlash::new(Bytes {
@@ -381,11 +381,11 @@ fn read_storage_mounts_and_reports_its_errors() {
     let mut two = [0u8; 2];
     assert_eq!(
         ReadNorFlash::read(&mut s, 2, &mut two),
-        Err(StorageError::OutOfBounds)
+        Err(FlashError::OutOfBounds)
     );
     assert_eq!(
         ReadNorFlash::read(&mut s, u32::MAX, &mut two),
-        Err(StorageError::OutOfBounds)
+        Err(FlashError::OutOfBounds)
     );
     assert_eq!(ReadNorFlash::read(&mut s, 1, &mut two), Ok(()));
     assert_eq!(two, [2, 3]);

@@ -5,6 +5,7 @@ use core::fmt;
 /// What went wrong while reading an image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ErrorKind {
     /// Fewer than the 4 bytes of the smallest image.
     TooShort,
@@ -66,6 +67,7 @@ impl fmt::Display for ErrorKind {
 
 /// An error reading an image: what, and where (byte offset from the image start).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Error {
     /// What was wrong.
     pub kind: ErrorKind,

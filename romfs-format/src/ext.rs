@@ -58,6 +58,7 @@ pub fn checksum_value(payload: &[u8]) -> Option<u32> {
 
 /// What the image says about its own integrity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Checksum {
     /// No checksum record ends the image.
     Absent,
@@ -146,6 +147,12 @@ impl<'a> Image<'a> {
     /// and the stored CRC.
     pub fn checksum_record(&self) -> Option<(usize, u32)> {
         self.reader().checksum_record().ok().flatten()
+    }
+
+    /// The image's identity (see [`Reader::identity`](crate::Reader::identity)).
+    pub fn identity(&self) -> u32 {
+        // Reading memory cannot fail.
+        self.reader().identity().unwrap_or(0)
     }
 
     /// Check the integrity checksum: CRC32 of every image byte before the

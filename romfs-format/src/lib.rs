@@ -24,6 +24,7 @@ pub mod name;
 pub mod reader;
 pub mod record;
 pub mod source;
+pub mod stream;
 pub mod varuint;
 mod verify;
 #[cfg(feature = "alloc")]

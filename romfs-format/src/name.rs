@@ -13,6 +13,7 @@ use core::fmt;
 /// Why a name cannot be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum NameProblem {
     /// The name is empty.
     Empty,

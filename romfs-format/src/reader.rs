@@ -9,7 +9,7 @@ use crate::error::{Error, ErrorKind};
 use crate::ext::{self, Checksum};
 use crate::header::Header;
 use crate::record::{kind, Cursor, RecordHeader};
-use crate::source::{bytes_equal, for_each_window, ReadError, Source};
+use crate::source::{bytes_equal, visit, ReadError, Source};
 use crate::varuint;
 
 /// A directory or a file of an image, as offsets into it: what
@@ -323,8 +323,9 @@ impl<S: Source> Reader<S> {
     /// CRC-32 of the image bytes `start..end` (clamped to the image).
     pub fn crc32(&mut self, start: usize, end: usize) -> Result<u32, S> {
         let mut h = crate::crc32::Hasher::new();
-        for_each_window(&mut self.src, start, end.min(self.header.end), |w| {
-            h.update(w)
+        visit(&mut self.src, start, end.min(self.header.end), |w| {
+            h.update(w);
+            true
         })?;
         Ok(h.finalize())
     }
@@ -368,6 +369,19 @@ impl<S: Source> Reader<S> {
             true => Checksum::Valid(stored),
             false => Checksum::Mismatch { stored, computed },
         })
+    }
+
+    /// The image's identity: CRC-32 of its bytes before its checksum value,
+    /// that is the stored checksum of an image that ends with a checksum
+    /// record (when intact), and the CRC-32 of the whole image otherwise.
+    /// Unlike the CRC of a whole checksummed image (always the CRC residue),
+    /// it differs between images, and a server can know it in advance.
+    pub fn identity(&mut self) -> Result<u32, S> {
+        let end = match self.checksum_record()? {
+            Some(_) => self.header.end - 4,
+            None => self.header.end,
+        };
+        self.crc32(0, end)
     }
 
     /// The first top-level extension record with `tag`: its record header

@@ -72,6 +72,7 @@ impl Cursor {
     }
 
     /// The next record, decoded from `src`.
+    #[inline]
     pub fn next<S: Source>(
         &mut self,
         src: &mut S,
@@ -89,6 +90,7 @@ impl Cursor {
     }
 }
 
+#[inline]
 fn read_record<S: Source>(
     src: &mut S,
     offset: usize,
@@ -144,6 +146,7 @@ impl<'a> Record<'a> {
         }
     }
 
+    #[inline]
     pub(crate) fn from_header(bytes: &'a [u8], h: RecordHeader) -> Self {
         Record {
             kind: h.kind,
@@ -180,6 +183,7 @@ impl<'a> Records<'a> {
 impl<'a> Iterator for Records<'a> {
     type Item = Result<Record<'a>, Error>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         let mut src = self.image;
         Some(match self.cursor.next(&mut src)? {

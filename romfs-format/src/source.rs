@@ -56,10 +56,12 @@ pub trait Source {
 impl Source for &[u8] {
     type Error = Infallible;
 
+    #[inline]
     fn len(&self) -> usize {
         <[u8]>::len(self)
     }
 
+    #[inline]
     fn window(&mut self, pos: usize) -> Result<&[u8], Infallible> {
         Ok(self.get(pos..).unwrap_or(&[]))
     }
@@ -78,6 +80,45 @@ impl<S: Source + ?Sized> Source for &mut S {
 
     fn read_exact_at(&mut self, pos: usize, out: &mut [u8]) -> Result<(), ReadError<S::Error>> {
         (**self).read_exact_at(pos, out)
+    }
+}
+
+/// The bytes `start..start + len` of another source, seen from 0 (a
+/// partition of a device, a slot of a partition).
+#[derive(Debug)]
+pub struct SubSource<S> {
+    inner: S,
+    start: usize,
+    len: usize,
+}
+
+impl<S: Source> SubSource<S> {
+    /// `len` bytes of `inner` from `start` (cut short where `inner` ends).
+    pub fn new(inner: S, start: usize, len: usize) -> Self {
+        let len = len.min(inner.len().saturating_sub(start));
+        SubSource { inner, start, len }
+    }
+
+    /// The whole source back.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: Source> Source for SubSource<S> {
+    type Error = S::Error;
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn window(&mut self, pos: usize) -> Result<&[u8], S::Error> {
+        if pos >= self.len {
+            return Ok(&[]);
+        }
+        let left = self.len - pos;
+        let w = self.inner.window(self.start + pos)?;
+        Ok(&w[..w.len().min(left)])
     }
 }
 
@@ -138,13 +179,14 @@ pub(crate) fn bytes_equal<S: Source>(
     Ok(true)
 }
 
-/// Call `visit` with the bytes `start..end` in order, window by window.
-pub(crate) fn for_each_window<S: Source>(
+/// Call `visit` with the bytes `start..end` of `src` in order, window by
+/// window, until it returns `false`. Returns `false` when stopped early.
+pub fn visit<S: Source>(
     src: &mut S,
     start: usize,
     end: usize,
-    mut visit: impl FnMut(&[u8]),
-) -> Result<(), ReadError<S::Error>> {
+    mut visit: impl FnMut(&[u8]) -> bool,
+) -> Result<bool, ReadError<S::Error>> {
     let mut pos = start;
     while pos < end {
         let w = src.window(pos).map_err(ReadError::Source)?;
@@ -158,8 +200,10 @@ pub(crate) fn for_each_window<S: Source>(
             )));
         }
         let n = w.len().min(end - pos);
-        visit(&w[..n]);
+        if !visit(&w[..n]) {
+            return Ok(false);
+        }
         pos += n;
     }
-    Ok(())
+    Ok(true)
 }

@@ -79,12 +79,29 @@ impl Decoder {
 /// Decode a varuint starting at `pos` of `src`, reading no further than
 /// `end`. Returns the value and the offset just past it; errors carry
 /// `pos`, the varuint's first byte.
+#[inline]
 pub fn decode_at<S: Source>(
     src: &mut S,
     pos: usize,
     end: usize,
 ) -> Result<(u64, usize), ReadError<S::Error>> {
     let end = end.min(src.len());
+    if pos < end {
+        // Most varuints are one byte: decode those without the state machine.
+        if let Some(&byte) = src.window(pos).map_err(ReadError::Source)?.first() {
+            if byte & 0x80 == 0 {
+                return Ok((u64::from(byte), pos + 1));
+            }
+        }
+    }
+    decode_long(src, pos, end)
+}
+
+fn decode_long<S: Source>(
+    src: &mut S,
+    pos: usize,
+    end: usize,
+) -> Result<(u64, usize), ReadError<S::Error>> {
     let mut decoder = Decoder::new();
     let mut at = pos;
     loop {

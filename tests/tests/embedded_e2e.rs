@@ -86,8 +86,11 @@ fn updater_output_runs_on_real_micropython() {
             for c in img.chunks(chunk) {
                 up.write(c).unwrap();
             }
-            let report = up.finish(Some(romfs_format::ext::crc32(img))).unwrap();
+            // The identity a server knows from the image file it sends.
+            let id = romfs_format::Image::parse(img).unwrap().identity();
+            let report = up.finish(Some(id)).unwrap();
             assert_eq!(report.image_len as usize, img.len());
+            assert_eq!(report.image_id, id);
         }
     }
 

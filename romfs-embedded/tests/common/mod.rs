@@ -64,3 +64,8 @@ pub fn build(files: &[(String, Vec<u8>)], generation: u64, opts: Option<Options>
 pub fn app_image(seed: u64, kib: usize, version: u32) -> Vec<u8> {
     build(&app_files(seed, kib, version), version as u64, None)
 }
+
+/// The image's identity, as a server would compute it from the image file.
+pub fn identity(image: &[u8]) -> u32 {
+    romfs_format::Image::parse(image).unwrap().identity()
+}

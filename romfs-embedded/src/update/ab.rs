@@ -1,0 +1,83 @@
+//! A/B: the image goes to the slot that is not mounted, and a commit record
+//! written last makes it the one mounted.
+
+use embedded_storage::nor_flash::NorFlash;
+
+use super::{round_up, Report, Target, UpdateError, Updater, SCRATCH};
+use crate::buffered::BufferedFlash;
+use crate::slots::{self, AbLayout, CommitRecord, Verify, COMMIT_LEN};
+use crate::LayoutError;
+
+impl<'b, F: NorFlash> Updater<'b, F> {
+    /// Start an A/B update of `flash` (offsets of `layout` are offsets of
+    /// `flash`). The target is the slot that mounting with `verify` would
+    /// *not* pick; the active slot is never written. `buf` must hold one
+    /// sector (`ERASE_SIZE` bytes).
+    pub fn begin_ab(
+        mut flash: F,
+        layout: AbLayout,
+        verify: Verify,
+        buf: &'b mut [u8],
+    ) -> Result<Self, UpdateError<F::Error>> {
+        Self::check_geometry(buf.len(), 1)?;
+        if layout.erase_size() as usize != F::ERASE_SIZE {
+            return Err(LayoutError::NotAligned.into());
+        }
+        if !layout.fits(flash.capacity()) {
+            return Err(LayoutError::OutOfBounds.into());
+        }
+        let mut device = BufferedFlash::new(&mut flash, [0u8; SCRATCH]);
+        let states = [
+            slots::slot_state(&mut device, &layout, 0, verify)?,
+            slots::slot_state(&mut device, &layout, 1, verify)?,
+        ];
+        let reads = device.stats();
+        let active = slots::newest(states);
+        let index = active.map_or(0, |a| 1 - a.index);
+        let generation = match states.iter().flatten().map(|s| s.generation).max() {
+            None => 1,
+            Some(g) => g.checked_add(1).ok_or(UpdateError::GenerationExhausted)?,
+        };
+        let target = Target::Ab {
+            layout,
+            index,
+            generation,
+        };
+        let mut up = Self::with(flash, target, layout.image_region(index), buf);
+        up.reads = reads;
+        Ok(up)
+    }
+
+    /// Read the image back, then program and check the commit record.
+    pub(super) fn finish_ab(
+        mut self,
+        layout: AbLayout,
+        index: usize,
+        generation: u32,
+        total: u32,
+        crc: u32,
+        image_id: u32,
+    ) -> Result<Report, UpdateError<F::Error>> {
+        if self.readback_crc(total, 0, 0)? != crc {
+            return Err(UpdateError::VerifyFailed);
+        }
+        self.invalidate()?;
+        let rec = CommitRecord::new(generation, total, image_id);
+        let padded = round_up(COMMIT_LEN, F::WRITE_SIZE);
+        if padded > self.buf.len() {
+            return Err(LayoutError::Geometry.into());
+        }
+        self.buf[..padded].fill(0xff);
+        self.buf[..COMMIT_LEN].copy_from_slice(zerocopy::IntoBytes::as_bytes(&rec));
+        self.program(layout.commit_offset(index), 0, padded)?;
+        let mut device = BufferedFlash::new(&mut self.flash, [0u8; SCRATCH]);
+        let info = slots::slot_state(&mut device, &layout, index, Verify::CommitOnly);
+        self.reads += device.stats();
+        match info? {
+            Some(info) if info.generation == generation && info.image_id == image_id => {
+                Ok(self.report(total, image_id, Some(info), false))
+            }
+            _ => Err(UpdateError::VerifyFailed),
+        }
+    }
+}
