@@ -1,26 +1,16 @@
-//! A `no_std`, allocation-free ROMFS driver for flash, built on
-//! [`embedded-storage`](embedded_storage).
+#![doc = include_str!("../README.md")]
 //!
-//! - [`mapped`]: images in memory-mapped flash (execute in place). Files come
-//!   back as `&'static [u8]` slices of flash, zero copy, and as typed
-//!   zero-copy views ([`mapped::view`]). [`mapped::XipFlash`] pairs the mapped
-//!   region (reads) with a [`NorFlash`](embedded_storage::nor_flash::NorFlash)
-//!   driver of the same partition (writes).
-//! - [`reader`]: images in flash that is not memory mapped (SPI NOR): a
-//!   [`FlashFs`](reader::FlashFs) looks paths up and reads files through one
-//!   fixed buffer whose size the caller chooses.
-//! - [`storage`]: the same over any byte-addressable
-//!   [`ReadStorage`](embedded_storage::ReadStorage), through
-//!   [`StorageFlash`](storage::StorageFlash).
-//! - [`partition`]: a region (offset, length) of a flash device.
-//! - [`slots`]: two slots (A/B) with a commit record each; mounting picks the
-//!   newest valid slot.
-//! - [`update`]: a streaming over-the-air updater, A/B or single-slot, that
-//!   skips sectors whose contents already match and commits last.
+//! ## Modules
+//!
+//! - [`mapped`]: images in memory-mapped flash; typed zero-copy views.
+//! - [`reader`]: images in flash that is not memory mapped ([`FlashFs`]).
+//! - [`buffered`]: a flash device read through one buffer ([`BufferedFlash`]).
+//! - [`storage`]: byte-addressable storage as a flash ([`StorageFlash`]).
+//! - [`partition`]: a region of a flash device as a device of its own.
+//! - [`slots`]: two slots (A/B) with a commit record each.
+//! - [`update`]: the streaming over-the-air updater.
 //! - `sim` (feature `std`): a simulated NOR flash with power cuts, for tests.
 //!
-//! No function in this crate panics on any flash contents; every read is
-//! bounds-checked and every malformed image is an error.
 //! FORMAT.md (section 5) describes the on-flash layout.
 #![no_std]
 #![forbid(unsafe_code)]

@@ -12,7 +12,7 @@ use crate::record::{Record, Records};
 ///
 /// Parsing checks only the header and declared length, so it is O(1); every
 /// other check happens as the image is walked (or all at once in
-/// [`Image::verify`](crate::verify)).
+/// [`Image::verify`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Image<'a> {
     bytes: &'a [u8],

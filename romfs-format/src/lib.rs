@@ -1,10 +1,4 @@
-//! Read and write MicroPython ROMFS images.
-//!
-//! The reader is `no_std`, allocation-free and zero-copy: an [`Image`] borrows
-//! the bytes it was parsed from, and file contents come back as slices of them.
-//! The writer (feature `alloc`) lays images out either byte-identically to
-//! `mpremote romfs build` or in our default layout (aligned file data, shared
-//! data for identical files, a CRC32 and metadata). See `FORMAT.md`.
+#![doc = include_str!("../README.md")]
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -7,7 +7,7 @@
 //! written where and in which order.
 //!
 //! This module streams the image into sectors and holds the flash
-//! operations both modes share; [`ab`] and [`single`] start and finish an
+//! operations both modes share; `ab.rs` and `single.rs` start and finish an
 //! update of their mode.
 
 mod ab;
