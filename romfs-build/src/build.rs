@@ -338,6 +338,7 @@ pub fn build(
                 label: opts.label.clone(),
                 generation: opts.generation,
                 build_time: opts.build_time,
+                ..MetadataSpec::default()
             };
         }
     }

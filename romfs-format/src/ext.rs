@@ -6,6 +6,7 @@
 use crate::error::{Error, ErrorKind};
 use crate::image::Image;
 use crate::record::{kind, Record};
+use crate::signature::{ManifestError, SignedManifest};
 use crate::varuint;
 
 /// The payload prefix that marks a padding record as one of ours.
@@ -23,6 +24,9 @@ pub const FIELD_LABEL: u64 = 2;
 pub const FIELD_GENERATION: u64 = 3;
 /// Metadata field: build time in seconds since the Unix epoch (a varuint).
 pub const FIELD_BUILD_TIME: u64 = 4;
+/// Metadata field: the product (board) the image is for (UTF-8); signed
+/// images carry it in their manifest too.
+pub const FIELD_PRODUCT: u64 = 5;
 
 /// Bytes of an extension record's payload before its body: magic and tag.
 pub const EXTENSION_PREFIX_LEN: usize = MAGIC.len() + 1;
@@ -86,6 +90,8 @@ pub struct Metadata<'a> {
     pub generation: Option<u64>,
     /// Build time, seconds since the Unix epoch.
     pub build_time: Option<u64>,
+    /// The product the image is for.
+    pub product: Option<&'a [u8]>,
 }
 
 /// Parse a metadata record's body (the bytes after magic and tag).
@@ -120,6 +126,7 @@ pub fn parse_metadata(
             FIELD_LABEL => md.label = Some(value),
             FIELD_GENERATION => md.generation = Some(number()?),
             FIELD_BUILD_TIME => md.build_time = Some(number()?),
+            FIELD_PRODUCT => md.product = Some(value),
             _ => {} // Unknown fields are skipped: room for later additions.
         }
         pos = p + len as usize;
@@ -147,6 +154,25 @@ impl<'a> Image<'a> {
     /// and the stored CRC.
     pub fn checksum_record(&self) -> Option<(usize, u32)> {
         self.reader().checksum_record().ok().flatten()
+    }
+
+    /// The signature record's manifest and signature, if the image ends
+    /// with a signature record; an error when that record is malformed or
+    /// its manifest does not describe this image's extent.
+    pub fn signature(&self) -> Option<Result<SignedManifest, ManifestError>> {
+        let h = self.reader().signature_record().ok()??;
+        let rec = Record::from_header(self.bytes(), h);
+        let body = rec.payload.get(EXTENSION_PREFIX_LEN..).unwrap_or(&[]);
+        Some(SignedManifest::parse(body).and_then(|signed| {
+            let m = &signed.manifest;
+            match m.signed_len as usize == rec.offset && m.image_len as usize == self.len() {
+                true => Ok(signed),
+                false => Err(ManifestError::Lengths {
+                    image_len: m.image_len,
+                    signed_len: m.signed_len,
+                }),
+            }
+        }))
     }
 
     /// The image's identity (see [`Reader::identity`](crate::Reader::identity)).

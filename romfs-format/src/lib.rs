@@ -17,6 +17,7 @@ pub mod mpy;
 pub mod name;
 pub mod reader;
 pub mod record;
+pub mod signature;
 pub mod source;
 pub mod stream;
 pub mod varuint;

@@ -9,6 +9,7 @@ use crate::error::{Error, ErrorKind};
 use crate::ext::{self, Checksum};
 use crate::header::Header;
 use crate::record::{kind, Cursor, RecordHeader};
+use crate::signature::TAG_SIGNATURE;
 use crate::source::{bytes_equal, visit, ReadError, Source};
 use crate::varuint;
 
@@ -330,41 +331,73 @@ impl<S: Source> Reader<S> {
         Ok(h.finalize())
     }
 
-    /// The last top-level record, if the top-level records all decode.
-    fn last_top_level_record(&mut self) -> Result<Option<RecordHeader>, S> {
+    /// The last two top-level records (the one before the last, and the
+    /// last), if the top-level records all decode.
+    fn last_top_level_records(&mut self) -> Result<[Option<RecordHeader>; 2], S> {
         let mut records = self.records();
-        let mut last = None;
+        let mut last = [None, None];
         while let Some(rec) = records.next(&mut self.src) {
             match rec {
-                Ok(rec) => last = Some(rec),
-                Err(ReadError::Format(_)) => return Ok(None),
+                Ok(rec) => last = [last[1], Some(rec)],
+                Err(ReadError::Format(_)) => return Ok([None, None]),
                 Err(e) => return Err(e),
             }
         }
         Ok(last)
     }
 
-    /// The checksum record, if the last top-level record is one: its offset
-    /// and the stored CRC.
+    /// True when `rec` is one of our extension records with `tag`.
+    fn is_extension(&mut self, rec: &RecordHeader, tag: u8) -> Result<bool, S> {
+        if rec.kind != kind::PADDING || rec.len < ext::EXTENSION_PREFIX_LEN {
+            return Ok(false);
+        }
+        let mut prefix = [0u8; ext::EXTENSION_PREFIX_LEN];
+        self.src.read_exact_at(rec.payload_offset, &mut prefix)?;
+        Ok(ext::extension_tag(&prefix) == Some(tag))
+    }
+
+    /// The signature record, if the last top-level record is one (whether
+    /// or not its manifest is well formed).
+    pub fn signature_record(&mut self) -> Result<Option<RecordHeader>, S> {
+        match self.last_top_level_records()? {
+            [_, Some(last)] if self.is_extension(&last, TAG_SIGNATURE)? => Ok(Some(last)),
+            _ => Ok(None),
+        }
+    }
+
+    /// The checksum record, if the last top-level record is one (or the
+    /// last before a final signature record): its offset and the stored CRC.
     pub fn checksum_record(&mut self) -> Result<Option<(usize, u32)>, S> {
-        let Some(rec) = self.last_top_level_record()? else {
-            return Ok(None);
+        Ok(self.checksum_rec()?.map(|(rec, crc)| (rec.offset, crc)))
+    }
+
+    /// The offset just past the checksum value (the checksummed bytes are
+    /// the ones before its last 4), if the image has a checksum record.
+    pub fn checksum_end(&mut self) -> Result<Option<usize>, S> {
+        Ok(self.checksum_rec()?.map(|(rec, _)| rec.end()))
+    }
+
+    fn checksum_rec(&mut self) -> Result<Option<(RecordHeader, u32)>, S> {
+        let rec = match self.last_top_level_records()? {
+            [Some(before), Some(last)] if self.is_extension(&last, TAG_SIGNATURE)? => before,
+            [_, Some(last)] => last,
+            _ => return Ok(None),
         };
         let mut payload = [0u8; ext::CHECKSUM_PAYLOAD_LEN];
         if rec.kind != kind::PADDING || rec.len != payload.len() {
             return Ok(None);
         }
         self.src.read_exact_at(rec.payload_offset, &mut payload)?;
-        Ok(ext::checksum_value(&payload).map(|crc| (rec.offset, crc)))
+        Ok(ext::checksum_value(&payload).map(|crc| (rec, crc)))
     }
 
     /// Check the integrity checksum: CRC-32 of every image byte before the
     /// stored value, which is the image's last 4 bytes.
     pub fn checksum(&mut self) -> Result<Checksum, S> {
-        let Some((_, stored)) = self.checksum_record()? else {
+        let Some((rec, stored)) = self.checksum_rec()? else {
             return Ok(Checksum::Absent);
         };
-        let computed = self.crc32(0, self.header.end - 4)?;
+        let computed = self.crc32(0, rec.end() - 4)?;
         Ok(match computed == stored {
             true => Checksum::Valid(stored),
             false => Checksum::Mismatch { stored, computed },
@@ -372,13 +405,13 @@ impl<S: Source> Reader<S> {
     }
 
     /// The image's identity: CRC-32 of its bytes before its checksum value,
-    /// that is the stored checksum of an image that ends with a checksum
-    /// record (when intact), and the CRC-32 of the whole image otherwise.
-    /// Unlike the CRC of a whole checksummed image (always the CRC residue),
-    /// it differs between images, and a server can know it in advance.
+    /// that is the stored checksum of an image with a checksum record (when
+    /// intact), and the CRC-32 of the whole image otherwise. Unlike the CRC
+    /// of a whole checksummed image (always the CRC residue), it differs
+    /// between images, and a server can know it in advance.
     pub fn identity(&mut self) -> Result<u32, S> {
-        let end = match self.checksum_record()? {
-            Some(_) => self.header.end - 4,
+        let end = match self.checksum_end()? {
+            Some(end) => end - 4,
             None => self.header.end,
         };
         self.crc32(0, end)

@@ -10,6 +10,7 @@ use crate::error::ErrorKind;
 use crate::ext;
 use crate::header::{Declared, HEADER};
 use crate::record::{kind, RecordHeader};
+use crate::signature::TAG_SIGNATURE;
 use crate::varuint::{Decoder, Step};
 
 /// Bytes of a top-level record's payload a [`Scanner`] keeps: enough for an
@@ -60,6 +61,11 @@ impl TopRecord {
         &self.payload[..self.kept]
     }
 
+    /// True when this is one of our extension records with `tag`.
+    pub fn is_extension(&self, tag: u8) -> bool {
+        self.header.kind == kind::PADDING && ext::extension_tag(self.payload_start()) == Some(tag)
+    }
+
     /// The stored CRC, if this is a complete checksum record.
     pub fn checksum(&self) -> Option<u32> {
         match self.header.kind == kind::PADDING && self.header.len == ext::CHECKSUM_PAYLOAD_LEN {
@@ -96,6 +102,7 @@ pub struct Scanner {
     declared: Option<Declared>,
     current: Option<TopRecord>,
     last: Option<TopRecord>,
+    before_last: Option<TopRecord>,
 }
 
 impl Default for Scanner {
@@ -113,6 +120,7 @@ impl Scanner {
             declared: None,
             current: None,
             last: None,
+            before_last: None,
         }
     }
 
@@ -140,6 +148,21 @@ impl Scanner {
     /// The last complete top-level record, if the records decoded so far.
     pub fn last_record(&self) -> Option<TopRecord> {
         self.last
+    }
+
+    /// The signature record, if the last complete record is one.
+    pub fn signature_record(&self) -> Option<TopRecord> {
+        self.last.filter(|r| r.is_extension(TAG_SIGNATURE))
+    }
+
+    /// The checksum record, if the last complete record is one, or the one
+    /// before a final signature record (as [`Reader::checksum_record`](crate::Reader::checksum_record)).
+    pub fn checksum_record(&self) -> Option<TopRecord> {
+        let rec = match self.signature_record() {
+            Some(_) => self.before_last,
+            None => self.last,
+        };
+        rec.filter(|r| r.checksum().is_some())
     }
 
     /// The record being received, once its header has arrived.
@@ -265,6 +288,7 @@ impl Scanner {
     }
 
     fn end_record(&mut self) {
+        self.before_last = self.last;
         self.last = self.current.take();
         self.state = State::Kind(Decoder::new(), self.pos);
         self.end_if_complete();
@@ -281,6 +305,7 @@ impl Scanner {
     fn go_opaque(&mut self) {
         self.current = None;
         self.last = None;
+        self.before_last = None;
         self.state = State::Opaque;
         self.end_if_complete();
     }

@@ -9,6 +9,7 @@ use crate::ext::{self, Checksum, TAG_CHECKSUM, TAG_METADATA};
 use crate::image::Image;
 use crate::name::{self, NameProblem, NameRules};
 use crate::record::{kind, Record, Records};
+use crate::signature::{ManifestError, TAG_SIGNATURE};
 
 /// Deepest nesting checked without `alloc`; deeper levels are a finding.
 pub const MAX_DEPTH_NO_ALLOC: usize = 64;
@@ -35,8 +36,14 @@ pub enum FindingKind {
         /// Computed CRC32.
         computed: u32,
     },
-    /// A checksum record that is not the last top-level record.
+    /// A checksum record that is not the last top-level record (or the last
+    /// before a signature record).
     MisplacedChecksum,
+    /// A signature record that is not the last top-level record.
+    MisplacedSignature,
+    /// A signature record whose manifest is malformed or describes another
+    /// extent than this image's.
+    BadSignature(ManifestError),
     /// Nesting deeper than this build can check.
     TooDeep,
 }
@@ -60,6 +67,10 @@ impl fmt::Display for FindingKind {
             FindingKind::MisplacedChecksum => {
                 f.write_str("checksum record is not the last top-level record")
             }
+            FindingKind::MisplacedSignature => {
+                f.write_str("signature record is not the last top-level record")
+            }
+            FindingKind::BadSignature(e) => write!(f, "bad signature record: {e}"),
             FindingKind::TooDeep => f.write_str("nesting too deep to check"),
         }
     }
@@ -203,6 +214,15 @@ impl<'a> Image<'a> {
             );
         }
         let checksum_at = self.checksum_record().map(|(off, _)| off);
+        let signature_at = self
+            .reader()
+            .signature_record()
+            .ok()
+            .flatten()
+            .map(|r| r.offset);
+        if let (Some(offset), Some(Err(e))) = (signature_at, self.signature()) {
+            emit(FindingKind::BadSignature(e), offset);
+        }
 
         let root = self.root();
         check_duplicates(self, root.records(), &mut emit);
@@ -227,6 +247,9 @@ impl<'a> Image<'a> {
                 kind::PADDING => match ext::extension(&rec) {
                     Some((TAG_CHECKSUM, _)) if Some(rec.offset) != checksum_at => {
                         emit(FindingKind::MisplacedChecksum, rec.offset)
+                    }
+                    Some((TAG_SIGNATURE, _)) if Some(rec.offset) != signature_at => {
+                        emit(FindingKind::MisplacedSignature, rec.offset)
                     }
                     Some((TAG_METADATA, body)) if depth == 1 && !top_level_metadata_seen => {
                         top_level_metadata_seen = true;

@@ -214,6 +214,7 @@ fn metadata_fields_round_trip() {
             label: Some("release-1".into()),
             generation: Some(42),
             build_time: Some(1_700_000_000),
+            product: Some("board-x".into()),
         }),
         ..Options::default()
     };
@@ -223,6 +224,7 @@ fn metadata_fields_round_trip() {
     assert_eq!(md.generation, Some(42));
     assert_eq!(md.build_time, Some(1_700_000_000));
     assert_eq!(md.tool, Some(&b"t"[..]));
+    assert_eq!(md.product, Some(&b"board-x"[..]));
 }
 
 #[test]

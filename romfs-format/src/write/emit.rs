@@ -11,6 +11,9 @@ use super::Plan;
 use crate::ext;
 use crate::header::HEADER;
 use crate::record::kind;
+use crate::signature::{
+    Manifest, KEY_ID_LEN, SIGNATURE_LEN, SIGNATURE_RECORD_HEAD, SIGNATURE_RECORD_LEN,
+};
 use crate::varuint::{self, encoded_len};
 
 pub(super) fn push_varuint(out: &mut Vec<u8>, value: u64) {
@@ -115,7 +118,7 @@ impl<'t> Plan<'t> {
         match self.trailer {
             Trailer::None => {}
             Trailer::Parity => padding_record(3, &mut w.buf),
-            Trailer::Checksum(padded) => {
+            Trailer::Checksum { padded, signed } => {
                 w.buf.push(kind::PADDING as u8);
                 push_varuint_padded(&mut w.buf, 8, 1 + padded as usize);
                 w.buf.extend_from_slice(&ext::MAGIC);
@@ -127,6 +130,20 @@ impl<'t> Plan<'t> {
                     .map_err(EmitError::Output)?;
                 w.crc.update(&crc.to_le_bytes());
                 w.written += 4;
+                if let (true, Some((generation, product))) = (signed, self.signature) {
+                    let image_len = self.stats.image_len as u32;
+                    let manifest = Manifest {
+                        image_len,
+                        signed_len: image_len - SIGNATURE_RECORD_LEN as u32,
+                        generation,
+                        product,
+                        digest: [0; 32],
+                        key_id: [0; KEY_ID_LEN],
+                    };
+                    w.buf.extend_from_slice(&SIGNATURE_RECORD_HEAD);
+                    w.buf.extend_from_slice(&manifest.to_bytes());
+                    w.buf.extend_from_slice(&[0; SIGNATURE_LEN]);
+                }
             }
         }
         w.flush().map_err(EmitError::Output)?;

@@ -68,6 +68,8 @@ pub struct MetadataSpec {
     /// Build time (seconds since the Unix epoch). Leave `None` for
     /// reproducible images.
     pub build_time: Option<u64>,
+    /// The product (board) the image is for.
+    pub product: Option<String>,
 }
 
 /// How to lay an image out.
@@ -94,6 +96,23 @@ pub struct Options {
     /// the next unit (see [`header_is_write_safe`](crate::header_is_write_safe)
     /// and FORMAT.md, section 5). `None` (or a size up to 3) pads nothing.
     pub header_write_size: Option<u32>,
+    /// End the image with a signature record for this product and
+    /// generation (default layout with a checksum only; FORMAT.md, section
+    /// 3.4). The writer leaves its digest, key id and signature zero: a
+    /// signer fills them in place (the bytes before the record do not
+    /// change), see [`Plan::signature_offset`].
+    pub signature: Option<SignatureSpec>,
+}
+
+/// What a signature record vouches for, besides the image's bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SignatureSpec {
+    /// The product (board) identifier: at most
+    /// [`MAX_PRODUCT_LEN`](crate::signature::MAX_PRODUCT_LEN) bytes of UTF-8, no NUL.
+    pub product: String,
+    /// The anti-rollback generation: a device refuses images not newer than
+    /// the one it runs.
+    pub generation: u32,
 }
 
 impl Default for Options {
@@ -109,6 +128,7 @@ impl Default for Options {
                 ..MetadataSpec::default()
             }),
             header_write_size: None,
+            signature: None,
         }
     }
 }
@@ -124,6 +144,7 @@ impl Options {
             sort: true,
             metadata: None,
             header_write_size: None,
+            signature: None,
         }
     }
 }
@@ -164,6 +185,14 @@ pub enum WriteError {
         /// The write size asked for.
         size: u32,
     },
+    /// A signature record for a layout without a checksum (the mpremote
+    /// layout, or the default one with `checksum: false`).
+    SignatureNeedsChecksum,
+    /// A product identifier a manifest cannot hold.
+    BadProduct {
+        /// The identifier.
+        product: String,
+    },
 }
 
 impl fmt::Display for WriteError {
@@ -186,6 +215,14 @@ impl fmt::Display for WriteError {
                     "image would be {size} bytes; the format allows at most 4 GiB"
                 )
             }
+            WriteError::SignatureNeedsChecksum => {
+                f.write_str("a signed image needs the default layout with a checksum record")
+            }
+            WriteError::BadProduct { product } => write!(
+                f,
+                "product {product:?}: at most {} bytes of UTF-8 without NUL",
+                crate::signature::MAX_PRODUCT_LEN
+            ),
             WriteError::BadHeaderWriteSize { size } => {
                 write!(
                     f,

@@ -8,9 +8,12 @@ use super::emit::push_varuint;
 use super::tree::{NodeRef, Tree, TreeNodeKind};
 use super::{check_align, check_name, header_length_width, FileSpec, Layout, MetadataSpec};
 use super::{Options, WriteError, MAX_HEADER_WRITE_SIZE, MIN_DEDUP_LEN};
-use crate::ext::{self, FIELD_BUILD_TIME, FIELD_GENERATION, FIELD_LABEL, FIELD_TOOL};
+use crate::ext::{
+    self, FIELD_BUILD_TIME, FIELD_GENERATION, FIELD_LABEL, FIELD_PRODUCT, FIELD_TOOL,
+};
 use crate::header::HEADER;
 use crate::record::kind;
+use crate::signature::{Manifest, MAX_PRODUCT_LEN, SIGNATURE_RECORD_LEN};
 use crate::varuint::{self, encoded_len};
 
 /// Where a file's data went.
@@ -93,16 +96,22 @@ pub struct Plan<'t> {
     pub(super) top_w: usize,
     pub(super) payload_offset: u64,
     pub(super) metadata: Vec<u8>,
-    /// Bytes of the trailing record (checksum or parity padding), if any.
+    /// The records that end the image (checksum, signature or parity padding).
     pub(super) trailer: Trailer,
+    /// The manifest fields of the signature record, when there is one.
+    pub(super) signature: Option<(u32, [u8; MAX_PRODUCT_LEN])>,
     pub(super) stats: Stats,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Trailer {
     None,
-    /// Checksum record; `true` when its length varuint is padded for parity.
-    Checksum(bool),
+    /// The checksum record (its length varuint padded for parity when
+    /// `padded`), then the signature record when `signed`.
+    Checksum {
+        padded: bool,
+        signed: bool,
+    },
     /// A 3-byte padding record that makes the size even.
     Parity,
 }
@@ -111,7 +120,9 @@ impl Trailer {
     pub(super) fn len(self) -> u64 {
         match self {
             Trailer::None => 0,
-            Trailer::Checksum(padded) => 10 + padded as u64,
+            Trailer::Checksum { padded, signed } => {
+                10 + padded as u64 + signed as u64 * SIGNATURE_RECORD_LEN as u64
+            }
             Trailer::Parity => 3,
         }
     }
@@ -140,6 +151,9 @@ pub(super) fn metadata_record(spec: &MetadataSpec) -> Vec<u8> {
     }
     if let Some(time) = spec.build_time {
         field(FIELD_BUILD_TIME, &number(time));
+    }
+    if let Some(product) = &spec.product {
+        field(FIELD_PRODUCT, product.as_bytes());
     }
     let mut payload = ext::MAGIC.to_vec();
     payload.push(ext::TAG_METADATA);
@@ -224,6 +238,20 @@ impl<'t> Plan<'t> {
             }
         }
 
+        let signature = match &opts.signature {
+            None => None,
+            Some(_) if mpremote || !opts.checksum => {
+                return Err(WriteError::SignatureNeedsChecksum)
+            }
+            Some(spec) => match Manifest::product_field(spec.product.as_bytes()) {
+                Some(product) => Some((spec.generation, product)),
+                None => {
+                    return Err(WriteError::BadProduct {
+                        product: spec.product.clone(),
+                    })
+                }
+            },
+        };
         let metadata = match (&opts.metadata, mpremote) {
             (Some(spec), false) => metadata_record(spec),
             _ => Vec::new(),
@@ -236,10 +264,14 @@ impl<'t> Plan<'t> {
             payload_offset: 0,
             metadata,
             trailer: if opts.checksum && !mpremote {
-                Trailer::Checksum(false)
+                Trailer::Checksum {
+                    padded: false,
+                    signed: signature.is_some(),
+                }
             } else {
                 Trailer::None
             },
+            signature,
             stats,
         };
         plan.settle()?;
@@ -316,8 +348,9 @@ impl<'t> Plan<'t> {
                 }
             }
             close_dirs(&mut self.items, &mut open, 0, pos, &mut grew);
-            if let Trailer::Checksum(_) = self.trailer {
-                self.trailer = Trailer::Checksum((pos + 10) % 2 == 1);
+            if let Trailer::Checksum { signed, .. } = self.trailer {
+                let padded = (pos + 10 + signed as u64 * SIGNATURE_RECORD_LEN as u64) % 2 == 1;
+                self.trailer = Trailer::Checksum { padded, signed };
             } else if self.layout == Layout::Default {
                 self.trailer = if pos % 2 == 1 {
                     Trailer::Parity
@@ -358,6 +391,19 @@ impl<'t> Plan<'t> {
     /// Total image length in bytes.
     pub fn image_len(&self) -> u64 {
         self.stats.image_len
+    }
+
+    /// Where the signature record starts, when the image has one: the
+    /// bytes before it are what the manifest's digest covers, and the
+    /// record's last [`SIGNED_MANIFEST_LEN`](crate::signature::SIGNED_MANIFEST_LEN)
+    /// bytes are the manifest and signature a signer fills in.
+    pub fn signature_offset(&self) -> Option<u64> {
+        match self.trailer {
+            Trailer::Checksum { signed: true, .. } => {
+                Some(self.stats.image_len - SIGNATURE_RECORD_LEN as u64)
+            }
+            _ => None,
+        }
     }
 
     /// Where every file's data goes, in image order.
