@@ -144,7 +144,7 @@ fn build(files: &[(String, Vec<u8>)], generation: u64) -> Vec<u8> {
 const SLOT: u32 = 512 * 1024;
 
 fn ab(flash: &mut Flash, img: &[u8]) -> Report {
-    let layout = AbLayout::new(Region::new(0, SLOT), Region::new(SLOT, SLOT), E).unwrap();
+    let layout = AbLayout::new(Region::new(0, SLOT), Region::new(SLOT, SLOT), E, 4).unwrap();
     let mut buf = vec![0u8; E];
     let mut up = Updater::begin_ab(flash, layout, Verify::CommitOnly, &mut buf).unwrap();
     for c in img.chunks(1460) {

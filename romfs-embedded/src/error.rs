@@ -87,6 +87,14 @@ impl<E> Error<E> {
     }
 }
 
+impl Error {
+    /// A memory read's error as the error of any flash (memory reads
+    /// cannot fail on flash).
+    pub fn widen<E>(self) -> Error<E> {
+        self.map_flash(|never| match never {})
+    }
+}
+
 impl<E> Error<FlashError<E>> {
     /// Errors read through a [`Partition`](crate::Partition) or
     /// [`StorageFlash`](crate::StorageFlash), with the device's error

@@ -19,7 +19,9 @@
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod boot;
 pub mod buffered;
+pub mod commit;
 mod error;
 pub mod mapped;
 pub mod partition;
@@ -31,12 +33,13 @@ pub mod update;
 #[cfg(feature = "std")]
 pub mod sim;
 
+pub use boot::{boot, confirm, Booted};
 pub use buffered::{BufferedFlash, ReadStats};
 pub use error::{Error, FlashError, LayoutError};
 pub use mapped::{MappedFs, XipFlash};
 pub use partition::{Partition, Region};
 pub use reader::FlashFs;
-pub use slots::{AbLayout, SlotInfo, Verify};
+pub use slots::{AbLayout, SlotInfo, Trial, Verify};
 pub use storage::StorageFlash;
 pub use update::{Report, UpdateError, UpdateStats, Updater};
 

@@ -131,6 +131,28 @@ impl<'a, F: NorFlash> XipFlash<'a, F> {
         MappedFs::mount(self.mapped)
     }
 
+    /// Boot an A/B layout (offsets relative to this partition): choose the
+    /// slot with [`boot`](crate::boot::boot), counting a trial boot through
+    /// the driver, and mount it from the mapping.
+    pub fn boot_ab(
+        &mut self,
+        layout: &AbLayout,
+        verify: Verify,
+    ) -> Result<(crate::boot::Booted, MappedFs<'a>), Error<F::Error>> {
+        let booted = crate::boot::boot(&mut self.flash, layout, verify)?;
+        let fs = mount_slot(self.mapped, &booted.slot).map_err(Error::widen)?;
+        Ok((booted, fs))
+    }
+
+    /// Confirm the trial image that runs (see [`confirm`](crate::boot::confirm)).
+    pub fn confirm(
+        &mut self,
+        layout: &AbLayout,
+        verify: Verify,
+    ) -> Result<SlotInfo, Error<F::Error>> {
+        crate::boot::confirm(&mut self.flash, layout, verify)
+    }
+
     /// Mount the newest valid slot of an A/B layout (offsets relative to
     /// this partition), reading commit records from the mapping.
     pub fn mount_ab(
@@ -143,16 +165,24 @@ impl<'a, F: NorFlash> XipFlash<'a, F> {
 }
 
 /// Mount the newest valid slot of `layout` in the mapped bytes `device`
-/// ([`Error::NoImage`] when no slot holds a committed, valid image).
+/// ([`Error::NoImage`] when no slot holds a committed, valid image). With
+/// trial boots, call [`boot`](crate::boot::boot) first and mount its slot
+/// with [`mount_slot`].
 pub fn mount_ab<'a>(
     device: &'a [u8],
     layout: &AbLayout,
     verify: Verify,
 ) -> Result<(SlotInfo, MappedFs<'a>), Error> {
     let info = slots::select(&mut &device[..], layout, verify)?.ok_or(Error::NoImage)?;
-    let start = info.region.offset as usize;
+    Ok((info, mount_slot(device, &info)?))
+}
+
+/// Mount the image of `slot` in the mapped bytes `device` (offset 0 = the
+/// layout's offset 0).
+pub fn mount_slot<'a>(device: &'a [u8], slot: &SlotInfo) -> Result<MappedFs<'a>, Error> {
+    let start = slot.region.offset as usize;
     let image = device
-        .get(start..start + info.image_len as usize)
+        .get(start..start + slot.image_len as usize)
         .ok_or(Error::NoImage)?;
-    Ok((info, MappedFs::mount(image)?))
+    MappedFs::mount(image)
 }

@@ -6,85 +6,19 @@
 //! written after the image was streamed and verified. Mounting picks the
 //! valid slot with the highest generation.
 
-use embedded_storage::nor_flash::ReadNorFlash;
+use embedded_storage::nor_flash::{NorFlash, ReadNorFlash};
 use romfs_format::source::SubSource;
 use romfs_format::{decode_header, Checksum, ReadError, Reader, Source, MAX_HEADER_LEN};
-use zerocopy::little_endian::U32;
-use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+
+use crate::commit::{read_trial, CommitAreas, FLAG_SIGNED};
+pub use crate::commit::{
+    CommitRecord, Trial, COMMIT_LEN, COMMIT_MAGIC, COMMIT_VERSION, COMMIT_VERSION_1,
+};
 
 use crate::buffered::{BufferedFlash, ReadStats};
 use crate::partition::{Partition, Region};
 use crate::reader::FlashFs;
 use crate::{Error, LayoutError};
-
-/// First bytes of a commit record.
-pub const COMMIT_MAGIC: [u8; 4] = *b"RFSc";
-/// The commit record version this crate writes.
-pub const COMMIT_VERSION: u8 = 2;
-/// The first version, still read: its `image_id` field holds the CRC-32 of
-/// the whole image.
-pub const COMMIT_VERSION_1: u8 = 1;
-/// Size of a commit record in bytes.
-pub const COMMIT_LEN: usize = core::mem::size_of::<CommitRecord>();
-
-/// The commit record at the start of a slot's last sector (little endian).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned,
-)]
-#[repr(C)]
-pub struct CommitRecord {
-    /// [`COMMIT_MAGIC`].
-    pub magic: [u8; 4],
-    /// [`COMMIT_VERSION`] (or [`COMMIT_VERSION_1`] in slots written before it).
-    pub version: u8,
-    /// Zero.
-    pub reserved: [u8; 3],
-    /// Higher is newer; each commit uses the highest valid one plus 1.
-    pub generation: U32,
-    /// Length of the image at the slot's start, in bytes.
-    pub image_len: U32,
-    /// The image's identity ([`romfs_format::Reader::identity`]); version 1:
-    /// the CRC-32 of the whole image.
-    pub image_id: U32,
-    /// Zero (reserved for flags).
-    pub flags: U32,
-    /// Zero.
-    pub reserved2: U32,
-    /// CRC32 of the 28 bytes before this field.
-    pub record_crc: U32,
-}
-
-impl CommitRecord {
-    /// A record for an image.
-    pub fn new(generation: u32, image_len: u32, image_id: u32) -> Self {
-        let mut r = CommitRecord {
-            magic: COMMIT_MAGIC,
-            version: COMMIT_VERSION,
-            reserved: [0; 3],
-            generation: generation.into(),
-            image_len: image_len.into(),
-            image_id: image_id.into(),
-            flags: 0.into(),
-            reserved2: 0.into(),
-            record_crc: 0.into(),
-        };
-        r.record_crc = r.compute_crc().into();
-        r
-    }
-
-    fn compute_crc(&self) -> u32 {
-        let bytes = self.as_bytes();
-        romfs_format::crc32::checksum(bytes.get(..COMMIT_LEN - 4).unwrap_or(&[]))
-    }
-
-    /// Parse and check a record (magic, a version this crate reads, CRC).
-    pub fn parse(bytes: &[u8]) -> Option<Self> {
-        let r = CommitRecord::read_from_bytes(bytes.get(..COMMIT_LEN)?).ok()?;
-        let version_known = matches!(r.version, COMMIT_VERSION | COMMIT_VERSION_1);
-        (r.magic == COMMIT_MAGIC && version_known && r.record_crc.get() == r.compute_crc())
-            .then_some(r)
-    }
-}
 
 /// How much mounting checks before trusting a slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,12 +40,24 @@ pub enum Verify {
 pub struct AbLayout {
     slots: [Region; 2],
     erase_size: u32,
+    write_size: u32,
 }
 
 impl AbLayout {
-    /// Two slots of a device with sectors of `erase_size` bytes.
-    pub fn new(a: Region, b: Region, erase_size: usize) -> Result<Self, LayoutError> {
+    /// Two slots of a device with sectors of `erase_size` bytes and write
+    /// units of `write_size` bytes (the commit sector's logs are made of
+    /// write units).
+    pub fn new(
+        a: Region,
+        b: Region,
+        erase_size: usize,
+        write_size: usize,
+    ) -> Result<Self, LayoutError> {
         let e = u32::try_from(erase_size).map_err(|_| LayoutError::NotAligned)?;
+        let w = u32::try_from(write_size).map_err(|_| LayoutError::Geometry)?;
+        if w == 0 || e % w != 0 {
+            return Err(LayoutError::Geometry);
+        }
         if e == 0 || !a.is_aligned(erase_size) || !b.is_aligned(erase_size) {
             return Err(LayoutError::NotAligned);
         }
@@ -127,7 +73,13 @@ impl AbLayout {
         Ok(AbLayout {
             slots: [a, b],
             erase_size: e,
+            write_size: w,
         })
+    }
+
+    /// Two slots of a flash of type `F` (its sector and write sizes).
+    pub fn for_flash<F: NorFlash>(a: Region, b: Region) -> Result<Self, LayoutError> {
+        Self::new(a, b, F::ERASE_SIZE, F::WRITE_SIZE)
     }
 
     /// Slot `i` (0 = A, 1 = B), whole.
@@ -152,6 +104,16 @@ impl AbLayout {
         self.erase_size
     }
 
+    /// Write unit size.
+    pub fn write_size(&self) -> u32 {
+        self.write_size
+    }
+
+    /// Where the areas of each commit sector are.
+    pub fn commit_areas(&self) -> CommitAreas {
+        CommitAreas::new(self.write_size as usize, self.erase_size as usize)
+    }
+
     /// True when every slot lies within a device of `capacity` bytes.
     pub fn fits(&self, capacity: usize) -> bool {
         self.slots.iter().all(|s| s.fits(capacity))
@@ -172,6 +134,12 @@ pub struct SlotInfo {
     pub image_len: u32,
     /// The image's identity as committed (see [`CommitRecord::image_id`]).
     pub image_id: u32,
+    /// The signed manifest's anti-rollback generation (0 when unsigned).
+    pub image_generation: u32,
+    /// Installed from a verified signed manifest.
+    pub signed: bool,
+    /// Confirmed, or on trial.
+    pub trial: Trial,
 }
 
 /// Slot `i`'s state, read from `device` (offset 0 = the layout's offset 0):
@@ -206,12 +174,17 @@ pub fn slot_state<S: Source>(
     if verify == Verify::Full && !identity_matches(device, region, &rec)? {
         return Ok(None);
     }
+    let commit = layout.commit_offset(i) as usize;
+    let trial = read_trial(device, commit, &layout.commit_areas(), rec.trial_boots)?;
     Ok(Some(SlotInfo {
         index: i & 1,
         region,
         generation: rec.generation.get(),
         image_len: len,
         image_id: rec.image_id.get(),
+        image_generation: rec.image_generation.get(),
+        signed: rec.flags & FLAG_SIGNED != 0,
+        trial,
     }))
 }
 
@@ -235,11 +208,20 @@ fn identity_matches<S: Source>(
     Ok(intact && image.identity()? == rec.image_id.get())
 }
 
-/// The newer of two slot states (A on a tie, which commits never produce).
+/// The slot to mount of two slot states: the newest whose trial is not
+/// exhausted (A on a tie, which commits never produce); if every valid slot
+/// is an exhausted trial, the newest of them (running it beats having no
+/// image).
 pub fn newest(states: [Option<SlotInfo>; 2]) -> Option<SlotInfo> {
-    match states {
-        [Some(a), Some(b)] => Some(if b.generation > a.generation { b } else { a }),
-        [a, b] => a.or(b),
+    let newer = |a: SlotInfo, b: SlotInfo| if b.generation > a.generation { b } else { a };
+    let usable = |s: &Option<SlotInfo>| s.filter(|s| s.trial != Trial::Exhausted);
+    match (usable(&states[0]), usable(&states[1])) {
+        (Some(a), Some(b)) => Some(newer(a, b)),
+        (Some(a), None) | (None, Some(a)) => Some(a),
+        (None, None) => match states {
+            [Some(a), Some(b)] => Some(newer(a, b)),
+            [a, b] => a.or(b),
+        },
     }
 }
 
@@ -257,7 +239,8 @@ pub fn select<S: Source>(
 /// Mount the newest valid slot of a (non-mapped) flash device with an
 /// `N`-byte buffer. Choosing the slot reads through a transient `N`-byte
 /// stack buffer, and those reads are counted in the file system's
-/// [`FlashFs::stats`].
+/// [`FlashFs::stats`]. (With trial boots, call [`boot`](crate::boot::boot)
+/// first and mount its slot with [`mount_slot`].)
 #[allow(clippy::type_complexity)]
 pub fn mount_ab<F: ReadNorFlash, const N: usize>(
     mut flash: F,
@@ -272,7 +255,25 @@ pub fn mount_ab<F: ReadNorFlash, const N: usize>(
     }
     let info = select(&mut device, layout, verify)?.ok_or(Error::NoImage)?;
     let stats: ReadStats = device.stats();
-    let part = Partition::new_read_only(flash, info.region)?;
-    let fs = FlashFs::mount_counted(part, stats).map_err(Error::flatten)?;
+    let fs = mount_counted(flash, &info, stats)?;
     Ok((info, fs))
+}
+
+/// Mount the image of `slot` (from [`select`] or [`boot`](crate::boot::boot))
+/// with an `N`-byte buffer.
+pub fn mount_slot<F: ReadNorFlash, const N: usize>(
+    flash: F,
+    slot: &SlotInfo,
+) -> Result<FlashFs<Partition<F>, N>, Error<F::Error>> {
+    mount_counted(flash, slot, ReadStats::default())
+}
+
+fn mount_counted<F: ReadNorFlash, const N: usize>(
+    flash: F,
+    slot: &SlotInfo,
+    earlier: ReadStats,
+) -> Result<FlashFs<Partition<F>, N>, Error<F::Error>> {
+    let image = Region::new(slot.region.offset, slot.image_len);
+    let part = Partition::new_read_only(flash, image)?;
+    FlashFs::mount_counted(part, earlier).map_err(Error::flatten)
 }

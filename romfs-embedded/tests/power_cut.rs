@@ -38,8 +38,8 @@ fn partials(i: u64) -> [Partial; 5] {
     ]
 }
 
-fn layout() -> AbLayout {
-    AbLayout::new(Region::new(0, SLOT), Region::new(SLOT, SLOT), E).unwrap()
+fn layout<const W: usize>() -> AbLayout {
+    AbLayout::new(Region::new(0, SLOT), Region::new(SLOT, SLOT), E, W).unwrap()
 }
 
 fn update_ab<const W: usize>(
@@ -48,7 +48,7 @@ fn update_ab<const W: usize>(
     chunk: usize,
 ) -> Result<Report, UpdateError<SimError>> {
     let mut buf = vec![0u8; E];
-    let mut up = Updater::begin_ab(flash, layout(), Verify::Full, &mut buf)?;
+    let mut up = Updater::begin_ab(flash, layout::<W>(), Verify::Full, &mut buf)?;
     for c in image.chunks(chunk) {
         up.write(c)?;
     }
@@ -80,14 +80,14 @@ enum Seen {
 /// and require they agree on exactly the old or exactly the new image.
 fn boot_ab<const W: usize>(flash: &mut SimFlash<1, W, E>, old: &[u8], new: &[u8]) -> Seen {
     flash.reboot();
-    let quick = mapped::mount_ab(flash.contents(), &layout(), Verify::CommitOnly)
+    let quick = mapped::mount_ab(flash.contents(), &layout::<W>(), Verify::CommitOnly)
         .map(|(_, fs)| fs.image().bytes().to_vec());
-    let full = mapped::mount_ab(flash.contents(), &layout(), Verify::Full)
+    let full = mapped::mount_ab(flash.contents(), &layout::<W>(), Verify::Full)
         .map(|(_, fs)| fs.image().bytes().to_vec());
     assert_eq!(quick, full, "commit-only and full verification disagree");
     let bytes = quick.expect("A/B must always have an image");
     let (info, mut fs) =
-        slots::mount_ab::<_, 128>(&mut *flash, &layout(), Verify::CommitOnly).unwrap();
+        slots::mount_ab::<_, 128>(&mut *flash, &layout::<W>(), Verify::CommitOnly).unwrap();
     assert_eq!(info.image_len as usize, bytes.len());
     assert_eq!(
         fs.checksum().unwrap(),

@@ -19,6 +19,7 @@ fn layout() -> AbLayout {
         Region::new(0, 64 * 1024),
         Region::new(64 * 1024, 64 * 1024),
         E,
+        4,
     )
     .unwrap()
 }
@@ -255,13 +256,18 @@ fn config_errors() {
         Region::new(0, 64 * 1024),
         Region::new(128 * 1024, 64 * 1024),
         E,
+        4,
     )
     .unwrap();
     let err = Updater::begin_ab(&mut flash, big, Verify::Full, &mut one).unwrap_err();
     assert_eq!(err, UpdateError::Layout(LayoutError::OutOfBounds));
-    assert!(AbLayout::new(Region::new(0, 8192), Region::new(4096, 8192), E).is_err());
-    assert!(AbLayout::new(Region::new(0, 4096), Region::new(8192, 8192), E).is_err());
-    assert!(AbLayout::new(Region::new(0, 8192), Region::new(8193, 8192), E).is_err());
+    assert!(AbLayout::new(Region::new(0, 8192), Region::new(4096, 8192), E, 4).is_err());
+    assert!(AbLayout::new(Region::new(0, 4096), Region::new(8192, 8192), E, 4).is_err());
+    assert!(AbLayout::new(Region::new(0, 8192), Region::new(8193, 8192), E, 4).is_err());
+    assert_eq!(
+        AbLayout::new(Region::new(0, 8192), Region::new(8192, 8192), E, 3),
+        Err(LayoutError::Geometry)
+    );
     let (_, nothing) = (
         0,
         slots::mount_ab::<_, 64>(&mut flash, &layout(), Verify::Full),
@@ -280,6 +286,7 @@ fn random_chunkings_and_write_sizes() {
         Region::new(0, 96 * 1024),
         Region::new(128 * 1024, 96 * 1024),
         1024,
+        16,
     )
     .unwrap();
     for round in 0..12 {
@@ -527,7 +534,13 @@ fn a_header_longer_than_a_tiny_sector_is_an_error_not_a_panic() {
         UpdateError::BadHeader(_)
     ));
     let mut buf = vec![0u8; 64];
-    let lay = AbLayout::new(Region::new(0, 32 * 64), Region::new(32 * 64, 32 * 64), 64).unwrap();
+    let lay = AbLayout::new(
+        Region::new(0, 32 * 64),
+        Region::new(32 * 64, 32 * 64),
+        64,
+        4,
+    )
+    .unwrap();
     let mut up = Updater::begin_ab(&mut flash, lay, Verify::Full, &mut buf).unwrap();
     for c in image.chunks(7) {
         if let Err(e) = up.write(c) {
@@ -536,4 +549,33 @@ fn a_header_longer_than_a_tiny_sector_is_an_error_not_a_panic() {
         }
     }
     panic!("the over-long header was accepted");
+}
+
+#[test]
+fn slots_committed_by_version_1_records_still_mount() {
+    use romfs_embedded::slots::{CommitRecord, COMMIT_VERSION_1};
+    use zerocopy::IntoBytes;
+    // What a version-1 updater left: the image, and a record whose
+    // `image_id` field holds the CRC-32 of the whole image.
+    let img = app_image(40, 20, 1);
+    let mut rec = CommitRecord::new(7, img.len() as u32, romfs_format::ext::crc32(&img));
+    rec.version = COMMIT_VERSION_1;
+    let rec = rec.sealed();
+    let mut flash = Flash::new(128 * 1024);
+    flash.load(0, &img);
+    flash.load(layout().commit_offset(0) as usize, rec.as_bytes());
+    for verify in [Verify::CommitOnly, Verify::Full] {
+        let (info, fs) = mapped::mount_ab(flash.contents(), &layout(), verify).unwrap();
+        assert_eq!((info.index, info.generation), (0, 7));
+        assert_eq!(fs.image().bytes(), &img[..]);
+    }
+    // A damaged image fails the full check of a version-1 record too.
+    let mut bad = flash.clone();
+    bad.load(100, &[img[100] ^ 0x10]);
+    assert!(mapped::mount_ab(bad.contents(), &layout(), Verify::Full).is_err());
+    // The next update goes to B and writes a version-2 record.
+    let v2 = app_image(41, 20, 2);
+    let r = update_ab(&mut flash, &v2, 1000).unwrap();
+    assert_eq!((r.slot.unwrap().index, r.slot.unwrap().generation), (1, 8));
+    assert_eq!(r.image_id, identity(&v2));
 }

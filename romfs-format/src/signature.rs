@@ -263,6 +263,46 @@ impl SignedManifest {
     }
 }
 
+/// Sign an image that ends with a signature record (as the writer lays it
+/// out with [`Options::signature`](crate::write::Options::signature), or
+/// an already signed image, to sign it again): set the manifest's `digest`
+/// (the caller's SHA-256 of `image[..signed_len]`, see
+/// [`signed_len`]) and `key_id`, then store `sign(manifest)`. Only the
+/// record's last 160 bytes change; the checksum and everything before it
+/// stay as they are. The cryptography is the caller's.
+pub fn seal(
+    image: &mut [u8],
+    digest: [u8; 32],
+    key_id: [u8; KEY_ID_LEN],
+    sign: impl FnOnce(&[u8; MANIFEST_LEN]) -> [u8; SIGNATURE_LEN],
+) -> Result<Manifest, ManifestError> {
+    let body_at = image
+        .len()
+        .checked_sub(SIGNED_MANIFEST_LEN)
+        .ok_or(ManifestError::Length { len: image.len() })?;
+    let mut manifest = Manifest::parse(&image[body_at..body_at + MANIFEST_LEN])?;
+    if manifest.image_len as usize != image.len() {
+        return Err(ManifestError::Lengths {
+            image_len: manifest.image_len,
+            signed_len: manifest.signed_len,
+        });
+    }
+    manifest.digest = digest;
+    manifest.key_id = key_id;
+    let message = manifest.to_bytes();
+    let signature = sign(&message);
+    image[body_at..body_at + MANIFEST_LEN].copy_from_slice(&message);
+    image[body_at + MANIFEST_LEN..].copy_from_slice(&signature);
+    Ok(manifest)
+}
+
+/// How many leading bytes of a signed image its digest covers: the image
+/// length minus the signature record. `None` when the image is too short
+/// to end with one.
+pub fn signed_len(image: &[u8]) -> Option<usize> {
+    image.len().checked_sub(SIGNATURE_RECORD_LEN)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -77,7 +77,7 @@ fn updater_output_runs_on_real_micropython() {
     );
 
     let flash_path = dir.path().join("flash.bin");
-    let layout = AbLayout::new(Region::new(0, SLOT), Region::new(SLOT, SLOT), E).unwrap();
+    let layout = AbLayout::new(Region::new(0, SLOT), Region::new(SLOT, SLOT), E, 4).unwrap();
     {
         let mut flash = SimFlash::<1, 4, E>::file_backed(&flash_path, 2 * SLOT as usize).unwrap();
         let mut buf = vec![0u8; E];

@@ -27,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
 
     // A/B: both slots, both verification levels, both access paths.
     let half = (cap / 2 * E) as u32;
-    if let Ok(layout) = AbLayout::new(Region::new(0, half), Region::new(half, half), E) {
+    if let Ok(layout) = AbLayout::new(Region::new(0, half), Region::new(half, half), E, 4) {
         for verify in [Verify::CommitOnly, Verify::Full] {
             let _ = mapped::mount_ab(&whole, &layout, verify);
             if let Ok((_, mut fs)) = slots::mount_ab::<_, 16>(&mut sim, &layout, verify) {

@@ -5,7 +5,7 @@ use embedded_storage::nor_flash::NorFlash;
 
 use super::{round_up, Report, Target, UpdateError, Updater, SCRATCH};
 use crate::buffered::BufferedFlash;
-use crate::slots::{self, AbLayout, CommitRecord, Verify, COMMIT_LEN};
+use crate::slots::{self, AbLayout, CommitRecord, Trial, Verify, COMMIT_LEN};
 use crate::LayoutError;
 
 impl<'b, F: NorFlash> Updater<'b, F> {
@@ -20,8 +20,10 @@ impl<'b, F: NorFlash> Updater<'b, F> {
         buf: &'b mut [u8],
     ) -> Result<Self, UpdateError<F::Error>> {
         Self::check_geometry(buf.len(), 1)?;
-        if layout.erase_size() as usize != F::ERASE_SIZE {
-            return Err(LayoutError::NotAligned.into());
+        if layout.erase_size() as usize != F::ERASE_SIZE
+            || layout.write_size() as usize != F::WRITE_SIZE
+        {
+            return Err(LayoutError::Geometry.into());
         }
         if !layout.fits(flash.capacity()) {
             return Err(LayoutError::OutOfBounds.into());
@@ -33,6 +35,9 @@ impl<'b, F: NorFlash> Updater<'b, F> {
         ];
         let reads = device.stats();
         let active = slots::newest(states);
+        if active.is_some_and(|a| matches!(a.trial, Trial::Pending { .. })) {
+            return Err(UpdateError::TrialPending);
+        }
         let index = active.map_or(0, |a| 1 - a.index);
         let generation = match states.iter().flatten().map(|s| s.generation).max() {
             None => 1,
@@ -45,7 +50,21 @@ impl<'b, F: NorFlash> Updater<'b, F> {
         };
         let mut up = Self::with(flash, target, layout.image_region(index), buf);
         up.reads = reads;
+        up.installed = active;
         Ok(up)
+    }
+
+    /// The commit record of the new image: its trial boots and, for a
+    /// signed update, its signature's generation.
+    fn commit_record(&self, generation: u32, total: u32, image_id: u32) -> CommitRecord {
+        let mut rec = CommitRecord::new(generation, total, image_id);
+        rec.trial_boots = self.trial_boots;
+        #[cfg(feature = "signed")]
+        if let Some(manifest) = self.verified_manifest() {
+            rec.flags |= crate::commit::FLAG_SIGNED;
+            rec.image_generation = manifest.generation.into();
+        }
+        rec.sealed()
     }
 
     /// Read the image back, then program and check the commit record.
@@ -61,15 +80,20 @@ impl<'b, F: NorFlash> Updater<'b, F> {
         if self.readback_crc(total, 0, 0)? != crc {
             return Err(UpdateError::VerifyFailed);
         }
-        self.invalidate()?;
-        let rec = CommitRecord::new(generation, total, image_id);
+        let rec = self.commit_record(generation, total, image_id);
         let padded = round_up(COMMIT_LEN, F::WRITE_SIZE);
         if padded > self.buf.len() {
             return Err(LayoutError::Geometry.into());
         }
+        // The record goes on blank flash: an old record, or one torn by a
+        // cut during an earlier attempt's commit, is erased first.
+        let at = layout.commit_offset(index);
+        if !self.all_erased(at, padded)? {
+            self.erase(at)?;
+        }
         self.buf[..padded].fill(0xff);
         self.buf[..COMMIT_LEN].copy_from_slice(zerocopy::IntoBytes::as_bytes(&rec));
-        self.program(layout.commit_offset(index), 0, padded)?;
+        self.program(at, 0, padded)?;
         let mut device = BufferedFlash::new(&mut self.flash, [0u8; SCRATCH]);
         let info = slots::slot_state(&mut device, &layout, index, Verify::CommitOnly);
         self.reads += device.stats();

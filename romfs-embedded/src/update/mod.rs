@@ -11,10 +11,17 @@
 //! update of their mode.
 
 mod ab;
+#[cfg(feature = "signed")]
+mod signed;
 mod single;
+
+#[cfg(feature = "signed")]
+pub use signed::{key_id, TrustPolicy};
 
 use embedded_storage::nor_flash::NorFlash;
 use romfs_format::crc32::Hasher;
+use romfs_format::record::kind;
+use romfs_format::signature::{ManifestError, KEY_ID_LEN};
 use romfs_format::stream::{Scanner, StreamError};
 use romfs_format::{ErrorKind, ReadError};
 
@@ -113,6 +120,46 @@ pub enum UpdateError<E> {
         /// The flash write size.
         write_size: u32,
     },
+    /// The slot that runs holds a trial image that was not confirmed yet:
+    /// updating now would overwrite the only image to fall back to.
+    /// Confirm it (or let it roll back) first.
+    TrialPending,
+    /// More trial boots than [`MAX_TRIAL_BOOTS`](crate::commit::MAX_TRIAL_BOOTS),
+    /// or a commit sector too small for the trial logs.
+    BadTrialBoots {
+        /// The number asked for.
+        boots: u8,
+    },
+    /// A signature is required and the image has none.
+    Unsigned,
+    /// The signature record or the manifest sent ahead is malformed.
+    BadManifest(ManifestError),
+    /// The manifest was signed by another key (its key id).
+    WrongKey {
+        /// The key id in the manifest.
+        key_id: [u8; KEY_ID_LEN],
+    },
+    /// The signature does not verify: the manifest or the signature was altered.
+    BadSignature,
+    /// The image is for another product.
+    WrongProduct,
+    /// The image is not newer than the one installed.
+    Rollback {
+        /// The image's generation.
+        generation: u32,
+        /// The installed image's generation.
+        installed: u32,
+    },
+    /// The image's generation is below the device's minimum.
+    BelowMinimum {
+        /// The image's generation.
+        generation: u32,
+        /// The lowest generation the device accepts.
+        minimum: u32,
+    },
+    /// The image that arrived is not the one the manifest describes (another
+    /// length, digest or signature record).
+    ManifestMismatch,
     /// An earlier error ended this update.
     Aborted,
 }
@@ -190,6 +237,42 @@ impl<E: core::fmt::Debug> core::fmt::Display for UpdateError<E> {
                 "image header is not safe for {write_size}-byte flash writes in a single slot \
                  (build it with --flash-write-size {write_size})"
             ),
+            UpdateError::TrialPending => f.write_str(
+                "the running image is on trial and not confirmed: confirm it before updating",
+            ),
+            UpdateError::BadTrialBoots { boots } => write!(
+                f,
+                "{boots} trial boots: at most {} on a commit sector that holds the trial logs",
+                crate::commit::MAX_TRIAL_BOOTS
+            ),
+            UpdateError::Unsigned => f.write_str("the image is not signed"),
+            UpdateError::BadManifest(e) => write!(f, "{e}"),
+            UpdateError::WrongKey { key_id } => {
+                f.write_str("signed by another key (key id ")?;
+                for b in key_id {
+                    write!(f, "{b:02x}")?;
+                }
+                f.write_str(")")
+            }
+            UpdateError::BadSignature => f.write_str("the signature does not verify"),
+            UpdateError::WrongProduct => f.write_str("the image is for another product"),
+            UpdateError::Rollback {
+                generation,
+                installed,
+            } => write!(
+                f,
+                "generation {generation} is not newer than the installed {installed}"
+            ),
+            UpdateError::BelowMinimum {
+                generation,
+                minimum,
+            } => write!(
+                f,
+                "generation {generation} is below the minimum {minimum} this device accepts"
+            ),
+            UpdateError::ManifestMismatch => {
+                f.write_str("the image does not match its signed manifest")
+            }
             UpdateError::Aborted => f.write_str("update aborted by an earlier error"),
         }
     }
@@ -234,11 +317,26 @@ struct Received {
     scanner: Scanner,
     /// CRC of every byte so far.
     crc: Hasher,
-    /// CRC of the bytes before the last 4, once they have all arrived.
-    crc_before_last4: Option<Hasher>,
+    /// For the last two checksum-shaped records: their offset and the CRC
+    /// of every byte before their value (the identity, if one of them turns
+    /// out to be the image's checksum record).
+    before_value: [Option<(usize, Hasher)>; 2],
+    /// The signature check's running state.
+    #[cfg(feature = "signed")]
+    signed: Option<signed::SignedStream>,
 }
 
 impl Received {
+    fn new() -> Self {
+        Received {
+            scanner: Scanner::new(),
+            crc: Hasher::new(),
+            before_value: [None, None],
+            #[cfg(feature = "signed")]
+            signed: None,
+        }
+    }
+
     /// The declared image length, once the header arrived.
     fn total(&self) -> Option<u32> {
         // The updater refuses lengths over the slot, which is a u32.
@@ -249,33 +347,53 @@ impl Received {
         self.scanner.position() as u32
     }
 
-    /// Hash `piece`, which the scanner took and which starts at `at`.
+    /// Hash `piece`, which the scanner just took and which starts at `at`.
+    /// A piece never spans two top-level records (the scanner stops at
+    /// every boundary), so the record it belongs to says whether it holds
+    /// a checksum value.
     fn hash(&mut self, piece: &[u8], at: u32) {
-        let split = self.total().map(|t| t.saturating_sub(4));
-        match split {
-            Some(split) if at <= split && split < at + piece.len() as u32 => {
-                let (before, after) = piece.split_at((split - at) as usize);
+        let record = match self.scanner.at_record_boundary() {
+            true => self.scanner.last_record(),
+            false => self.scanner.current_record(),
+        };
+        let value_start = record
+            .filter(|r| r.header.kind == kind::PADDING)
+            .filter(|r| r.header.len == romfs_format::ext::CHECKSUM_PAYLOAD_LEN)
+            .map(|r| (r.header.offset, r.header.end() - 4));
+        match value_start {
+            Some((offset, start)) if (at as usize..at as usize + piece.len()).contains(&start) => {
+                let (before, after) = piece.split_at(start - at as usize);
                 self.crc.update(before);
-                self.crc_before_last4 = Some(self.crc.clone());
+                self.before_value = [
+                    self.before_value[1].take(),
+                    Some((offset, self.crc.clone())),
+                ];
                 self.crc.update(after);
             }
             _ => self.crc.update(piece),
         }
-        if split == Some(at + piece.len() as u32) {
-            self.crc_before_last4 = Some(self.crc.clone());
+        #[cfg(feature = "signed")]
+        if let Some(signed) = &mut self.signed {
+            signed.hash(piece, self.scanner.at_record_boundary());
         }
     }
 
-    /// The image's identity, and a checksum record's stored value that does
-    /// not match what arrived.
+    /// The image's identity, or a checksum record's stored value that does
+    /// not match what arrived: (stored, computed).
     fn identity(&self) -> Result<u32, (u32, u32)> {
-        let stored = self.scanner.last_record().and_then(|r| r.checksum());
-        match (stored, &self.crc_before_last4) {
-            (Some(stored), Some(before)) => match before.value() {
-                computed if computed == stored => Ok(stored),
-                computed => Err((stored, computed)),
-            },
-            _ => Ok(self.crc.value()),
+        let Some(record) = self.scanner.checksum_record() else {
+            return Ok(self.crc.value());
+        };
+        let stored = record.checksum().unwrap_or(0);
+        let computed = self
+            .before_value
+            .iter()
+            .flatten()
+            .find(|(offset, _)| *offset == record.header.offset)
+            .map_or(0, |(_, crc)| crc.value());
+        match computed == stored {
+            true => Ok(stored),
+            false => Err((stored, computed)),
         }
     }
 }
@@ -309,6 +427,10 @@ pub struct Updater<'b, F> {
     received: Received,
     header_safe: Option<bool>,
     require_header_safe: bool,
+    /// A/B: trial boots the commit allows (0: committed confirmed).
+    trial_boots: u8,
+    /// The image that runs (A/B: the slot mounting picks) when the update began.
+    installed: Option<SlotInfo>,
     invalidated: bool,
     failed: bool,
     reads: ReadStats,
@@ -339,13 +461,11 @@ impl<'b, F: NorFlash> Updater<'b, F> {
             target,
             region,
             buf,
-            received: Received {
-                scanner: Scanner::new(),
-                crc: Hasher::new(),
-                crc_before_last4: None,
-            },
+            received: Received::new(),
             header_safe: None,
             require_header_safe: false,
+            trial_boots: 0,
+            installed: None,
             invalidated: false,
             failed: false,
             reads: ReadStats::default(),
@@ -366,6 +486,28 @@ impl<'b, F: NorFlash> Updater<'b, F> {
     pub fn require_header_safe(mut self) -> Self {
         self.require_header_safe = true;
         self
+    }
+
+    /// A/B: commit the new image on trial for at most `boots` boots (up to
+    /// [`MAX_TRIAL_BOOTS`](crate::commit::MAX_TRIAL_BOOTS)): it runs until
+    /// the application [`confirm`](crate::boot::confirm)s it, and if it never
+    /// does, mounting falls back to the image that runs now (see
+    /// [`boot`](crate::boot)). 0 (the default) commits it confirmed. Single
+    /// slot cannot roll back: there is no other image to fall back to, so it
+    /// refuses this ([`UpdateError::BadTrialBoots`]).
+    pub fn trial_boots(mut self, boots: u8) -> Result<Self, UpdateError<F::Error>> {
+        let fits = match self.target {
+            Target::Ab { layout, .. } => layout.commit_areas().has_trial_logs(),
+            Target::Single => boots == 0,
+        };
+        if boots > crate::commit::MAX_TRIAL_BOOTS
+            || !fits
+            || F::WRITE_SIZE > crate::boot::MAX_LOG_UNIT
+        {
+            return Err(UpdateError::BadTrialBoots { boots });
+        }
+        self.trial_boots = boots;
+        Ok(self)
     }
 
     /// Single slot: whether the image is header-safe for this flash's
@@ -471,6 +613,8 @@ impl<'b, F: NorFlash> Updater<'b, F> {
         if declared.payload_offset > F::ERASE_SIZE {
             return Err(UpdateError::BadHeader(ErrorKind::VaruintOverlong));
         }
+        #[cfg(feature = "signed")]
+        self.check_declared_len(declared.image_len())?;
         if declared.image_len() > u64::from(self.region.len) {
             return Err(UpdateError::TooLarge {
                 image_len: declared.image_len(),
@@ -550,6 +694,8 @@ impl<'b, F: NorFlash> Updater<'b, F> {
         if total % e != 0 {
             self.flush(total / e, (total % e) as usize)?;
         }
+        #[cfg(feature = "signed")]
+        self.check_signature(total)?;
         let crc = self.received.crc.value();
         match self.target {
             Target::Single => self.finish_single(total, crc, image_id),
@@ -693,6 +839,8 @@ impl<'b, F: NorFlash> Updater<'b, F> {
         if self.target == Target::Single && sector == 0 {
             return Ok(()); // Kept in RAM until the end.
         }
+        #[cfg(feature = "signed")]
+        self.open_progress()?;
         let addr = self.region.offset + sector * F::ERASE_SIZE as u32;
         let at = self.sector_buf_start(sector);
         let padded = round_up(n, F::WRITE_SIZE);
@@ -700,14 +848,78 @@ impl<'b, F: NorFlash> Updater<'b, F> {
         let (equal, erased) = self.compare(addr, at, n, padded)?;
         if equal {
             self.stats.sectors_skipped += 1;
-            return Ok(());
+        } else {
+            self.invalidate()?;
+            if !erased {
+                self.erase(addr)?;
+            }
+            self.program(addr, at, padded)?;
+            self.stats.sectors_programmed += 1;
         }
-        self.invalidate()?;
-        if !erased {
-            self.erase(addr)?;
+        #[cfg(feature = "signed")]
+        if n == F::ERASE_SIZE {
+            self.log_progress(sector)?;
         }
-        self.program(addr, at, padded)?;
-        self.stats.sectors_programmed += 1;
+        Ok(())
+    }
+
+    /// Copy the image bytes at `offset` into `out`: from flash, or from the
+    /// first sector single-slot mode still holds in RAM.
+    #[cfg(feature = "signed")]
+    fn read_image(&mut self, offset: usize, out: &mut [u8]) -> Result<(), UpdateError<F::Error>> {
+        let held = match self.target {
+            Target::Single => F::ERASE_SIZE,
+            Target::Ab { .. } => 0,
+        };
+        for (i, byte) in out.iter_mut().enumerate() {
+            let at = offset + i;
+            if at < held {
+                *byte = self.buf[held + at];
+            }
+        }
+        let from = offset.max(held);
+        let end = offset + out.len();
+        if from < end {
+            let mut pos = from - offset;
+            let start = self.region.offset + from as u32;
+            let mut data = core::mem::take(&mut self.buf);
+            let result = self.visit_flash(start, end - from, |piece| {
+                out[pos..pos + piece.len()].copy_from_slice(piece);
+                pos += piece.len();
+                true
+            });
+            core::mem::swap(&mut self.buf, &mut data);
+            result?;
+        }
+        Ok(())
+    }
+
+    /// Resuming: read sector `sector` of the target back and follow it as
+    /// if it had just streamed in.
+    #[cfg(feature = "signed")]
+    fn replay_sector(&mut self, sector: u32) -> Result<(), UpdateError<F::Error>> {
+        let e = F::ERASE_SIZE;
+        let addr = self.region.offset + sector * e as u32;
+        let mut data = core::mem::take(&mut self.buf);
+        let mut pos = 0;
+        let read = self.visit_flash(addr, e, |piece| {
+            data[pos..pos + piece.len()].copy_from_slice(piece);
+            pos += piece.len();
+            true
+        });
+        core::mem::swap(&mut self.buf, &mut data);
+        read?;
+        let mut done = 0;
+        while done < e {
+            let had_header = self.received.total().is_some();
+            let at = self.received.position();
+            let n = self.received.scanner.feed(&self.buf[done..e])?;
+            self.received.hash(&self.buf[done..done + n], at);
+            if !had_header && self.received.total().is_some() {
+                self.header_arrived()?;
+            }
+            done += n;
+        }
         Ok(())
     }
 
