@@ -492,7 +492,7 @@ impl<'b, F: NorFlash> Updater<'b, F> {
     /// [`MAX_TRIAL_BOOTS`](crate::commit::MAX_TRIAL_BOOTS)): it runs until
     /// the application [`confirm`](crate::boot::confirm)s it, and if it never
     /// does, mounting falls back to the image that runs now (see
-    /// [`boot`](crate::boot)). 0 (the default) commits it confirmed. Single
+    /// [`boot`](mod@crate::boot)). 0 (the default) commits it confirmed. Single
     /// slot cannot roll back: there is no other image to fall back to, so it
     /// refuses this ([`UpdateError::BadTrialBoots`]).
     pub fn trial_boots(mut self, boots: u8) -> Result<Self, UpdateError<F::Error>> {
