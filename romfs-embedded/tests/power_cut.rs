@@ -16,7 +16,7 @@
 
 mod common;
 
-use common::{app_files, build};
+use common::{app_files, build, partials};
 use romfs_embedded::mapped;
 use romfs_embedded::sim::{Partial, SimError, SimFlash};
 use romfs_embedded::slots::{self, AbLayout, Verify};
@@ -27,16 +27,6 @@ use romfs_format::{Checksum, Image};
 
 const E: usize = 4096;
 const SLOT: u32 = 64 * 1024;
-
-fn partials(i: u64) -> [Partial; 5] {
-    [
-        Partial::Nothing,
-        Partial::Prefix { num: 1, den: 3 },
-        Partial::Prefix { num: 2, den: 3 },
-        Partial::RandomBits(0x5eed ^ i),
-        Partial::Everything,
-    ]
-}
 
 fn layout<const W: usize>() -> AbLayout {
     AbLayout::new(Region::new(0, SLOT), Region::new(SLOT, SLOT), E, W).unwrap()

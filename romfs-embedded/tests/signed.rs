@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{app_files, build, Rng};
+use common::{app_files, build, partials, Rng};
 use ed25519_dalek::{Signer, SigningKey};
 use romfs_embedded::boot::{self, Booted};
 use romfs_embedded::sim::{Partial, SimError, SimFlash, SimStats};
@@ -349,16 +349,6 @@ fn a_trial_image_rolls_back_unless_confirmed() {
         );
         assert_eq!(writes_and_erases(flash.stats()), (0, 0));
     }
-}
-
-fn partials(i: u64) -> [Partial; 5] {
-    [
-        Partial::Nothing,
-        Partial::Prefix { num: 1, den: 3 },
-        Partial::Prefix { num: 2, den: 3 },
-        Partial::RandomBits(0x5eed ^ i),
-        Partial::Everything,
-    ]
 }
 
 /// Run `op` on a copy of `base` with power cut at each of its flash

@@ -776,6 +776,15 @@ impl<'b, F: NorFlash> Updater<'b, F> {
         Ok(())
     }
 
+    /// Program `bytes` (whole write units) at `addr`, counted.
+    #[cfg(feature = "signed")]
+    fn write_bytes(&mut self, addr: u32, bytes: &[u8]) -> Result<(), UpdateError<F::Error>> {
+        self.flash.write(addr, bytes).map_err(UpdateError::Flash)?;
+        self.stats.writes += 1;
+        self.stats.bytes_written += bytes.len() as u64;
+        Ok(())
+    }
+
     /// Program `buf[at..at + len]` at `addr`, leaving runs of all-0xFF
     /// write units of at least 32 bytes unprogrammed (so an all-0xFF unit
     /// reads as, and is, erased; short gaps are programmed along with their

@@ -295,12 +295,7 @@ impl<'b, F: NorFlash> Updater<'b, F> {
         if found != begin {
             return Ok(0);
         }
-        if let Some(p) = self
-            .received
-            .signed
-            .as_mut()
-            .and_then(|s| s.progress.as_mut())
-        {
+        if let Some(p) = self.progress_mut() {
             p.opened = true;
             p.next_unit = next;
         }
@@ -332,21 +327,16 @@ impl<'b, F: NorFlash> Updater<'b, F> {
         let len = areas.resume_begin_len();
         let mut unit = [0xffu8; crate::boot::MAX_LOG_UNIT + RESUME_BEGIN_LEN];
         unit[..RESUME_BEGIN_LEN].copy_from_slice(&begin);
-        self.flash
-            .write(commit + areas.resume_begin() as u32, &unit[..len])
-            .map_err(UpdateError::Flash)?;
-        self.stats.writes += 1;
-        self.stats.bytes_written += len as u64;
+        self.write_bytes(commit + areas.resume_begin() as u32, &unit[..len])?;
         self.invalidated = true;
-        if let Some(p) = self
-            .received
-            .signed
-            .as_mut()
-            .and_then(|s| s.progress.as_mut())
-        {
+        if let Some(p) = self.progress_mut() {
             p.opened = true;
         }
         Ok(())
+    }
+
+    fn progress_mut(&mut self) -> Option<&mut Progress> {
+        self.received.signed.as_mut()?.progress.as_mut()
     }
 
     /// Sector `sector` of the image is in flash: log it.
@@ -354,12 +344,7 @@ impl<'b, F: NorFlash> Updater<'b, F> {
         let Target::Ab { layout, index, .. } = self.target else {
             return Ok(());
         };
-        let Some(p) = self
-            .received
-            .signed
-            .as_mut()
-            .and_then(|s| s.progress.as_mut())
-        else {
+        let Some(p) = self.progress_mut() else {
             return Ok(());
         };
         if !p.opened || !(sector + 1).is_multiple_of(p.group) || p.next_unit >= p.units {
@@ -370,12 +355,7 @@ impl<'b, F: NorFlash> Updater<'b, F> {
         let areas = layout.commit_areas();
         let at = layout.commit_offset(index) + areas.progress_unit(unit as usize) as u32;
         let zeros = [0u8; crate::boot::MAX_LOG_UNIT];
-        self.flash
-            .write(at, &zeros[..F::WRITE_SIZE])
-            .map_err(UpdateError::Flash)?;
-        self.stats.writes += 1;
-        self.stats.bytes_written += F::WRITE_SIZE as u64;
-        Ok(())
+        self.write_bytes(at, &zeros[..F::WRITE_SIZE])
     }
 
     /// Check the signature record that ended the stream: the manifest (the

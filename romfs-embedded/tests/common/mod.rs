@@ -69,3 +69,15 @@ pub fn app_image(seed: u64, kib: usize, version: u32) -> Vec<u8> {
 pub fn identity(image: &[u8]) -> u32 {
     romfs_format::Image::parse(image).unwrap().identity()
 }
+
+/// The states an interrupted erase or write is left in, for power-cut tests.
+pub fn partials(i: u64) -> [romfs_embedded::sim::Partial; 5] {
+    use romfs_embedded::sim::Partial;
+    [
+        Partial::Nothing,
+        Partial::Prefix { num: 1, den: 3 },
+        Partial::Prefix { num: 2, den: 3 },
+        Partial::RandomBits(0x5eed ^ i),
+        Partial::Everything,
+    ]
+}
