@@ -53,8 +53,10 @@ for dir in */fuzz; do
   [ -f "$crate/fuzz/Cargo.toml" ] || continue
   for target in $(cd "$crate" && "${fuzz[@]}" list); do
     corpus=$(mktemp -d)
+    # A target's seeds: fuzz/seeds/TARGET/ if it has its own, else fuzz/seeds/.
     seeds=()
-    [ -d "$crate/fuzz/seeds" ] && seeds=("$crate/fuzz/seeds")
+    if [ -d "$crate/fuzz/seeds/$target" ]; then seeds=("$crate/fuzz/seeds/$target")
+    elif [ -d "$crate/fuzz/seeds" ]; then seeds=("$crate/fuzz/seeds"); fi
     (cd "$crate" && "${fuzz[@]}" run "$target" "$corpus" "${seeds[@]/#$crate\//}" -- -max_total_time="$seconds" -rss_limit_mb=4096 2>&1 | tail -n 2)
     rm -rf "$corpus"
   done
