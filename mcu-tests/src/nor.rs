@@ -69,7 +69,7 @@ pub struct Counts {
 
 fn check(offset: u32, len: usize, unit: usize, capacity: usize) -> Result<(), FlashError> {
     let len32 = len as u32;
-    if unit == 0 || offset as usize % unit != 0 || len % unit != 0 {
+    if unit == 0 || !(offset as usize).is_multiple_of(unit) || !len.is_multiple_of(unit) {
         return Err(FlashError::NotAligned { offset, len: len32 });
     }
     match (offset as usize).checked_add(len) {
@@ -139,7 +139,13 @@ impl<'a, const R: usize, const W: usize, const E: usize> RamNorFlash<'a, R, W, E
     /// `programmed` must hold a bit per write unit; `None` when the sizes
     /// do not fit together.
     pub fn new(bytes: &'a mut [u8], programmed: &'a mut [u8]) -> Option<Self> {
-        if E == 0 || W == 0 || R == 0 || E % W != 0 || E % R != 0 || bytes.len() % E != 0 {
+        if E == 0
+            || W == 0
+            || R == 0
+            || !E.is_multiple_of(W)
+            || !E.is_multiple_of(R)
+            || !bytes.len().is_multiple_of(E)
+        {
             return None;
         }
         if programmed.len() * 8 < bytes.len() / W {

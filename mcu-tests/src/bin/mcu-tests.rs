@@ -35,6 +35,8 @@ static mut UPDATE_BUF: [u8; 2 * SECTOR as usize] = [0; 2 * SECTOR as usize];
 /// A test failed; what and where was printed already.
 struct Failed;
 type Outcome = Result<(), Failed>;
+type Test = fn(&mut Ctx) -> Outcome;
+type CrcUpdate = fn(u32, &[u8]) -> u32;
 
 macro_rules! fail {
     ($($what:tt)+) => {{
@@ -124,7 +126,7 @@ fn main() -> ! {
         flash,
         buf,
     };
-    let tests: [(&str, fn(&mut Ctx) -> Outcome); 9] = [
+    let tests: [(&str, Test); 9] = [
         ("crc32 implementations agree", crc_agrees),
         ("mapped mount and open", mapped_read),
         (
@@ -180,7 +182,7 @@ fn crc_agrees(_: &mut Ctx) -> Outcome {
     ensure!(crc32::checksum(b"123456789") == 0xCBF4_3926, "check value");
     let data = images::main();
     let want = crc32::checksum(data);
-    let impls: [(&str, fn(u32, &[u8]) -> u32); 3] = [
+    let impls: [(&str, CrcUpdate); 3] = [
         ("table-free", crc32::update_table_free),
         ("small table", crc32::update_small_table),
         ("table", crc32::update_table),
@@ -245,7 +247,10 @@ fn typed_views(cx: &mut Ctx) -> Outcome {
     let m = &mut cx.meter;
     let fs = ok!(ops::mapped_mount(m, images::main()), "mount");
     let raw = ok!(ops::mapped_open(m, &fs, b"table.u32"), "open table.u32");
-    ensure!(raw.as_ptr() as usize % 16 == 0, "table.u32 is not aligned");
+    ensure!(
+        (raw.as_ptr() as usize).is_multiple_of(16),
+        "table.u32 is not aligned"
+    );
     let table = ok!(
         ops::mapped_open_typed::<u32>(m, &fs, b"table.u32"),
         "table.u32 as [u32]"
