@@ -8,6 +8,8 @@ use std::time::Instant;
 
 use romfs_format::crc32;
 
+type Update<'a> = &'a dyn Fn(u32, &[u8]) -> u32;
+
 fn main() {
     let data: Vec<u8> = (0u32..4 << 20)
         .map(|i| (i.wrapping_mul(0x9E37_79B1) >> 24) as u8)
@@ -17,7 +19,7 @@ fn main() {
         h.update(bytes);
         h.finalize()
     };
-    let impls: [(&str, &dyn Fn(u32, &[u8]) -> u32); 4] = [
+    let impls: [(&str, Update); 4] = [
         ("crc32fast", &fast),
         ("table", &crc32::update_table),
         ("small-table", &crc32::update_small_table),
