@@ -4,11 +4,11 @@
 //! measure its stack and the size probes leave out.
 
 use embedded_storage::nor_flash::{NorFlash, ReadNorFlash};
-use romfs_embedded::mapped::{self, MappedFs, OpenError, ViewError};
-use romfs_embedded::slots::{self, MountError};
-use romfs_embedded::update::Report;
+use romfs_embedded::mapped::{self, MappedFs};
+use romfs_embedded::slots;
 use romfs_embedded::{
-    AbLayout, Error, FlashFs, FsNode, Partition, Region, SlotInfo, UpdateError, Updater, Verify,
+    AbLayout, Checksum, Error, FlashFs, NodeInfo, Partition, Region, Report, SlotInfo, UpdateError,
+    Updater, Verify,
 };
 use zerocopy::{FromBytes, Immutable, KnownLayout};
 
@@ -99,10 +99,7 @@ impl Meter for Unmetered {
 }
 
 /// Mount the image at the start of memory-mapped `region`.
-pub fn mapped_mount<'a>(
-    m: &mut impl Meter,
-    region: &'a [u8],
-) -> Result<MappedFs<'a>, romfs_format::Error> {
+pub fn mapped_mount<'a>(m: &mut impl Meter, region: &'a [u8]) -> Result<MappedFs<'a>, Error> {
     m.run(Op::MappedMount, || MappedFs::mount(region))
 }
 
@@ -111,7 +108,7 @@ pub fn mapped_open<'a>(
     m: &mut impl Meter,
     fs: &MappedFs<'a>,
     path: &[u8],
-) -> Result<&'a [u8], OpenError> {
+) -> Result<&'a [u8], Error> {
     m.run(Op::MappedOpen, || fs.open(path))
 }
 
@@ -120,7 +117,7 @@ pub fn mapped_open_typed<'a, T: FromBytes + Immutable + KnownLayout>(
     m: &mut impl Meter,
     fs: &MappedFs<'a>,
     path: &[u8],
-) -> Result<&'a [T], OpenError> {
+) -> Result<&'a [T], Error> {
     m.run(Op::MappedView, || fs.open_typed::<T>(path))
 }
 
@@ -128,7 +125,7 @@ pub fn mapped_open_typed<'a, T: FromBytes + Immutable + KnownLayout>(
 pub fn view<'a, T: FromBytes + Immutable + KnownLayout>(
     m: &mut impl Meter,
     data: &'a [u8],
-) -> Result<&'a [T], ViewError> {
+) -> Result<&'a [T], Error> {
     m.run(Op::MappedView, || mapped::view::<T>(data))
 }
 
@@ -146,7 +143,7 @@ pub fn flash_lookup<F: ReadNorFlash, const N: usize>(
     m: &mut impl Meter,
     fs: &mut FlashFs<F, N>,
     path: &[u8],
-) -> Result<Option<FsNode>, Error<F::Error>> {
+) -> Result<Option<NodeInfo>, Error<F::Error>> {
     m.run(Op::FlashLookup, || fs.lookup(path))
 }
 
@@ -154,7 +151,7 @@ pub fn flash_lookup<F: ReadNorFlash, const N: usize>(
 pub fn flash_read<F: ReadNorFlash, const N: usize>(
     m: &mut impl Meter,
     fs: &mut FlashFs<F, N>,
-    file: &FsNode,
+    file: &NodeInfo,
     offset: usize,
     out: &mut [u8],
 ) -> Result<usize, Error<F::Error>> {
@@ -165,7 +162,7 @@ pub fn flash_read<F: ReadNorFlash, const N: usize>(
 pub fn flash_checksum<F: ReadNorFlash, const N: usize>(
     m: &mut impl Meter,
     fs: &mut FlashFs<F, N>,
-) -> Result<romfs_format::Checksum, Error<F::Error>> {
+) -> Result<Checksum, Error<F::Error>> {
     m.run(Op::FlashChecksum, || fs.checksum())
 }
 
@@ -174,7 +171,7 @@ pub fn ab_mount_mapped<'a>(
     m: &mut impl Meter,
     device: &'a [u8],
     layout: &AbLayout,
-) -> Option<(SlotInfo, MappedFs<'a>)> {
+) -> Result<(SlotInfo, MappedFs<'a>), Error> {
     m.run(Op::AbMountMapped, || {
         mapped::mount_ab(device, layout, Verify::Full)
     })
@@ -186,7 +183,7 @@ pub fn ab_mount_flash<F: ReadNorFlash, const N: usize>(
     m: &mut impl Meter,
     flash: F,
     layout: &AbLayout,
-) -> Result<(SlotInfo, FlashFs<Partition<F>, N>), MountError<F::Error>> {
+) -> Result<(SlotInfo, FlashFs<Partition<F>, N>), Error<F::Error>> {
     m.run(Op::AbMountFlash, || {
         slots::mount_ab::<F, N>(flash, layout, Verify::Full)
     })
@@ -226,11 +223,12 @@ pub fn write<F: NorFlash>(
     m.run(Op::Write, || up.write(chunk))
 }
 
-/// Check, write the rest, verify and commit.
+/// Check (against the image identity the sender meant, if given), write
+/// the rest, verify and commit.
 pub fn finish<F: NorFlash>(
     m: &mut impl Meter,
     up: Updater<'_, F>,
-    expected_crc: Option<u32>,
+    expected_id: Option<u32>,
 ) -> Result<Report, UpdateError<F::Error>> {
-    m.run(Op::Finish, || up.finish(expected_crc))
+    m.run(Op::Finish, || up.finish(expected_id))
 }

@@ -11,8 +11,8 @@ use cortex_m_rt::{entry, exception, ExceptionFrame};
 use cortex_m_semihosting::{debug, hprintln};
 use embedded_storage::nor_flash::NorFlash;
 use panic_semihosting as _;
-use romfs_embedded::mapped::{MappedFs, OpenError, ViewError};
-use romfs_embedded::{AbLayout, Region, UpdateError, Updater};
+use romfs_embedded::mapped::MappedFs;
+use romfs_embedded::{AbLayout, Error, Region, UpdateError, Updater};
 use romfs_format::crc32;
 use romfs_format::Checksum;
 use romfs_mcu_tests::nor::{FlashError, RamNorFlash, ReadFlash};
@@ -224,7 +224,7 @@ fn mapped_read(cx: &mut Ctx) -> Outcome {
         "blob.bin contents"
     );
     let dir = ops::mapped_open(m, &fs, b"lib/deep");
-    ensure!(dir == Err(OpenError::IsDir), "a folder opened: {:?}", dir);
+    ensure!(dir == Err(Error::IsDir), "a folder opened: {:?}", dir);
     for missing in [
         &b"nope"[..],
         b"hello.txt/x",
@@ -232,7 +232,7 @@ fn mapped_read(cx: &mut Ctx) -> Outcome {
         b"lib/util",
     ] {
         let r = ops::mapped_open(m, &fs, missing);
-        ensure!(r == Err(OpenError::NotFound), "{:?}: {:?}", missing, r);
+        ensure!(r == Err(Error::NotFound), "{:?}: {:?}", missing, r);
     }
     let checksum = fs.image().checksum();
     ensure!(
@@ -268,13 +268,13 @@ fn typed_views(cx: &mut Ctx) -> Outcome {
     ensure!(address % 2 == 1, "odd.u32 is at an even address");
     let refused = ops::mapped_open_typed::<u32>(m, &fs, b"odd.u32");
     ensure!(
-        refused == Err(OpenError::View(ViewError::Misaligned { address, align: 4 })),
+        refused == Err(Error::Misaligned { address, align: 4 }),
         "misaligned u32 view: {:?}",
         refused.map(<[u32]>::len)
     );
     let refused = ops::view::<u16>(m, raw);
     ensure!(
-        matches!(refused, Err(ViewError::Misaligned { align: 2, .. })),
+        matches!(refused, Err(Error::Misaligned { align: 2, .. })),
         "misaligned u16 view: {:?}",
         refused.map(<[u16]>::len)
     );
@@ -290,7 +290,7 @@ fn typed_views(cx: &mut Ctx) -> Outcome {
     }
     let seven = ops::mapped_open_typed::<u32>(m, &fs, b"seven.bin");
     ensure!(
-        seven == Err(OpenError::View(ViewError::WrongSize { len: 7, elem: 4 })),
+        seven == Err(Error::WrongSize { len: 7, elem: 4 }),
         "7 bytes as u32: {:?}",
         seven.map(<[u32]>::len)
     );
@@ -458,20 +458,27 @@ fn feed<F: NorFlash>(
     Ok(())
 }
 
-type Update = Result<romfs_embedded::update::Report, UpdateError<FlashError>>;
+type Update = Result<romfs_embedded::Report, UpdateError<FlashError>>;
 
 /// A whole A/B update of `cx.flash`, with the active slot write-protected.
-fn run_ab(cx: &mut Ctx, layout: AbLayout, s: &Stream, expected_crc: Option<u32>) -> Update {
-    let active = ops::ab_mount_mapped(&mut cx.meter, cx.flash.bytes(), &layout).map(|(i, _)| i);
+fn run_ab(cx: &mut Ctx, layout: AbLayout, s: &Stream, expected_id: Option<u32>) -> Update {
+    let active = ops::ab_mount_mapped(&mut cx.meter, cx.flash.bytes(), &layout)
+        .ok()
+        .map(|(i, _)| i);
     cx.flash.protect(active.map(|i| {
         let slot = layout.slot(i.index);
         (slot.offset, slot.len)
     }));
     let mut up = ops::begin_ab(&mut cx.meter, &mut cx.flash, layout, &mut cx.buf[..])?;
     let fed = feed(&mut cx.meter, &mut up, s);
-    let result = fed.and_then(|()| ops::finish(&mut cx.meter, up, expected_crc));
+    let result = fed.and_then(|()| ops::finish(&mut cx.meter, up, expected_id));
     cx.flash.protect(None);
     result
+}
+
+/// The identity a sender would announce for `image`.
+fn identity(image: &[u8]) -> Result<u32, Failed> {
+    Ok(ok!(romfs_format::Image::parse(image), "parse").identity())
 }
 
 fn layout() -> AbLayout {
@@ -496,9 +503,10 @@ fn expect_active(
 ) -> Outcome {
     let m = &mut cx.meter;
     let info = {
-        let Some((info, fs)) = ops::ab_mount_mapped(m, cx.flash.bytes(), layout) else {
-            fail!("no slot mounts")
-        };
+        let (info, fs) = ok!(
+            ops::ab_mount_mapped(m, cx.flash.bytes(), layout),
+            "mapped A/B mount"
+        );
         ensure!(
             info.index == index && info.generation == generation,
             "mounted slot {} generation {}, want {} and {}",
@@ -543,9 +551,11 @@ fn expect_active(
 
 fn ab_update(cx: &mut Ctx) -> Outcome {
     let layout = layout();
+    let none = ops::ab_mount_mapped(&mut cx.meter, cx.flash.bytes(), &layout);
     ensure!(
-        ops::ab_mount_mapped(&mut cx.meter, cx.flash.bytes(), &layout).is_none(),
-        "erased flash mounts"
+        matches!(none, Err(Error::NoImage)),
+        "erased flash: {:?}",
+        none.map(|(info, _)| info)
     );
     let r = ok!(
         run_ab(cx, layout, &Stream::whole(images::v1(), 0), None),
@@ -557,12 +567,12 @@ fn ab_update(cx: &mut Ctx) -> Outcome {
         r.slot
     );
     expect_active(cx, &layout, 0, 1, images::v1(), content::NOTE_V1)?;
-    let crc = crc32::checksum(images::v2());
+    let id = identity(images::v2())?;
     let r = ok!(
-        run_ab(cx, layout, &Stream::whole(images::v2(), 3), Some(crc)),
+        run_ab(cx, layout, &Stream::whole(images::v2(), 3), Some(id)),
         "update to v2"
     );
-    ensure!(r.crc == crc, "report crc {:#x}", r.crc);
+    ensure!(r.image_id == id, "report image id {:#x}", r.image_id);
     expect_active(cx, &layout, 1, 2, images::v2(), content::NOTE_V2)?;
     // Back to v1: slot A holds it already, only its commit changes.
     let before = cx.flash.counts();
@@ -588,7 +598,7 @@ fn ab_errors(cx: &mut Ctx) -> Outcome {
     expect_active(cx, &layout, 0, 1, images::v2(), content::NOTE_V2)?;
     let v1 = images::v1();
     let big_at = v1.len() / 2;
-    let wrong_crc = crc32::checksum(v1) ^ 1;
+    let wrong_id = identity(v1)? ^ 1;
     let cases: [(&str, Stream, Option<u32>); 4] = [
         (
             "corrupt",
@@ -598,7 +608,11 @@ fn ab_errors(cx: &mut Ctx) -> Outcome {
             },
             None,
         ),
-        ("wrong expected CRC", Stream::whole(v1, 2), Some(wrong_crc)),
+        (
+            "another image expected",
+            Stream::whole(v1, 2),
+            Some(wrong_id),
+        ),
         (
             "truncated",
             Stream {
@@ -620,8 +634,8 @@ fn ab_errors(cx: &mut Ctx) -> Outcome {
         let r = run_ab(cx, layout, &stream, expected);
         let right = match (what, &r) {
             ("corrupt", Err(UpdateError::ChecksumMismatch { .. })) => true,
-            ("wrong expected CRC", Err(UpdateError::ChecksumMismatch { expected, .. })) => {
-                *expected == wrong_crc
+            ("another image expected", Err(UpdateError::WrongImage { expected, .. })) => {
+                *expected == wrong_id
             }
             (
                 "truncated",
@@ -673,10 +687,10 @@ fn ab_errors(cx: &mut Ctx) -> Outcome {
 
 const SLOT: Region = Region::new(0, 12 * SECTOR);
 
-fn run_single(cx: &mut Ctx, region: Region, s: &Stream, expected_crc: Option<u32>) -> Update {
+fn run_single(cx: &mut Ctx, region: Region, s: &Stream, expected_id: Option<u32>) -> Update {
     let mut up = ops::begin_single(&mut cx.meter, &mut cx.flash, region, &mut cx.buf[..])?;
     feed(&mut cx.meter, &mut up, s)?;
-    ops::finish(&mut cx.meter, up, expected_crc)
+    ops::finish(&mut cx.meter, up, expected_id)
 }
 
 /// The single slot holds exactly `image`, which mounts and checks out.
@@ -712,9 +726,9 @@ fn single_update(cx: &mut Ctx) -> Outcome {
     );
     ensure!(r.header_safe && !r.unchanged, "report {:?}", r);
     expect_single(cx, images::v1(), content::NOTE_V1)?;
-    let crc = crc32::checksum(images::v2());
+    let id = identity(images::v2())?;
     ok!(
-        run_single(cx, SLOT, &Stream::whole(images::v2(), 6), Some(crc)),
+        run_single(cx, SLOT, &Stream::whole(images::v2(), 6), Some(id)),
         "update to v2"
     );
     expect_single(cx, images::v2(), content::NOTE_V2)?;
@@ -750,7 +764,7 @@ fn single_errors(cx: &mut Ctx) -> Outcome {
     ensure!(
         matches!(r, Err(UpdateError::ChecksumMismatch { .. })),
         "corrupt: {:?}",
-        r.map(|r| r.crc)
+        r.map(|r| r.image_id)
     );
     expect_no_corrupt_image(cx, images::v2())?;
     let r = run_single(
@@ -765,7 +779,7 @@ fn single_errors(cx: &mut Ctx) -> Outcome {
     ensure!(
         matches!(r, Err(UpdateError::Truncated { .. })),
         "truncated: {:?}",
-        r.map(|r| r.crc)
+        r.map(|r| r.image_id)
     );
     expect_no_corrupt_image(cx, images::v2())?;
     // The slot recovers with a good image.
@@ -780,13 +794,13 @@ fn single_errors(cx: &mut Ctx) -> Outcome {
     ensure!(
         matches!(r, Err(UpdateError::TooLarge { capacity, .. }) if capacity == 2 * SECTOR),
         "too large: {:?}",
-        r.map(|r| r.crc)
+        r.map(|r| r.image_id)
     );
     let r = run_single(cx, SLOT, &Stream::whole(images::unsafe_header(), 0), None);
     ensure!(
         matches!(r, Err(UpdateError::HeaderNotSafe { write_size: 8 })),
         "unsafe header: {:?}",
-        r.map(|r| r.crc)
+        r.map(|r| r.image_id)
     );
     let after = cx.flash.counts();
     ensure!(

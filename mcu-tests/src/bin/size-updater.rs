@@ -27,6 +27,7 @@ fn main() -> ! {
         }
         let path: &[u8] = black_box(b"note.txt");
         let opened = ops::ab_mount_mapped(m, c.flash.0.bytes(), &layout)
+            .ok()
             .and_then(|(_, fs)| ops::mapped_open(m, &fs, path).ok());
         probe::sink(opened.map(|d| (d.as_ptr(), d.len())));
     }
