@@ -13,6 +13,8 @@ use crate::nor::{RamNorFlash, ReadFlash};
 
 /// Sector size of the probes' writable flash.
 pub const SECTOR: usize = 256;
+/// Write unit of the probes' writable flash.
+pub const WRITE: usize = 8;
 const BYTES: usize = 24 * SECTOR;
 
 static mut RAM: [u8; BYTES] = [0; BYTES];
@@ -60,7 +62,7 @@ impl<F: NorFlash> NorFlash for Driver<F> {
 /// Read-only flash holding the main image, read in 4-byte units.
 pub type RomFlash = Driver<ReadFlash<'static, 4>>;
 /// Writable flash in RAM.
-pub type WritableFlash = Driver<RamNorFlash<'static, 4, 8, SECTOR>>;
+pub type WritableFlash = Driver<RamNorFlash<'static, 4, WRITE, SECTOR>>;
 
 /// What every probe has: the drivers, each used once, and the images.
 pub struct Common {

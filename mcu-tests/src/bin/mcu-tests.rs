@@ -21,7 +21,7 @@ use romfs_mcu_tests::{content, images, stack};
 use zerocopy::little_endian::U32;
 
 /// Reads in 4-byte units, writes in 8, erases 256-byte sectors.
-type Flash = RamNorFlash<'static, 4, 8, 256>;
+type Flash = RamNorFlash<'static, 4, { content::WRITE_SIZE }, 256>;
 const SECTOR: u32 = 256;
 const FLASH_BYTES: usize = 24 * SECTOR as usize;
 /// The non-mapped reader's buffer: a few `READ_SIZE` units.
@@ -487,6 +487,7 @@ fn layout() -> AbLayout {
         Region::new(0, half),
         Region::new(half, half),
         SECTOR as usize,
+        content::WRITE_SIZE,
     )
     .unwrap_or_else(|e| panic!("layout: {e:?}"))
 }
@@ -666,7 +667,8 @@ fn ab_errors(cx: &mut Ctx) -> Outcome {
         AbLayout::new(
             Region::new(0, 3 * SECTOR),
             Region::new(3 * SECTOR, 3 * SECTOR),
-            SECTOR as usize
+            SECTOR as usize,
+            content::WRITE_SIZE,
         ),
         "small layout"
     );

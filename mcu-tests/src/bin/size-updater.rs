@@ -15,8 +15,12 @@ fn main() -> ! {
     let mut c = probe::common();
     let m = &mut Unmetered;
     let half = black_box(12 * probe::SECTOR as u32);
-    if let Ok(layout) = AbLayout::new(Region::new(0, half), Region::new(half, half), probe::SECTOR)
-    {
+    if let Ok(layout) = AbLayout::new(
+        Region::new(0, half),
+        Region::new(half, half),
+        probe::SECTOR,
+        probe::WRITE,
+    ) {
         if let Ok(mut up) = ops::begin_ab(m, &mut c.flash, layout, &mut c.buf[..]) {
             let chunk = black_box(100);
             let written = c
