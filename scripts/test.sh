@@ -9,7 +9,7 @@ export CI=${CI:-false}
 step() { printf '\n==> %s\n' "$*"; }
 
 step "system packages"
-packages=(fuse3 squashfs-tools squashfuse erofs-utils genromfs)
+packages=(fuse3 squashfs-tools squashfuse erofs-utils genromfs qemu-system-arm)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -40,6 +40,9 @@ fi
 step "tests"
 cargo test -p romfs-format --no-default-features --lib
 cargo test --workspace
+
+step "romfs-embedded on emulated microcontrollers (QEMU): tests, size and stack budgets"
+bash scripts/mcu.sh
 
 step "fuzzing, briefly"
 if ! command -v cargo-fuzz >/dev/null 2>&1; then

@@ -1,0 +1,119 @@
+//! What every size probe links besides the part it measures: a flash
+//! driver for reading, one for reading and writing, and the images, each
+//! used once in a way the optimizer cannot see through. `size-baseline`
+//! is this alone, so a probe's size minus the baseline's is what the part
+//! adds to a firmware that already has its flash drivers.
+
+use core::hint::black_box;
+
+use embedded_storage::nor_flash::{ErrorType, NorFlash, ReadNorFlash};
+
+use crate::images;
+use crate::nor::{RamNorFlash, ReadFlash};
+
+/// Sector size of the probes' writable flash.
+pub const SECTOR: usize = 256;
+/// Write unit of the probes' writable flash.
+pub const WRITE: usize = 8;
+const BYTES: usize = 24 * SECTOR;
+
+static mut RAM: [u8; BYTES] = [0; BYTES];
+static mut PROGRAMMED: [u8; BYTES / 8 / 8] = [0; BYTES / 8 / 8];
+static mut BUF: [u8; 2 * SECTOR] = [0; 2 * SECTOR];
+
+/// A flash driver as a firmware has one: its methods are not inlined
+/// into romfs code, so their size counts once, in the baseline.
+#[derive(Debug)]
+pub struct Driver<F>(pub F);
+
+impl<F: ErrorType> ErrorType for Driver<F> {
+    type Error = F::Error;
+}
+
+impl<F: ReadNorFlash> ReadNorFlash for Driver<F> {
+    const READ_SIZE: usize = F::READ_SIZE;
+
+    #[inline(never)]
+    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Self::Error> {
+        self.0.read(offset, bytes)
+    }
+
+    #[inline(never)]
+    fn capacity(&self) -> usize {
+        self.0.capacity()
+    }
+}
+
+impl<F: NorFlash> NorFlash for Driver<F> {
+    const WRITE_SIZE: usize = F::WRITE_SIZE;
+    const ERASE_SIZE: usize = F::ERASE_SIZE;
+
+    #[inline(never)]
+    fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
+        self.0.erase(from, to)
+    }
+
+    #[inline(never)]
+    fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), Self::Error> {
+        self.0.write(offset, bytes)
+    }
+}
+
+/// Read-only flash holding the main image, read in 4-byte units.
+pub type RomFlash = Driver<ReadFlash<'static, 4>>;
+/// Writable flash in RAM.
+pub type WritableFlash = Driver<RamNorFlash<'static, 4, WRITE, SECTOR>>;
+
+/// What every probe has: the drivers, each used once, and the images.
+pub struct Common {
+    /// The main image, mapped.
+    pub image: &'static [u8],
+    /// An update image.
+    pub update: &'static [u8],
+    /// The main image behind a driver.
+    pub rom: RomFlash,
+    /// Writable flash.
+    pub flash: WritableFlash,
+    /// A buffer of two sectors.
+    pub buf: &'static mut [u8],
+}
+
+/// Set up what every probe has.
+pub fn common() -> Common {
+    // SAFETY: called once, at start-up; nothing else refers to these.
+    let (ram, programmed, buf) = unsafe {
+        (
+            &mut *core::ptr::addr_of_mut!(RAM),
+            &mut *core::ptr::addr_of_mut!(PROGRAMMED),
+            &mut *core::ptr::addr_of_mut!(BUF),
+        )
+    };
+    let image = black_box(images::main());
+    let update = black_box(images::v1());
+    let mut rom = Driver(ReadFlash::new(image));
+    let mut flash = match RamNorFlash::new(ram, programmed) {
+        Some(f) => Driver(f),
+        None => panic!(),
+    };
+    let mut word = [0u8; 8];
+    let offset = black_box(0);
+    black_box(rom.read(offset, &mut word[..4]).is_ok());
+    black_box(flash.erase(offset, offset + SECTOR as u32).is_ok());
+    black_box(flash.write(offset, &word).is_ok());
+    black_box(flash.read(offset, &mut word[..4]).is_ok());
+    black_box(rom.capacity() + flash.capacity());
+    black_box(&word);
+    Common {
+        image,
+        update,
+        rom,
+        flash,
+        buf: black_box(buf),
+    }
+}
+
+/// Use `value` in a way the optimizer cannot see through (as a firmware
+/// would act on a result), so the code computing it stays.
+pub fn sink<T>(value: T) {
+    black_box(value);
+}
