@@ -116,8 +116,15 @@ pub struct CommitAreas {
     sector: usize,
 }
 
+/// `n` rounded up to a multiple of `to` (> 0), without a division: the
+/// write size is a run-time value here, and Cortex-M0 has no divide
+/// instruction (the library routine costs more code than this loop).
 fn round_up(n: usize, to: usize) -> usize {
-    n.div_ceil(to) * to
+    let mut r = 0;
+    while r < n {
+        r += to;
+    }
+    r
 }
 
 impl CommitAreas {
@@ -166,7 +173,12 @@ impl CommitAreas {
 
     /// How many progress units fit in the sector.
     pub fn progress_units(&self) -> usize {
-        self.sector.saturating_sub(self.progress_unit(0)) / self.unit
+        let (mut units, mut end) = (0, self.progress_unit(1));
+        while end <= self.sector {
+            units += 1;
+            end += self.unit;
+        }
+        units
     }
 
     /// True when the sector holds the trial logs (confirm and boot units).

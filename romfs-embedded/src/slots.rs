@@ -7,7 +7,7 @@
 //! valid slot with the highest generation.
 
 use embedded_storage::nor_flash::{NorFlash, ReadNorFlash};
-use romfs_format::source::SubSource;
+use romfs_format::source::{Erased, Stashed, SubSource};
 use romfs_format::{decode_header, Checksum, ReadError, Reader, Source, MAX_HEADER_LEN};
 
 use crate::commit::{read_trial, CommitAreas, FLAG_SIGNED};
@@ -150,6 +150,21 @@ pub fn slot_state<S: Source>(
     i: usize,
     verify: Verify,
 ) -> Result<Option<SlotInfo>, ReadError<S::Error>> {
+    // Read through one error type, so a firmware that reads slots from
+    // both mapped memory and a flash driver carries one copy of this code.
+    let mut erased = Erased::new(device);
+    let state = read_slot(&mut erased, layout, i, verify);
+    erased.restore(state)
+}
+
+type Device<'d> = dyn Source<Error = Stashed> + 'd;
+
+fn read_slot(
+    device: &mut Device<'_>,
+    layout: &AbLayout,
+    i: usize,
+    verify: Verify,
+) -> Result<Option<SlotInfo>, ReadError<Stashed>> {
     if !layout.fits(device.len()) {
         return Ok(None);
     }
@@ -175,7 +190,12 @@ pub fn slot_state<S: Source>(
         return Ok(None);
     }
     let commit = layout.commit_offset(i) as usize;
-    let trial = read_trial(device, commit, &layout.commit_areas(), rec.trial_boots)?;
+    let trial = read_trial(
+        &mut &mut *device,
+        commit,
+        &layout.commit_areas(),
+        rec.trial_boots,
+    )?;
     Ok(Some(SlotInfo {
         index: i & 1,
         region,
@@ -189,11 +209,11 @@ pub fn slot_state<S: Source>(
 }
 
 /// True when the image in `region` is intact and the one `rec` committed.
-fn identity_matches<S: Source>(
-    device: &mut S,
+fn identity_matches(
+    device: &mut Device<'_>,
     region: Region,
     rec: &CommitRecord,
-) -> Result<bool, ReadError<S::Error>> {
+) -> Result<bool, ReadError<Stashed>> {
     let len = rec.image_len.get() as usize;
     let slot = SubSource::new(device, region.offset as usize, len);
     let mut image = match Reader::new(slot) {
@@ -213,15 +233,10 @@ fn identity_matches<S: Source>(
 /// is an exhausted trial, the newest of them (running it beats having no
 /// image).
 pub fn newest(states: [Option<SlotInfo>; 2]) -> Option<SlotInfo> {
-    let newer = |a: SlotInfo, b: SlotInfo| if b.generation > a.generation { b } else { a };
-    let usable = |s: &Option<SlotInfo>| s.filter(|s| s.trial != Trial::Exhausted);
-    match (usable(&states[0]), usable(&states[1])) {
-        (Some(a), Some(b)) => Some(newer(a, b)),
-        (Some(a), None) | (None, Some(a)) => Some(a),
-        (None, None) => match states {
-            [Some(a), Some(b)] => Some(newer(a, b)),
-            [a, b] => a.or(b),
-        },
+    let rank = |s: &SlotInfo| (s.trial != Trial::Exhausted, s.generation);
+    match states {
+        [Some(a), Some(b)] => Some(if rank(&b) > rank(&a) { b } else { a }),
+        [a, b] => a.or(b),
     }
 }
 

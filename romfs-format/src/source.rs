@@ -122,6 +122,67 @@ impl<S: Source> Source for SubSource<S> {
     }
 }
 
+/// The error of an [`Erased`] source: the real one is kept in the source.
+/// Only an [`Erased`] source makes one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stashed(());
+
+/// Any source behind one error type, so that code reading through
+/// `&mut dyn Source<Error = Stashed>` is compiled once for every source (a
+/// firmware that reads slots both from mapped memory and through a flash
+/// driver carries one copy of the reader, not two). The source's own error
+/// is kept aside and given back by [`Erased::restore`].
+#[derive(Debug)]
+pub struct Erased<'s, S: Source> {
+    inner: &'s mut S,
+    error: Option<S::Error>,
+}
+
+impl<'s, S: Source> Erased<'s, S> {
+    /// `inner`, its errors kept aside.
+    pub fn new(inner: &'s mut S) -> Self {
+        Erased { inner, error: None }
+    }
+
+    /// The result of reading through this source, with the kept error put back.
+    pub fn restore<T>(
+        self,
+        result: Result<T, ReadError<Stashed>>,
+    ) -> Result<T, ReadError<S::Error>> {
+        match (result, self.error) {
+            (Ok(v), _) => Ok(v),
+            (Err(ReadError::Format(e)), _) => Err(ReadError::Format(e)),
+            (Err(ReadError::Source(_)), Some(e)) => Err(ReadError::Source(e)),
+            // A stashed error is always set before `Stashed` is returned.
+            (Err(ReadError::Source(_)), None) => Err(ReadError::Format(Error::new(
+                ErrorKind::ImagePastEnd {
+                    declared: 0,
+                    available: 0,
+                },
+                0,
+            ))),
+        }
+    }
+}
+
+impl<S: Source> Source for Erased<'_, S> {
+    type Error = Stashed;
+
+    fn len(&self) -> usize {
+        self.inner.len()
+    }
+
+    fn window(&mut self, pos: usize) -> Result<&[u8], Stashed> {
+        match self.inner.window(pos) {
+            Ok(w) => Ok(w),
+            Err(e) => {
+                self.error = Some(e);
+                Err(Stashed(()))
+            }
+        }
+    }
+}
+
 /// Why reading an image from a [`Source`] failed: the image is malformed,
 /// or the source itself failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -75,7 +75,7 @@ impl TopRecord {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 enum State {
     /// Matching `d2 cd 31`: bytes matched so far.
     Magic(usize),
@@ -95,7 +95,7 @@ enum State {
 }
 
 /// Follows an image's header and top-level records as its bytes arrive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct Scanner {
     state: State,
     pos: u64,
@@ -136,13 +136,13 @@ impl Scanner {
 
     /// True when every byte the header declares has arrived.
     pub fn is_complete(&self) -> bool {
-        self.state == State::End
+        matches!(self.state, State::End)
     }
 
     /// True when the next byte starts a top-level record (or ends the image):
     /// everything taken so far is the header and whole records.
     pub fn at_record_boundary(&self) -> bool {
-        matches!(self.state, State::Kind(d, _) if d.is_empty()) || self.state == State::End
+        matches!(self.state, State::Kind(d, _) if d.is_empty()) || matches!(self.state, State::End)
     }
 
     /// The last complete top-level record, if the records decoded so far.
@@ -177,7 +177,7 @@ impl Scanner {
     pub fn feed(&mut self, bytes: &[u8]) -> Result<usize, StreamError> {
         let mut taken = 0;
         while taken < bytes.len() {
-            if self.state == State::End {
+            if matches!(self.state, State::End) {
                 let image_len = self.declared.map_or(0, |d| d.image_len());
                 return Err(StreamError::TooLong { image_len });
             }
@@ -194,7 +194,7 @@ impl Scanner {
                 }
                 continue;
             }
-            if self.state == State::Opaque {
+            if matches!(self.state, State::Opaque) {
                 let end = self.declared.map_or(0, |d| d.image_len());
                 let n = (bytes.len() - taken).min((end - self.pos).min(usize::MAX as u64) as usize);
                 taken += n;

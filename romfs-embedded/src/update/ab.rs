@@ -48,7 +48,13 @@ impl<'b, F: NorFlash> Updater<'b, F> {
             index,
             generation,
         };
-        let mut up = Self::with(flash, target, layout.image_region(index), buf);
+        let mut up = Self::with(
+            flash,
+            target,
+            Self::finish_ab,
+            layout.image_region(index),
+            buf,
+        );
         up.reads = reads;
         up.installed = active;
         Ok(up)
@@ -68,15 +74,20 @@ impl<'b, F: NorFlash> Updater<'b, F> {
     }
 
     /// Read the image back, then program and check the commit record.
-    pub(super) fn finish_ab(
+    fn finish_ab(
         mut self,
-        layout: AbLayout,
-        index: usize,
-        generation: u32,
         total: u32,
         crc: u32,
         image_id: u32,
     ) -> Result<Report, UpdateError<F::Error>> {
+        let Target::Ab {
+            layout,
+            index,
+            generation,
+        } = self.target
+        else {
+            return Err(LayoutError::Geometry.into());
+        };
         if self.readback_crc(total, 0, 0)? != crc {
             return Err(UpdateError::VerifyFailed);
         }

@@ -18,7 +18,7 @@ mod single;
 #[cfg(feature = "signed")]
 pub use signed::{key_id, TrustPolicy};
 
-use embedded_storage::nor_flash::NorFlash;
+use embedded_storage::nor_flash::{ErrorType, NorFlash};
 use romfs_format::crc32::Hasher;
 use romfs_format::record::kind;
 use romfs_format::signature::{ManifestError, KEY_ID_LEN};
@@ -301,6 +301,11 @@ pub struct Report {
     pub header_safe: bool,
 }
 
+/// How a mode finishes an update: set by the mode's `begin_*`, so a
+/// firmware that only ever updates one way links only that way's code.
+type Finish<'b, F> =
+    fn(Updater<'b, F>, u32, u32, u32) -> Result<Report, UpdateError<<F as ErrorType>::Error>>;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Target {
     Ab {
@@ -419,9 +424,10 @@ impl Received {
 /// # Ok::<(), romfs_embedded::UpdateError<romfs_embedded::sim::SimError>>(())
 /// ```
 #[derive(Debug)]
-pub struct Updater<'b, F> {
+pub struct Updater<'b, F: ErrorType> {
     flash: F,
     target: Target,
+    finish_mode: Finish<'b, F>,
     region: Region,
     buf: &'b mut [u8],
     received: Received,
@@ -455,10 +461,17 @@ impl<'b, F: NorFlash> Updater<'b, F> {
         Ok(())
     }
 
-    fn with(flash: F, target: Target, region: Region, buf: &'b mut [u8]) -> Self {
+    fn with(
+        flash: F,
+        target: Target,
+        finish_mode: Finish<'b, F>,
+        region: Region,
+        buf: &'b mut [u8],
+    ) -> Self {
         Updater {
             flash,
             target,
+            finish_mode,
             region,
             buf,
             received: Received::new(),
@@ -697,14 +710,7 @@ impl<'b, F: NorFlash> Updater<'b, F> {
         #[cfg(feature = "signed")]
         self.check_signature(total)?;
         let crc = self.received.crc.value();
-        match self.target {
-            Target::Single => self.finish_single(total, crc, image_id),
-            Target::Ab {
-                layout,
-                index,
-                generation,
-            } => self.finish_ab(layout, index, generation, total, crc, image_id),
-        }
+        (self.finish_mode)(self, total, crc, image_id)
     }
 
     fn report(
@@ -725,12 +731,13 @@ impl<'b, F: NorFlash> Updater<'b, F> {
     }
 
     /// Visit the flash bytes `addr..addr + len` through a stack buffer
-    /// (reads counted), until `visit` returns false.
+    /// (reads counted), until `visit` returns false. One copy of the flash
+    /// reading loop serves every caller (`visit` is not generic).
     fn visit_flash(
         &mut self,
         addr: u32,
         len: usize,
-        visit: impl FnMut(&[u8]) -> bool,
+        visit: &mut dyn FnMut(&[u8]) -> bool,
     ) -> Result<bool, UpdateError<F::Error>> {
         let mut source = BufferedFlash::new(&mut self.flash, [0u8; SCRATCH]);
         let start = addr as usize;
@@ -739,21 +746,21 @@ impl<'b, F: NorFlash> Updater<'b, F> {
         Ok(done?)
     }
 
-    /// Compare flash at `addr` with `buf[buf_at..buf_at + padded]` (the
-    /// first `n` bytes matter; the rest is padding). Returns (equal, all erased).
+    /// Compare the `len` flash bytes at `addr` with `buf[buf_at..buf_at + n]`
+    /// (`n <= len`; the rest is not compared). Returns (equal, all erased).
     fn compare(
         &mut self,
         addr: u32,
         buf_at: usize,
         n: usize,
-        padded: usize,
+        len: usize,
     ) -> Result<(bool, bool), UpdateError<F::Error>> {
         let mut data = core::mem::take(&mut self.buf);
-        let want = &data[buf_at..buf_at + padded];
+        let want = &data[buf_at..buf_at + n];
         let (mut equal, mut erased, mut off) = (true, true, 0usize);
-        let result = self.visit_flash(addr, padded, |piece| {
+        let result = self.visit_flash(addr, len, &mut |piece| {
             for (i, &b) in piece.iter().enumerate() {
-                equal &= off + i >= n || want[off + i] == b;
+                equal &= want.get(off + i).is_none_or(|&w| w == b);
                 erased &= b == 0xff;
             }
             off += piece.len();
@@ -765,7 +772,7 @@ impl<'b, F: NorFlash> Updater<'b, F> {
     }
 
     fn all_erased(&mut self, addr: u32, len: usize) -> Result<bool, UpdateError<F::Error>> {
-        self.visit_flash(addr, len, |piece| piece.iter().all(|&b| b == 0xff))
+        Ok(self.compare(addr, 0, 0, len)?.1)
     }
 
     fn erase(&mut self, addr: u32) -> Result<(), UpdateError<F::Error>> {
@@ -892,7 +899,7 @@ impl<'b, F: NorFlash> Updater<'b, F> {
             let mut pos = from - offset;
             let start = self.region.offset + from as u32;
             let mut data = core::mem::take(&mut self.buf);
-            let result = self.visit_flash(start, end - from, |piece| {
+            let result = self.visit_flash(start, end - from, &mut |piece| {
                 out[pos..pos + piece.len()].copy_from_slice(piece);
                 pos += piece.len();
                 true
@@ -911,7 +918,7 @@ impl<'b, F: NorFlash> Updater<'b, F> {
         let addr = self.region.offset + sector * e as u32;
         let mut data = core::mem::take(&mut self.buf);
         let mut pos = 0;
-        let read = self.visit_flash(addr, e, |piece| {
+        let read = self.visit_flash(addr, e, &mut |piece| {
             data[pos..pos + piece.len()].copy_from_slice(piece);
             pos += piece.len();
             true
@@ -944,7 +951,7 @@ impl<'b, F: NorFlash> Updater<'b, F> {
         let mut h = Hasher::new();
         h.update(&self.buf[skip_at..skip_at + skip]);
         let from = self.region.offset + skip as u32;
-        self.visit_flash(from, total as usize - skip, |piece| {
+        self.visit_flash(from, total as usize - skip, &mut |piece| {
             h.update(piece);
             true
         })?;

@@ -25,12 +25,18 @@ impl<'b, F: NorFlash> Updater<'b, F> {
         if !region.fits(flash.capacity()) || region.len == 0 {
             return Err(LayoutError::OutOfBounds.into());
         }
-        Ok(Self::with(flash, Target::Single, region, buf))
+        Ok(Self::with(
+            flash,
+            Target::Single,
+            Self::finish_single,
+            region,
+            buf,
+        ))
     }
 
     /// Write sector 0 (all but its header unit), verify the whole image in
     /// flash, then program the header unit.
-    pub(super) fn finish_single(
+    fn finish_single(
         mut self,
         total: u32,
         crc: u32,
