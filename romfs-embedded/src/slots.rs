@@ -8,7 +8,7 @@
 
 use embedded_storage::nor_flash::{NorFlash, ReadNorFlash};
 use romfs_format::source::{Erased, Stashed, SubSource};
-use romfs_format::{decode_header, Checksum, ReadError, Reader, Source, MAX_HEADER_LEN};
+use romfs_format::{decode_header, ReadError, Reader, Source, MAX_HEADER_LEN};
 
 use crate::commit::{read_trial, CommitAreas, FLAG_SIGNED};
 pub use crate::commit::{
@@ -221,11 +221,16 @@ fn identity_matches(
         Err(ReadError::Format(_)) => return Ok(false),
         Err(e) => return Err(e),
     };
-    if rec.version == COMMIT_VERSION_1 {
-        return Ok(image.crc32(0, len)? == rec.image_id.get());
+    let id = rec.image_id.get();
+    // Version 1 committed the CRC of the whole image; version 2 the
+    // identity, which for a checksummed image is its stored checksum, so
+    // one CRC pass checks both that and the image's own integrity.
+    match image.stored_checksum()? {
+        Some((end, stored)) if rec.version != COMMIT_VERSION_1 => {
+            Ok(stored == id && image.crc32(0, end - 4)? == stored)
+        }
+        _ => Ok(image.crc32(0, len)? == id),
     }
-    let intact = !matches!(image.checksum()?, Checksum::Mismatch { .. });
-    Ok(intact && image.identity()? == rec.image_id.get())
 }
 
 /// The slot to mount of two slot states: the newest whose trial is not

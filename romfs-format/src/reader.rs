@@ -374,7 +374,13 @@ impl<S: Source> Reader<S> {
     /// The offset just past the checksum value (the checksummed bytes are
     /// the ones before its last 4), if the image has a checksum record.
     pub fn checksum_end(&mut self) -> Result<Option<usize>, S> {
-        Ok(self.checksum_rec()?.map(|(rec, _)| rec.end()))
+        Ok(self.stored_checksum()?.map(|(end, _)| end))
+    }
+
+    /// The checksum record's value and where it ends (the checksummed bytes
+    /// are the ones before its last 4), if the image has one.
+    pub fn stored_checksum(&mut self) -> Result<Option<(usize, u32)>, S> {
+        Ok(self.checksum_rec()?.map(|(rec, crc)| (rec.end(), crc)))
     }
 
     fn checksum_rec(&mut self) -> Result<Option<(RecordHeader, u32)>, S> {
