@@ -8,7 +8,7 @@
 
 use embedded_storage::nor_flash::{NorFlash, ReadNorFlash};
 use romfs_format::source::{Erased, Stashed, SubSource};
-use romfs_format::{decode_header, ReadError, Reader, Source, MAX_HEADER_LEN};
+use romfs_format::{decode_header, Header, ReadError, Reader, Source, MAX_HEADER_LEN};
 
 use crate::commit::{read_trial, CommitAreas, FLAG_SIGNED};
 pub use crate::commit::{
@@ -182,11 +182,14 @@ fn read_slot(
     let mut head = [0u8; MAX_HEADER_LEN];
     let head = &mut head[..MAX_HEADER_LEN.min(len as usize)];
     device.read_exact_at(region.offset as usize, head)?;
-    match decode_header(&mut &head[..]) {
-        Ok(declared) if declared.image_len() == u64::from(len) => {}
+    let header = match decode_header(&mut &head[..]) {
+        Ok(declared) if declared.image_len() == u64::from(len) => Header {
+            payload_offset: declared.payload_offset,
+            end: len as usize,
+        },
         _ => return Ok(None),
-    }
-    if verify == Verify::Full && !identity_matches(device, region, &rec)? {
+    };
+    if verify == Verify::Full && !identity_matches(device, region, header, &rec)? {
         return Ok(None);
     }
     let commit = layout.commit_offset(i) as usize;
@@ -208,19 +211,17 @@ fn read_slot(
     }))
 }
 
-/// True when the image in `region` is intact and the one `rec` committed.
+/// True when the image in `region`, whose header is `header`, is intact
+/// and the one `rec` committed.
 fn identity_matches(
     device: &mut Device<'_>,
     region: Region,
+    header: Header,
     rec: &CommitRecord,
 ) -> Result<bool, ReadError<Stashed>> {
-    let len = rec.image_len.get() as usize;
+    let len = header.end;
     let slot = SubSource::new(device, region.offset as usize, len);
-    let mut image = match Reader::new(slot) {
-        Ok(image) => image,
-        Err(ReadError::Format(_)) => return Ok(false),
-        Err(e) => return Err(e),
-    };
+    let mut image = Reader::with_header(slot, header);
     let id = rec.image_id.get();
     // Version 1 committed the CRC of the whole image; version 2 the
     // identity, which for a checksummed image is its stored checksum, so
