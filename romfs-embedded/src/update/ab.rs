@@ -3,7 +3,7 @@
 
 use embedded_storage::nor_flash::NorFlash;
 
-use super::{round_up, Report, Target, UpdateError, Updater, SCRATCH};
+use super::{round_up, Mode, Report, Target, UpdateError, Updater, SCRATCH};
 use crate::buffered::BufferedFlash;
 use crate::slots::{self, AbLayout, CommitRecord, Trial, Verify, COMMIT_LEN};
 use crate::LayoutError;
@@ -48,13 +48,12 @@ impl<'b, F: NorFlash> Updater<'b, F> {
             index,
             generation,
         };
-        let mut up = Self::with(
-            flash,
-            target,
-            Self::finish_ab,
-            layout.image_region(index),
-            buf,
-        );
+        let mode = Mode {
+            // The commit record, not the image header, decides what mounts.
+            header_safe: |_| true,
+            finish: Self::finish_ab,
+        };
+        let mut up = Self::with(flash, target, mode, layout.image_region(index), buf);
         up.reads = reads;
         up.installed = active;
         Ok(up)
@@ -75,7 +74,7 @@ impl<'b, F: NorFlash> Updater<'b, F> {
 
     /// Read the image back, then program and check the commit record.
     fn finish_ab(
-        mut self,
+        &mut self,
         total: u32,
         crc: u32,
         image_id: u32,

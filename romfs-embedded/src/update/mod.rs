@@ -301,10 +301,29 @@ pub struct Report {
     pub header_safe: bool,
 }
 
-/// How a mode finishes an update: set by the mode's `begin_*`, so a
-/// firmware that only ever updates one way links only that way's code.
-type Finish<'b, F> =
-    fn(Updater<'b, F>, u32, u32, u32) -> Result<Report, UpdateError<<F as ErrorType>::Error>>;
+/// What differs between the modes beyond their data, set by the mode's
+/// `begin_*`: a firmware that only ever updates one way links only that
+/// way's code.
+struct Mode<'b, F: ErrorType> {
+    /// Whether an image whose header is `head` is header-safe.
+    header_safe: fn(&[u8]) -> bool,
+    /// Write what is left, verify and commit.
+    finish: fn(&mut Updater<'b, F>, u32, u32, u32) -> Result<Report, UpdateError<F::Error>>,
+}
+
+impl<F: ErrorType> Clone for Mode<'_, F> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<F: ErrorType> Copy for Mode<'_, F> {}
+
+impl<F: ErrorType> core::fmt::Debug for Mode<'_, F> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Mode")
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Target {
@@ -427,7 +446,7 @@ impl Received {
 pub struct Updater<'b, F: ErrorType> {
     flash: F,
     target: Target,
-    finish_mode: Finish<'b, F>,
+    mode: Mode<'b, F>,
     region: Region,
     buf: &'b mut [u8],
     received: Received,
@@ -464,14 +483,14 @@ impl<'b, F: NorFlash> Updater<'b, F> {
     fn with(
         flash: F,
         target: Target,
-        finish_mode: Finish<'b, F>,
+        mode: Mode<'b, F>,
         region: Region,
         buf: &'b mut [u8],
     ) -> Self {
         Updater {
             flash,
             target,
-            finish_mode,
+            mode,
             region,
             buf,
             received: Received::new(),
@@ -634,14 +653,9 @@ impl<'b, F: NorFlash> Updater<'b, F> {
                 capacity: self.region.len,
             });
         }
-        self.header_safe = Some(match self.target {
-            Target::Single => {
-                let start = self.sector_buf_start(0);
-                let head = &self.buf[start..start + declared.payload_offset];
-                romfs_format::header_is_write_safe(head, F::WRITE_SIZE)
-            }
-            Target::Ab { .. } => true,
-        });
+        let start = self.sector_buf_start(0);
+        let head = &self.buf[start..start + declared.payload_offset];
+        self.header_safe = Some((self.mode.header_safe)(head));
         self.check_header_safe()
     }
 
@@ -710,7 +724,7 @@ impl<'b, F: NorFlash> Updater<'b, F> {
         #[cfg(feature = "signed")]
         self.check_signature(total)?;
         let crc = self.received.crc.value();
-        (self.finish_mode)(self, total, crc, image_id)
+        (self.mode.finish)(&mut self, total, crc, image_id)
     }
 
     fn report(

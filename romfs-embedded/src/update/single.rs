@@ -4,7 +4,7 @@
 
 use embedded_storage::nor_flash::NorFlash;
 
-use super::{round_up, Report, Target, UpdateError, Updater};
+use super::{round_up, Mode, Report, Target, UpdateError, Updater};
 use crate::partition::Region;
 use crate::LayoutError;
 
@@ -28,7 +28,10 @@ impl<'b, F: NorFlash> Updater<'b, F> {
         Ok(Self::with(
             flash,
             Target::Single,
-            Self::finish_single,
+            Mode {
+                header_safe: |head| romfs_format::header_is_write_safe(head, F::WRITE_SIZE),
+                finish: Self::finish_single,
+            },
             region,
             buf,
         ))
@@ -37,7 +40,7 @@ impl<'b, F: NorFlash> Updater<'b, F> {
     /// Write sector 0 (all but its header unit), verify the whole image in
     /// flash, then program the header unit.
     fn finish_single(
-        mut self,
+        &mut self,
         total: u32,
         crc: u32,
         image_id: u32,
