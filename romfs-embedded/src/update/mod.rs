@@ -304,11 +304,14 @@ pub struct Report {
 /// What differs between the modes beyond their data, set by the mode's
 /// `begin_*`: a firmware that only ever updates one way links only that
 /// way's code.
+type Finisher<'b, F> =
+    fn(&mut Updater<'b, F>, u32, u32, u32) -> Result<Report, UpdateError<<F as ErrorType>::Error>>;
+
 struct Mode<'b, F: ErrorType> {
     /// Whether an image whose header is `head` is header-safe.
     header_safe: fn(&[u8]) -> bool,
     /// Write what is left, verify and commit.
-    finish: fn(&mut Updater<'b, F>, u32, u32, u32) -> Result<Report, UpdateError<F::Error>>,
+    finish: Finisher<'b, F>,
 }
 
 impl<F: ErrorType> Clone for Mode<'_, F> {
