@@ -103,8 +103,14 @@ impl<F: ReadNorFlash, B: AsRef<[u8]> + AsMut<[u8]>> Source for BufferedFlash<F, 
         if pos.wrapping_sub(self.win_start) >= self.win_len {
             let rs = F::READ_SIZE.max(1);
             let start = pos - pos % rs;
-            let room = self.buf.as_ref().len();
-            let n = (room - room % rs).min(self.len().saturating_sub(start));
+            // Whole READ_SIZE units only: a flash whose capacity is not a
+            // multiple of READ_SIZE cannot read its last partial unit.
+            let n = self
+                .buf
+                .as_ref()
+                .len()
+                .min(self.len().saturating_sub(start));
+            let n = n - n % rs;
             self.win_len = 0;
             if n == 0 || pos - start >= n {
                 return Ok(&[]);

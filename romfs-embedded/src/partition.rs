@@ -56,11 +56,15 @@ pub struct Partition<F> {
 }
 
 impl<F: ReadNorFlash> Partition<F> {
-    /// A read-only view of `region` (reads are still checked against
-    /// `READ_SIZE` by the device).
+    /// A read-only view of `region`, which must start and end on
+    /// `READ_SIZE` boundaries (so every read through it is aligned on the
+    /// device too).
     pub fn new_read_only(flash: F, region: Region) -> Result<Self, LayoutError> {
         if !region.fits(flash.capacity()) {
             return Err(LayoutError::OutOfBounds);
+        }
+        if !region.is_aligned(F::READ_SIZE.max(1)) {
+            return Err(LayoutError::NotAligned);
         }
         Ok(Partition { flash, region })
     }

@@ -294,7 +294,6 @@ fn mount_counted<F: ReadNorFlash, const N: usize>(
     slot: &SlotInfo,
     earlier: ReadStats,
 ) -> Result<FlashFs<Partition<F>, N>, Error<F::Error>> {
-    let image = Region::new(slot.region.offset, slot.image_len);
-    let part = Partition::new_read_only(flash, image)?;
+    let part = Partition::new_read_only(flash, slot.region)?;
     FlashFs::mount_counted(part, earlier).map_err(Error::flatten)
 }
