@@ -233,7 +233,12 @@ pub fn cat<'a>(file: &'a ImageFile, path: &str) -> Result<&'a [u8], ReadError> {
     match lookup(file, &image, path)? {
         Node::File(f) => Ok(f.data()),
         Node::Dir(_) => Err(ReadError::IsADirectory {
-            path: path.to_string(),
+            // The root, however it was written, is shown as `/`.
+            path: if path.trim_matches('/').is_empty() {
+                "/".to_string()
+            } else {
+                path.to_string()
+            },
         }),
     }
 }
