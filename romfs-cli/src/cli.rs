@@ -5,9 +5,9 @@ use clap::{Parser, Subcommand};
 use crate::commands::{build, cat, completions, extract, info, ls, mount, tree, umount, verify};
 use crate::ui::{Status, Ui};
 
-/// Build and inspect MicroPython ROMFS images.
+/// Build, inspect and mount MicroPython ROMFS images.
 #[derive(Debug, Parser)]
-#[command(name = "romfs", version, about, long_about = None, propagate_version = true)]
+#[command(name = "romfs", version, long_about = None, propagate_version = true)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]

@@ -55,7 +55,7 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 /// Help and version go to stdout with status 0; usage errors become
 /// `PROGRAM: error: ...` with clap's usage hint, status 2.
-pub(crate) fn usage_error(program: &str, e: &clap::Error) -> ExitCode {
+fn usage_error(program: &str, e: &clap::Error) -> ExitCode {
     let text = e.render().to_string();
     match text.strip_prefix("error: ") {
         Some(message) => eprint!("{program}: error: {message}"),

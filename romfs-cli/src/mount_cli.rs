@@ -38,7 +38,7 @@ pub struct MountOptionArgs {
     /// Let other users access the mount (as -o allow_other).
     #[arg(long)]
     allow_other: bool,
-    /// FUSE worker threads (1 to 256).
+    /// FUSE worker threads.
     #[arg(long, value_name = "N", value_parser = parse_threads)]
     threads: Option<usize>,
 }

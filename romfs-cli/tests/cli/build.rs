@@ -8,7 +8,7 @@ use std::path::Path;
 use predicates::prelude::*;
 use romfs_format::{Checksum, Image};
 
-use crate::{fails, files_of, json_of, leftovers, romfs, sample};
+use crate::{build_cmd, fails, files_of, json_of, leftovers, romfs, sample};
 
 #[test]
 fn build_default_layout_round_trips() {
@@ -63,11 +63,7 @@ fn build_default_layout_round_trips() {
 
     // Reproducible: a second build is byte-identical.
     let img2 = t.path().join("again.img");
-    romfs()
-        .arg("build")
-        .arg(&src)
-        .arg("-o")
-        .arg(&img2)
+    build_cmd(&src, &img2)
         .arg("-q")
         .assert()
         .success()
@@ -81,11 +77,7 @@ fn build_options_align_dedup_metadata_exclude() {
     let src = t.path().join("app");
     sample(&src);
     let img = t.path().join("a.img");
-    romfs()
-        .arg("build")
-        .arg(&src)
-        .arg("-o")
-        .arg(&img)
+    build_cmd(&src, &img)
         .args([
             "--no-mpy",
             "--align",
@@ -148,12 +140,8 @@ fn build_options_align_dedup_metadata_exclude() {
 
     // SOURCE_DATE_EPOCH is used for --build-time now.
     let img3 = t.path().join("b.img");
-    romfs()
+    build_cmd(&src, &img3)
         .env("SOURCE_DATE_EPOCH", "1234")
-        .arg("build")
-        .arg(&src)
-        .arg("-o")
-        .arg(&img3)
         .args(["--no-mpy", "--build-time", "now", "-q"])
         .assert()
         .success();
@@ -169,23 +157,14 @@ fn build_options_align_dedup_metadata_exclude() {
     );
     // A SOURCE_DATE_EPOCH that is no number is an error, not the clock.
     fails(
-        romfs()
+        build_cmd(&src, &img3)
             .env("SOURCE_DATE_EPOCH", "soon")
-            .arg("build")
-            .arg(&src)
-            .arg("-o")
-            .arg(&img3)
             .args(["--no-mpy", "--build-time", "now"]),
         1,
         "SOURCE_DATE_EPOCH \"soon\" is not a number of seconds",
     );
     fails(
-        romfs()
-            .arg("build")
-            .arg(&src)
-            .arg("-o")
-            .arg(&img3)
-            .args(["--build-time", "yesterday"]),
+        build_cmd(&src, &img3).args(["--build-time", "yesterday"]),
         2,
         "build time \"yesterday\": expected Unix seconds or `now`",
     );
@@ -196,11 +175,7 @@ fn build_verbose_prints_the_packed_tree() {
     let t = tempfile::tempdir().unwrap();
     let src = t.path().join("app");
     sample(&src);
-    romfs()
-        .arg("build")
-        .arg(&src)
-        .arg("-o")
-        .arg(t.path().join("v.img"))
+    build_cmd(&src, t.path().join("v.img"))
         .args(["--no-mpy", "-v"])
         .assert()
         .success()
@@ -218,12 +193,7 @@ fn max_size_error_says_by_how_much_and_keeps_the_old_image() {
     let img = t.path().join("app.img");
     fs::write(&img, b"previous image").unwrap();
     let stderr = fails(
-        romfs()
-            .arg("build")
-            .arg(&src)
-            .arg("-o")
-            .arg(&img)
-            .args(["--no-mpy", "--max-size", "1K"]),
+        build_cmd(&src, &img).args(["--no-mpy", "--max-size", "1K"]),
         1,
         "over the --max-size of 1024 bytes",
     );
@@ -237,21 +207,12 @@ fn max_size_error_says_by_how_much_and_keeps_the_old_image() {
     );
     assert_eq!(fs::read(&img).unwrap(), b"previous image");
     assert!(leftovers(t.path()).is_empty());
-    romfs()
-        .arg("build")
-        .arg(&src)
-        .arg("-o")
-        .arg(&img)
+    build_cmd(&src, &img)
         .args(["--no-mpy", "--max-size", "1M", "-q"])
         .assert()
         .success();
     fails(
-        romfs()
-            .arg("build")
-            .arg(&src)
-            .arg("-o")
-            .arg(&img)
-            .args(["--max-size", "lots"]),
+        build_cmd(&src, &img).args(["--max-size", "lots"]),
         2,
         "invalid size \"lots\"",
     );
@@ -267,11 +228,7 @@ pub fn build_fails(src: &Path, out: &Path, extra: &[&str], message: &str) {
         .map(|e| e.file_name())
         .collect();
     let old = fs::read(out).ok();
-    fails(
-        romfs().arg("build").arg(src).arg("-o").arg(out).args(extra),
-        1,
-        message,
-    );
+    fails(build_cmd(src, out).args(extra), 1, message);
     assert_eq!(old, fs::read(out).ok(), "output untouched");
     let after: Vec<_> = fs::read_dir(parent)
         .unwrap()
@@ -353,11 +310,7 @@ fn bad_input_is_a_clear_error() {
     let s = t.path().join("inside");
     sample(&s);
     fails(
-        romfs()
-            .arg("build")
-            .arg(&s)
-            .arg("-o")
-            .arg(s.join("lib/app.img")),
+        &mut build_cmd(&s, s.join("lib/app.img")),
         1,
         "is inside the source tree",
     );
@@ -379,20 +332,12 @@ fn bad_input_is_a_clear_error() {
         &["--no-mpy", "--layout", "mpremote"],
         "café.txt: name is not ASCII (the mpremote layout allows only ASCII)",
     );
-    romfs()
-        .arg("build")
-        .arg(&s)
-        .arg("-o")
-        .arg(out_dir.join("utf8.img"))
+    build_cmd(&s, out_dir.join("utf8.img"))
         .args(["--no-mpy", "-q"])
         .assert()
         .success();
     // An excluded bad name is no error.
-    romfs()
-        .arg("build")
-        .arg(&s)
-        .arg("-o")
-        .arg(out_dir.join("ascii.img"))
+    build_cmd(&s, out_dir.join("ascii.img"))
         .args([
             "--no-mpy",
             "-q",
@@ -414,48 +359,28 @@ fn usage_errors() {
     // -o is required.
     fails(romfs().arg("build").arg(&src), 2, "--output <IMG>");
     fails(
-        romfs()
-            .arg("build")
-            .arg(&src)
-            .arg("-o")
-            .arg(&out)
-            .args(["--align", "3"]),
+        build_cmd(&src, &out).args(["--align", "3"]),
         1,
         "alignment 3 is not a power of two",
     );
     fails(
-        romfs()
-            .arg("build")
-            .arg(&src)
-            .arg("-o")
-            .arg(&out)
-            .args(["--align-rule", "*.bin"]),
+        build_cmd(&src, &out).args(["--align-rule", "*.bin"]),
         2,
         "expected GLOB=N",
     );
     fails(
-        romfs()
-            .arg("build")
-            .arg(&src)
-            .arg("-o")
-            .arg(&out)
-            .args(["--march", "z80"]),
+        build_cmd(&src, &out).args(["--march", "z80"]),
         2,
         "unknown architecture \"z80\"",
     );
     fails(
-        romfs()
-            .arg("build")
-            .arg(&src)
-            .arg("-o")
-            .arg(&out)
-            .args(["--layout", "mpremote", "--label", "x"]),
+        build_cmd(&src, &out).args(["--layout", "mpremote", "--label", "x"]),
         1,
         "--label only apply to the default layout",
     );
     // Every setting the mpremote layout lacks, in one error.
     fails(
-        romfs().arg("build").arg(&src).arg("-o").arg(&out).args([
+        build_cmd(&src, &out).args([
             "--layout",
             "mpremote",
             "--align",
@@ -469,42 +394,22 @@ fn usage_errors() {
         "--align, --no-dedup, --no-checksum, --build-time only apply to the default layout",
     );
     fails(
-        romfs()
-            .arg("build")
-            .arg(&src)
-            .arg("-o")
-            .arg(&out)
-            .args(["--mpy"]),
+        build_cmd(&src, &out).args(["--mpy"]),
         1,
         "--mpy: mpy-cross not found on PATH",
     );
     fails(
-        romfs()
-            .arg("build")
-            .arg(&src)
-            .arg("-o")
-            .arg(&out)
-            .args(["--mpy-cross", "/nonexistent/mpy-cross"]),
+        build_cmd(&src, &out).args(["--mpy-cross", "/nonexistent/mpy-cross"]),
         1,
         "/nonexistent/mpy-cross: mpy-cross not found",
     );
     fails(
-        romfs()
-            .arg("build")
-            .arg(&src)
-            .arg("-o")
-            .arg(t.path())
-            .arg("--no-mpy"),
+        build_cmd(&src, t.path()).arg("--no-mpy"),
         1,
         "is a directory",
     );
     fails(
-        romfs()
-            .arg("build")
-            .arg(&src)
-            .arg("-o")
-            .arg(&out)
-            .args(["--exclude", "a["]),
+        build_cmd(&src, &out).args(["--exclude", "a["]),
         1,
         "invalid glob pattern \"a[\"",
     );
@@ -518,11 +423,7 @@ fn build_flash_write_size_makes_the_header_safe() {
     let src = t.path().join("app");
     sample(&src);
     let plain = t.path().join("plain.img");
-    romfs()
-        .arg("build")
-        .arg(&src)
-        .arg("-o")
-        .arg(&plain)
+    build_cmd(&src, &plain)
         .args(["--no-mpy", "-q"])
         .assert()
         .success();
@@ -531,11 +432,7 @@ fn build_flash_write_size_makes_the_header_safe() {
     assert!(!Image::parse(&plain).unwrap().is_header_safe(4));
     for w in [4usize, 8, 16, 32] {
         let img = t.path().join(format!("w{w}.img"));
-        romfs()
-            .arg("build")
-            .arg(&src)
-            .arg("-o")
-            .arg(&img)
+        build_cmd(&src, &img)
             .args(["--no-mpy", "-q", "--flash-write-size", &w.to_string()])
             .assert()
             .success();
@@ -575,23 +472,13 @@ fn build_flash_write_size_makes_the_header_safe() {
     let out = t.path().join("x.img");
     for bad in ["0", "33", "four"] {
         fails(
-            romfs()
-                .arg("build")
-                .arg(&src)
-                .arg("-o")
-                .arg(&out)
-                .args(["--flash-write-size", bad]),
+            build_cmd(&src, &out).args(["--flash-write-size", bad]),
             2,
             "--flash-write-size <N>",
         );
     }
     fails(
-        romfs().arg("build").arg(&src).arg("-o").arg(&out).args([
-            "--layout",
-            "mpremote",
-            "--flash-write-size",
-            "8",
-        ]),
+        build_cmd(&src, &out).args(["--layout", "mpremote", "--flash-write-size", "8"]),
         1,
         "--flash-write-size only apply to the default layout",
     );

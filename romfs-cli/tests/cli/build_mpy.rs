@@ -9,7 +9,7 @@ use predicates::prelude::*;
 use romfs_format::Image;
 
 use crate::build::build_fails;
-use crate::{fails, files_of, json_of, leftovers, romfs, sample, snapshot};
+use crate::{build_cmd, fails, files_of, json_of, leftovers, romfs, sample, snapshot};
 
 /// A stand-in for mpy-cross: records its arguments and writes a bytecode
 /// `.mpy` header followed by the source; fails on sources containing "SYNTAX".
@@ -58,11 +58,7 @@ fn mpy_compilation_plumbing() {
     let fake = fake_mpy_cross(t.path());
     let before = snapshot(&src);
     let img = t.path().join("m.img");
-    romfs()
-        .arg("build")
-        .arg(&src)
-        .arg("-o")
-        .arg(&img)
+    build_cmd(&src, &img)
         .arg("--mpy-cross")
         .arg(&fake)
         .args(["--march", "armv7emsp", "--mpy-cross-arg=-O2", "-j", "3"])
@@ -112,13 +108,7 @@ fn mpy_compilation_plumbing() {
     fs::write(src.join("lib/broken.py"), "SYNTAX error here\n").unwrap();
     let img2 = t.path().join("broken.img");
     let stderr = fails(
-        romfs()
-            .arg("build")
-            .arg(&src)
-            .arg("-o")
-            .arg(&img2)
-            .arg("--mpy-cross")
-            .arg(&fake),
+        build_cmd(&src, &img2).arg("--mpy-cross").arg(&fake),
         1,
         "mpy-cross failed on",
     );
@@ -176,12 +166,8 @@ fn mpy_cross_is_found_on_path() {
     let fake = fake_mpy_cross(t.path());
     fs::rename(&fake, bin.join("mpy-cross")).unwrap();
     let img = t.path().join("p.img");
-    romfs()
+    build_cmd(&src, &img)
         .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
-        .arg("build")
-        .arg(&src)
-        .arg("-o")
-        .arg(&img)
         .assert()
         .success()
         .stderr(predicate::str::contains("3 .py compiled to .mpy"))
@@ -193,12 +179,8 @@ fn mpy_cross_is_found_on_path() {
         .unwrap()
         .is_some());
     // --no-mpy stores sources even with a compiler on PATH.
-    romfs()
+    build_cmd(&src, &img)
         .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
-        .arg("build")
-        .arg(&src)
-        .arg("-o")
-        .arg(&img)
         .arg("--no-mpy")
         .assert()
         .success()
@@ -244,19 +226,11 @@ fn mpy_headers_are_checked_before_writing() {
         &["--no-mpy", "--march", "xtensawin"],
         "target is xtensawin",
     );
-    romfs()
-        .arg("build")
-        .arg(&src)
-        .arg("-o")
-        .arg(&out)
+    build_cmd(&src, &out)
         .args(["--no-mpy", "--march", "armv7emdp"])
         .assert()
         .success();
-    romfs()
-        .arg("build")
-        .arg(&src)
-        .arg("-o")
-        .arg(&out)
+    build_cmd(&src, &out)
         .args(["--no-mpy", "-q"])
         .assert()
         .success()
@@ -272,11 +246,7 @@ fn mpy_headers_are_checked_before_writing() {
         "wide.mpy: incompatible .mpy file: compiled for 63-bit small ints",
     );
     // info groups .mpy files by version and arch.
-    romfs()
-        .arg("build")
-        .arg(&src)
-        .arg("-o")
-        .arg(&out)
+    build_cmd(&src, &out)
         .args(["--no-mpy", "-q"])
         .assert()
         .success();

@@ -2,7 +2,7 @@
 
 use std::fs;
 
-use crate::{json_of, romfs, sample};
+use crate::{build_cmd, json_of, romfs, sample};
 
 #[test]
 fn reads_mpremote_layout_and_detects_it() {
@@ -10,11 +10,7 @@ fn reads_mpremote_layout_and_detects_it() {
     let src = t.path().join("app");
     sample(&src);
     let img = t.path().join("mp.img");
-    romfs()
-        .arg("build")
-        .arg(&src)
-        .arg("-o")
-        .arg(&img)
+    build_cmd(&src, &img)
         .args(["--layout", "mpremote", "--no-mpy", "-q"])
         .assert()
         .success();
@@ -33,11 +29,7 @@ fn reads_mpremote_layout_and_detects_it() {
         .stdout("def f():\n    return 42\n");
     // A default-layout image without our metadata is not taken for mpremote's.
     let img2 = t.path().join("d.img");
-    romfs()
-        .arg("build")
-        .arg(&src)
-        .arg("-o")
-        .arg(&img2)
+    build_cmd(&src, &img2)
         .args(["--no-mpy", "-q"])
         .assert()
         .success();

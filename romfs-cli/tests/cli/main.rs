@@ -16,6 +16,7 @@ mod mount;
 mod tree;
 mod verify;
 
+use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -28,6 +29,13 @@ pub fn romfs() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_romfs"));
     c.env("PATH", "/usr/bin:/bin");
     c.env_remove("SOURCE_DATE_EPOCH");
+    c
+}
+
+/// `romfs build SRC -o OUT`, for more arguments.
+pub fn build_cmd(src: impl AsRef<OsStr>, out: impl AsRef<OsStr>) -> Command {
+    let mut c = romfs();
+    c.arg("build").arg(src).arg("-o").arg(out);
     c
 }
 
@@ -92,11 +100,7 @@ pub fn built(t: &Path) -> PathBuf {
     let src = t.join("app");
     sample(&src);
     let img = t.join("app.img");
-    romfs()
-        .arg("build")
-        .arg(&src)
-        .arg("-o")
-        .arg(&img)
+    build_cmd(&src, &img)
         .args(["--no-mpy", "-q"])
         .assert()
         .success();

@@ -1,7 +1,6 @@
 //! `romfs mount` / `romfs umount`, and the mount options that `romfs mount`
 //! and `romfs-mount` share: one definition, one precedence rule.
 
-use std::path::Path;
 use std::process::Command;
 
 use clap::Parser;
@@ -116,17 +115,12 @@ fn both_helps_state_the_precedence_rule() {
     }
 }
 
-fn romfs(args: &[&dyn AsRef<std::ffi::OsStr>]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_romfs"))
+/// Run `romfs ARGS`.
+fn run(args: &[&dyn AsRef<std::ffi::OsStr>]) -> std::process::Output {
+    crate::romfs()
         .args(args.iter().map(|a| a.as_ref()))
         .output()
         .unwrap()
-}
-
-fn is_mounted(mnt: &Path) -> bool {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .contains(&format!(" {} ", mnt.display()))
 }
 
 #[test]
@@ -142,12 +136,12 @@ fn mount_serves_the_image_and_umount_removes_it() {
     let img = tmp.path().join("app.img");
     let mnt = tmp.path().join("mnt");
     std::fs::create_dir(&mnt).unwrap();
-    assert!(romfs(&[&"build", &src, &"-o", &img, &"--no-mpy", &"-q"])
+    assert!(run(&[&"build", &src, &"-o", &img, &"--no-mpy", &"-q"])
         .status
         .success());
 
-    // The flag wins over -o (uid 0 is ours as root; any uid shows).
-    let out = romfs(&[&"mount", &"--uid", &"4321", &"-o", &"uid=1234", &img, &mnt]);
+    // The flag wins over -o: the files belong to 4321, not 1234.
+    let out = run(&[&"mount", &"--uid", &"4321", &"-o", &"uid=1234", &img, &mnt]);
     assert!(
         out.status.success(),
         "{}",
@@ -155,7 +149,7 @@ fn mount_serves_the_image_and_umount_removes_it() {
     );
     let served = || {
         use std::os::unix::fs::MetadataExt;
-        assert!(is_mounted(&mnt));
+        assert!(romfs_mount::is_mounted(&mnt));
         assert_eq!(std::fs::read(mnt.join("hello.txt")).unwrap(), b"hello");
         assert_eq!(
             std::fs::read(mnt.join("lib/data.bin")).unwrap(),
@@ -168,24 +162,24 @@ fn mount_serves_the_image_and_umount_removes_it() {
         let err = std::fs::write(mnt.join("new.txt"), b"x").unwrap_err();
         assert_eq!(err.raw_os_error(), Some(30), "EROFS expected, got {err}");
         // Mounting again on a busy mountpoint is a clear error.
-        let again = romfs(&[&"mount", &img, &mnt]);
+        let again = run(&[&"mount", &img, &mnt]);
         assert!(!again.status.success());
         assert!(String::from_utf8_lossy(&again.stderr).contains("already mounted"));
     };
     let result = std::panic::catch_unwind(served);
-    let out = romfs(&[&"umount", &mnt]);
+    let out = run(&[&"umount", &mnt]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(!is_mounted(&mnt));
+    assert!(!romfs_mount::is_mounted(&mnt));
     result.unwrap();
 
-    let out = romfs(&[&"umount", &mnt]);
+    let out = run(&[&"umount", &mnt]);
     assert!(!out.status.success(), "umount of nothing must fail");
-    let out = romfs(&[&"mount", &src.join("hello.txt"), &mnt]);
+    let out = run(&[&"mount", &src.join("hello.txt"), &mnt]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a ROMFS image"));
-    assert!(!is_mounted(&mnt));
+    assert!(!romfs_mount::is_mounted(&mnt));
 }
