@@ -91,6 +91,8 @@ pub struct Info {
     pub generation: Option<u64>,
     /// Build time (Unix seconds).
     pub build_time: Option<u64>,
+    /// The product (board) the image is for.
+    pub product: Option<String>,
     /// Largest flash write unit (bytes, up to 32) for which the header is
     /// safe to program last in a single-slot update (see FORMAT.md §5);
     /// 3 for an image built without a flash write size.
@@ -193,6 +195,7 @@ pub fn info(file: &ImageFile) -> Result<Info, ReadError> {
         label: text(md.and_then(|m| m.label)),
         generation: md.and_then(|m| m.generation),
         build_time: md.and_then(|m| m.build_time),
+        product: text(md.and_then(|m| m.product)),
         header_safe_write_size: (1..=romfs_format::write::MAX_HEADER_WRITE_SIZE as usize)
             .rev()
             .find(|&w| image.is_header_safe(w))

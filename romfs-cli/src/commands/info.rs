@@ -96,6 +96,7 @@ fn write_text(out: &mut dyn Write, i: &Info) -> std::io::Result<()> {
         "build time:   {}",
         or_dash(i.build_time.map(|t| t.to_string()))
     )?;
+    writeln!(out, "product:      {}", or_dash(i.product.clone()))?;
     writeln!(
         out,
         "header:       safe to program last for flash write units up to {} bytes",
@@ -171,6 +172,7 @@ struct InfoJson<'a> {
     label: Option<&'a str>,
     generation: Option<u64>,
     build_time: Option<u64>,
+    product: Option<&'a str>,
     header_safe_write_size: usize,
     alignment_histogram: &'a BTreeMap<u64, usize>,
     mpy: Vec<MpyGroupJson>,
@@ -215,6 +217,7 @@ impl<'a> From<&'a Info> for InfoJson<'a> {
             label: i.label.as_deref(),
             generation: i.generation,
             build_time: i.build_time,
+            product: i.product.as_deref(),
             header_safe_write_size: i.header_safe_write_size,
             alignment_histogram: &i.alignment_histogram,
             mpy: i.mpy.iter().map(MpyGroupJson::from).collect(),

@@ -41,6 +41,7 @@ fn golden_image() -> Vec<u8> {
             label: Some("fw-1.2".into()),
             generation: Some(7),
             build_time: None,
+            product: Some("demo-board".into()),
         }),
         ..Options::default()
     };
