@@ -1,6 +1,6 @@
 //! Building an image, as a pipeline of steps with one job each:
-//! check the paths → scan → compile → check `.mpy` → content classes →
-//! writer tree → plan → write atomically → report.
+//! writer options → check the paths → scan → compile → check `.mpy` →
+//! content classes → writer tree → plan → write atomically → report.
 
 use std::collections::HashMap;
 use std::fs;
@@ -82,19 +82,19 @@ pub fn build(
     progress: &dyn Progress,
 ) -> Result<BuildReport, BuildError> {
     opts.validate()?;
+    let options = writer_options(opts)?;
     check_paths(src, out)?;
     let exclude = Patterns::new(&opts.exclude)?;
     let align_rules = AlignRules::new(&opts.align_rules)?;
     let mut tree = scan::scan(src, &exclude, name_rules(opts.layout))?;
     let compiled = compile::compile_sources(&mut tree, src, opts, progress)?;
     let warnings = mpy_check::check_mpy(&tree, opts)?;
-    let classes = if opts.layout == Layout::Default && opts.dedup.unwrap_or(true) {
+    let classes = if options.dedup {
         dedup::content_classes(&tree)?
     } else {
         HashMap::new()
     };
     let image = ImageTree::new(&tree, &classes, &align_rules)?;
-    let options = writer_options(opts)?;
     let plan = Plan::new(&image.tree, &options).map_err(write_error)?;
     let stats = stats(&plan);
     if let Some(max) = opts.max_size.filter(|&max| stats.image_len > max) {
