@@ -37,9 +37,12 @@ else
   echo "note: rustup could not install $t here; the host no_std builds above still ran"
 fi
 
-step "tests"
+step "tests (unit, integration and doctests)"
 cargo test -p romfs-format --no-default-features --lib
 cargo test --workspace
+
+step "docs (every crate's README is its crate documentation)"
+RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps
 
 step "romfs-embedded on emulated microcontrollers (QEMU): tests, size and stack budgets"
 bash scripts/mcu.sh

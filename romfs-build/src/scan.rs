@@ -1,6 +1,6 @@
 //! Walking a source directory the way `mpremote romfs build` does: entries
-//! sorted by name, symlinks followed; plus exclusions and clear errors for
-//! everything an image cannot hold.
+//! sorted by name, symlinks followed; plus exclusions, the name rules of the
+//! layout, and clear errors for everything an image cannot hold.
 
 use std::ffi::OsString;
 use std::fs;
@@ -10,8 +10,9 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
+use romfs_format::name::{self, NameRules};
 
-use crate::error::BuildError;
+use crate::error::{BuildError, InputProblem};
 
 /// One entry of the scanned tree.
 #[derive(Debug, Clone)]
@@ -63,13 +64,22 @@ impl Patterns {
         let mut b = GlobSetBuilder::new();
         for p in patterns {
             let p = p.as_ref();
-            let glob = Glob::new(p.trim_start_matches('/'))
-                .map_err(|e| BuildError::Usage(format!("invalid glob pattern {p:?}: {e}")))?;
+            // The error's kind: its full message repeats the pattern.
+            let glob =
+                Glob::new(p.trim_start_matches('/')).map_err(|e| BuildError::InvalidGlob {
+                    pattern: p.to_string(),
+                    reason: e.kind().to_string(),
+                })?;
             b.add(glob);
         }
-        let set = b
-            .build()
-            .map_err(|e| BuildError::Usage(format!("invalid glob patterns: {e}")))?;
+        let set = b.build().map_err(|e| BuildError::InvalidGlob {
+            pattern: patterns
+                .iter()
+                .map(|p| p.as_ref())
+                .collect::<Vec<_>>()
+                .join(", "),
+            reason: e.kind().to_string(),
+        })?;
         Ok(Patterns {
             set,
             len: patterns.len(),
@@ -110,17 +120,16 @@ impl Patterns {
     }
 }
 
-/// Walk `root` (following symlinks), leaving out entries matching `exclude`
-/// and any path in `skip` (canonical paths, e.g. the output file).
-pub fn scan(root: &Path, exclude: &Patterns) -> Result<SourceTree, BuildError> {
+/// Walk `root` (following symlinks), leaving out entries matching
+/// `exclude`. Every name left must follow `rules`
+/// ([`NameRules::MICROPYTHON`] for the default layout,
+/// [`NameRules::MPREMOTE`] for mpremote's).
+pub fn scan(root: &Path, exclude: &Patterns, rules: NameRules) -> Result<SourceTree, BuildError> {
     let meta = fs::metadata(root).map_err(|e| classify(root, e))?;
     if !meta.is_dir() {
-        return Err(BuildError::Input {
-            path: root.to_path_buf(),
-            reason: "not a directory".into(),
-        });
+        return Err(input_error(root, InputProblem::NotADirectory));
     }
-    let mut tree = SourceTree {
+    let tree = SourceTree {
         nodes: vec![SourceNode {
             name: Vec::new(),
             rel: String::new(),
@@ -128,62 +137,84 @@ pub fn scan(root: &Path, exclude: &Patterns) -> Result<SourceTree, BuildError> {
         }],
         excluded: 0,
     };
-    let mut ancestors = vec![(meta.dev(), meta.ino())];
-    walk(&mut tree, 0, root, exclude, &mut ancestors)?;
-    Ok(tree)
+    let mut walker = Walker {
+        tree,
+        exclude,
+        rules,
+        ancestors: vec![(meta.dev(), meta.ino())],
+    };
+    walker.walk(0, root)?;
+    Ok(walker.tree)
 }
 
-fn walk(
-    tree: &mut SourceTree,
-    dir_node: usize,
-    dir: &Path,
-    exclude: &Patterns,
-    ancestors: &mut Vec<(u64, u64)>,
-) -> Result<(), BuildError> {
-    let read = fs::read_dir(dir).map_err(|e| classify(dir, e))?;
-    let mut names: Vec<OsString> = Vec::new();
-    for entry in read {
-        let entry = entry.map_err(|e| classify(dir, e))?;
-        names.push(entry.file_name());
+/// The state of one scan.
+struct Walker<'a> {
+    tree: SourceTree,
+    exclude: &'a Patterns,
+    rules: NameRules,
+    /// (device, inode) of the directories being walked, to catch loops.
+    ancestors: Vec<(u64, u64)>,
+}
+
+impl Walker<'_> {
+    /// Add the entries of `dir` (node `dir_node`), recursively.
+    fn walk(&mut self, dir_node: usize, dir: &Path) -> Result<(), BuildError> {
+        let mut names: Vec<OsString> = Vec::new();
+        for entry in fs::read_dir(dir).map_err(|e| classify(dir, e))? {
+            names.push(entry.map_err(|e| classify(dir, e))?.file_name());
+        }
+        // Python's sorted() on str compares code points; for UTF-8 that is byte order.
+        names.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        let mut children = Vec::with_capacity(names.len());
+        for name in names {
+            if let Some(id) = self.add(dir_node, dir, name)? {
+                children.push(id);
+            }
+        }
+        self.tree.nodes[dir_node].kind = SourceKind::Dir(children);
+        Ok(())
     }
-    // Python's sorted() on str compares code points; for UTF-8 that is byte order.
-    names.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-    let mut children = Vec::with_capacity(names.len());
-    for name in names {
+
+    /// Add the entry `name` of `dir`; `None` when it is excluded.
+    fn add(
+        &mut self,
+        dir_node: usize,
+        dir: &Path,
+        name: OsString,
+    ) -> Result<Option<usize>, BuildError> {
         let path = dir.join(&name);
         let name = name.into_vec();
-        let parent_rel = &tree.nodes[dir_node].rel;
-        let name_str = String::from_utf8_lossy(&name);
+        let parent_rel = &self.tree.nodes[dir_node].rel;
         let rel = if parent_rel.is_empty() {
-            name_str.into_owned()
+            lossy(&name)
         } else {
-            format!("{parent_rel}/{name_str}")
+            format!("{parent_rel}/{}", lossy(&name))
         };
-        if exclude.first_match(&rel).is_some() {
-            tree.excluded += 1;
-            continue;
+        if self.exclude.first_match(&rel).is_some() {
+            self.tree.excluded += 1;
+            return Ok(None);
+        }
+        if let Err(problem) = name::check(&name, self.rules) {
+            return Err(BuildError::BadName { path: rel, problem });
         }
         let meta = fs::metadata(&path).map_err(|e| classify(&path, e))?;
         let ft = meta.file_type();
-        let id = tree.nodes.len();
+        let id = self.tree.nodes.len();
         if ft.is_dir() {
             let key = (meta.dev(), meta.ino());
-            if ancestors.contains(&key) {
-                return Err(BuildError::Input {
-                    path,
-                    reason: "symlink loop (links back to a directory that contains it)".into(),
-                });
+            if self.ancestors.contains(&key) {
+                return Err(input_error(&path, InputProblem::LinksToAncestor));
             }
-            tree.nodes.push(SourceNode {
+            self.tree.nodes.push(SourceNode {
                 name,
                 rel,
                 kind: SourceKind::Dir(Vec::new()),
             });
-            ancestors.push(key);
-            walk(tree, id, &path, exclude, ancestors)?;
-            ancestors.pop();
+            self.ancestors.push(key);
+            self.walk(id, &path)?;
+            self.ancestors.pop();
         } else if ft.is_file() {
-            tree.nodes.push(SourceNode {
+            self.tree.nodes.push(SourceNode {
                 name,
                 rel,
                 kind: SourceKind::File {
@@ -201,15 +232,17 @@ fn walk(
             } else {
                 "not a regular file or directory"
             };
-            return Err(BuildError::Input {
-                path,
-                reason: format!("{what}: only files and directories can go in an image"),
-            });
+            return Err(input_error(&path, InputProblem::Special(what)));
         }
-        children.push(id);
+        Ok(Some(id))
     }
-    tree.nodes[dir_node].kind = SourceKind::Dir(children);
-    Ok(())
+}
+
+pub(crate) fn input_error(path: &Path, problem: InputProblem) -> BuildError {
+    BuildError::Input {
+        path: path.to_path_buf(),
+        problem,
+    }
 }
 
 /// Turn an I/O error on `path` into a message that says what is wrong.
@@ -217,22 +250,14 @@ pub(crate) fn classify(path: &Path, e: io::Error) -> BuildError {
     let is_link = fs::symlink_metadata(path)
         .map(|m| m.file_type().is_symlink())
         .unwrap_or(false);
-    let reason = match e.raw_os_error() {
-        Some(code) if code == ELOOP => {
-            "symlink loop (too many levels of symbolic links)".to_string()
-        }
-        _ if is_link && e.kind() == io::ErrorKind::NotFound => {
-            let target = fs::read_link(path)
-                .map(|t| t.display().to_string())
-                .unwrap_or_default();
-            format!("dangling symlink (target {target:?} does not exist)")
-        }
-        _ => e.to_string(),
+    let problem = match e.raw_os_error() {
+        Some(code) if code == ELOOP => InputProblem::SymlinkLoop,
+        _ if is_link && e.kind() == io::ErrorKind::NotFound => InputProblem::Dangling {
+            target: fs::read_link(path).unwrap_or_default(),
+        },
+        _ => InputProblem::Io(e),
     };
-    BuildError::Input {
-        path: path.to_path_buf(),
-        reason,
-    }
+    input_error(path, problem)
 }
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -257,9 +282,4 @@ pub(crate) fn canonical_lenient(path: &Path) -> Option<PathBuf> {
 /// Render bytes of a name for messages.
 pub(crate) fn lossy(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-#[allow(dead_code)]
-pub(crate) fn os_name(bytes: &[u8]) -> &std::ffi::OsStr {
-    std::ffi::OsStr::from_bytes(bytes)
 }

@@ -47,13 +47,27 @@ impl NodeInfo {
     }
 }
 
-/// Why an image could not be indexed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum IndexError {
-    /// The image is structurally broken at this point.
-    Corrupt(String),
+/// Why an image could not be indexed for serving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IndexError {
+    /// A record could not be decoded (what, and at which offset).
+    Corrupt(romfs_format::Error),
+    /// Two nodes claim the same record offset, so inode numbers would be
+    /// ambiguous.
+    SharedOffset,
     /// More nodes or name bytes than the index can address.
     TooBig,
+}
+
+impl std::fmt::Display for IndexError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IndexError::Corrupt(e) => write!(f, "{e}"),
+            IndexError::SharedOffset => f.write_str("two nodes share a record offset"),
+            IndexError::TooBig => f.write_str("too many entries or names to index"),
+        }
+    }
 }
 
 /// The whole tree, ready to serve.
@@ -112,7 +126,7 @@ impl Index {
             let mut subdirs = 0u32;
             let mut seen: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
             for entry in dir.entries() {
-                let entry = entry.map_err(|e| IndexError::Corrupt(e.to_string()))?;
+                let entry = entry.map_err(IndexError::Corrupt)?;
                 let name = entry.name();
                 if !seen.insert(name) {
                     idx.duplicates += 1;
@@ -169,9 +183,7 @@ impl Index {
         // Two records cannot share an offset, but be defensive: a corrupt
         // image must not make inode numbers ambiguous.
         if idx.by_ino.windows(2).any(|w| w[0].0 == w[1].0) {
-            return Err(IndexError::Corrupt(
-                "two nodes share a record offset".into(),
-            ));
+            return Err(IndexError::SharedOffset);
         }
         let slots = (idx.nodes.len() * 2).next_power_of_two().max(16);
         idx.table = vec![0; slots];

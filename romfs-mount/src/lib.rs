@@ -1,40 +1,37 @@
-//! Mount a MicroPython ROMFS image as a read-only directory tree with FUSE.
-//!
-//! ```no_run
-//! use std::path::Path;
-//! use romfs_mount::{mount, unmount, MountOptions};
-//!
-//! let mut opts = MountOptions::default();
-//! opts.parse_fuse_options("allow_other,uid=1000").unwrap();
-//! // Returns once the filesystem is mounted (a daemon serves it).
-//! mount(Path::new("app.img"), Path::new("/mnt/app"), &opts).unwrap();
-//! unmount(Path::new("/mnt/app")).unwrap();
-//! ```
-//!
-//! The image is memory-mapped, verified (structure and checksum) and indexed
-//! before anything is mounted; a bad image or mountpoint is an error and
-//! nothing is mounted. The mount is strictly read-only, inode numbers are the
-//! record offsets (+1; the root is 1), and replies come straight from the
-//! mapping. `fusermount3` (Debian package `fuse3`) does the mounting, so
-//! non-root users can mount; with `auto_unmount` (the default) it also
-//! removes the mount if the serving process dies.
-
+#![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
 mod daemon;
 mod fs;
+mod fusermount;
 mod index;
+mod mountinfo;
 mod options;
+mod prepare;
 mod readahead;
+mod serve;
 
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use daemon::{is_mounted, mount, prepare, unmount, unmount_lazy, Prepared};
-pub use options::{parse_mode, MountOptions};
+use romfs_format::{ErrorKind, Finding};
+
+pub use daemon::mount;
+pub use fusermount::{unmount, unmount_lazy};
+pub use index::IndexError;
+pub use mountinfo::is_mounted;
+pub use options::{
+    parse_mode, parse_threads, MountOptions, OptionError, OptionList, DEFAULT_READAHEAD_MIB,
+    MAX_READAHEAD_MIB, MAX_THREADS,
+};
+pub use prepare::{prepare, Prepared};
 
 /// Everything that can go wrong mounting or unmounting.
+///
+/// Each message is complete (what, where, and why), so none returns its
+/// cause again from [`source`](std::error::Error::source): printing the
+/// chain says everything once.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum MountError {
@@ -43,87 +40,142 @@ pub enum MountError {
         /// The image path.
         path: PathBuf,
         /// What the system said.
-        source: io::Error,
+        error: io::Error,
     },
-    /// The file is not a ROMFS image at all (wrong header, too short...).
+    /// The file is not a ROMFS image at all (wrong header, too short,
+    /// truncated).
     NotRomfs {
         /// The image path.
         path: PathBuf,
-        /// Why.
-        reason: String,
+        /// What is wrong, and at which offset.
+        error: romfs_format::Error,
     },
     /// The image is a ROMFS image but corrupt; nothing was mounted.
     Corrupt {
         /// The image path.
         path: PathBuf,
         /// Every problem found, with its offset.
-        findings: Vec<String>,
+        findings: Vec<Finding>,
+    },
+    /// The image verified, but cannot be indexed for serving.
+    Index {
+        /// The image path.
+        path: PathBuf,
+        /// Why.
+        error: IndexError,
     },
     /// The mountpoint is missing, not a directory, stale or unusable.
     Mountpoint {
         /// The mountpoint.
         path: PathBuf,
         /// Why.
-        reason: String,
+        problem: MountpointProblem,
     },
     /// Something is already mounted there.
     AlreadyMounted(PathBuf),
     /// Nothing is mounted there (for unmount).
     NotMounted(PathBuf),
-    /// A mount option was not understood or not allowed.
-    Options(String),
-    /// The FUSE mount itself failed (`fusermount3`, `/dev/fuse`, the kernel).
+    /// `fusermount3` refused or failed to mount (its own message).
     Fuse(String),
+    /// A system call or helper program needed for mounting failed.
+    System {
+        /// What was being done.
+        action: &'static str,
+        /// What the system said.
+        error: io::Error,
+    },
+    /// The background process that serves the mount failed before the
+    /// mount existed; its message as it reported it.
+    Daemon(String),
     /// Unmounting failed (e.g. the filesystem is busy).
     Unmount {
         /// The mountpoint.
         path: PathBuf,
-        /// Why.
+        /// Why (what `fusermount3` said).
         reason: String,
     },
 }
 
+/// What is wrong with a mountpoint.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum MountpointProblem {
+    /// It does not exist.
+    Missing,
+    /// It exists but is not a directory.
+    NotADirectory,
+    /// A FUSE mount whose server died is still there.
+    Disconnected,
+    /// It cannot be inspected.
+    Io(io::Error),
+}
+
+impl fmt::Display for MountpointProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MountpointProblem::Missing => f.write_str("does not exist"),
+            MountpointProblem::NotADirectory => f.write_str("is not a directory"),
+            MountpointProblem::Disconnected => f.write_str(
+                "is a disconnected FUSE mount (its server died); clean it up with fusermount3 -u",
+            ),
+            MountpointProblem::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// How many findings a [`MountError::Corrupt`] message lists.
+const LISTED_FINDINGS: usize = 20;
+
 impl fmt::Display for MountError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            MountError::Image { path, source } => write!(f, "cannot read image {}: {source}", path.display()),
-            MountError::NotRomfs { path, reason } => {
-                write!(f, "{} is not a ROMFS image: {reason}", path.display())
+            MountError::Image { path, error } => {
+                write!(f, "cannot read image {}: {error}", path.display())
+            }
+            // The header error already says "not a ROMFS image".
+            MountError::NotRomfs { path, error } if error.kind == ErrorKind::BadMagic => {
+                write!(f, "{}: {error}", path.display())
+            }
+            MountError::NotRomfs { path, error } => {
+                write!(f, "{}: not a ROMFS image: {error}", path.display())
             }
             MountError::Corrupt { path, findings } => {
-                write!(f, "image {} is corrupt, not mounting it:", path.display())?;
-                for finding in findings.iter().take(20) {
+                write!(f, "{}: corrupt image, not mounting it:", path.display())?;
+                for finding in findings.iter().take(LISTED_FINDINGS) {
                     write!(f, "\n  {finding}")?;
                 }
-                if findings.len() > 20 {
-                    write!(f, "\n  ... and {} more", findings.len() - 20)?;
+                if findings.len() > LISTED_FINDINGS {
+                    write!(f, "\n  ... and {} more", findings.len() - LISTED_FINDINGS)?;
                 }
                 Ok(())
             }
-            MountError::Mountpoint { path, reason } => write!(f, "mountpoint {}: {reason}", path.display()),
+            MountError::Index { path, error } => {
+                write!(f, "{}: cannot index the image: {error}", path.display())
+            }
+            MountError::Mountpoint { path, problem } => {
+                write!(f, "mountpoint {}: {problem}", path.display())
+            }
             MountError::AlreadyMounted(path) => write!(
                 f,
-                "mountpoint {}: a FUSE filesystem is already mounted there (unmount it first: romfs umount {0})",
+                "mountpoint {}: a FUSE filesystem is already mounted there; unmount it first",
                 path.display()
             ),
-            MountError::NotMounted(path) => write!(f, "{}: nothing is mounted there", path.display()),
-            MountError::Options(msg) => write!(f, "bad mount option: {msg}"),
+            MountError::NotMounted(path) => {
+                write!(f, "{}: nothing is mounted there", path.display())
+            }
             MountError::Fuse(msg) => write!(f, "FUSE mount failed: {msg}"),
-            MountError::Unmount { path, reason } => write!(f, "cannot unmount {}: {reason}", path.display()),
+            MountError::System { action, error } => write!(f, "cannot {action}: {error}"),
+            MountError::Daemon(msg) => f.write_str(msg),
+            MountError::Unmount { path, reason } => {
+                write!(f, "cannot unmount {}: {reason}", path.display())
+            }
         }
     }
 }
 
-impl std::error::Error for MountError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            MountError::Image { source, .. } => Some(source),
-            _ => None,
-        }
-    }
-}
+impl std::error::Error for MountError {}
 
-/// Where a file is, for error messages.
-pub(crate) fn display(p: &Path) -> String {
-    p.display().to_string()
+/// A path made absolute (without resolving symlinks) when it can be.
+pub(crate) fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }

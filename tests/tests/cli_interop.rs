@@ -9,9 +9,10 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use romfs_build::inspect::{self, ImageFile};
+use romfs_build::inspect::{self, ImageFile, LayoutKind};
 use romfs_build::{build, BuildOptions, Layout, MpyMode, NoProgress};
-use romfs_format::Image;
+use romfs_format::mpy::Arch;
+use romfs_format::{Checksum, Image};
 use romfs_testkit::{run_micropython, venv_tool, workspace_root};
 
 fn copy_tree(from: &Path, to: &Path) {
@@ -222,13 +223,14 @@ fn romfs_reads_mpremote_images() {
     mpremote_build(&mpremote, t.path(), "src", "mp.img", false);
     let file = ImageFile::open(&t.path().join("mp.img")).unwrap();
     let info = inspect::info(&file).unwrap();
-    assert_eq!(info.layout, "mpremote");
-    assert_eq!(info.checksum, "absent");
+    assert_eq!(info.layout, LayoutKind::Mpremote);
+    assert_eq!(info.checksum, Checksum::Absent);
     assert_eq!(info.findings, 0);
-    assert!(inspect::verify(&file).clean);
+    assert!(inspect::verify(&file).is_clean());
     let mut count = 0;
-    for (e, _, _) in inspect::walk(&file).unwrap() {
-        if e.kind == "file" {
+    for node in inspect::walk(&file).unwrap() {
+        let e = node.entry;
+        if !e.is_dir() {
             count += 1;
             assert_eq!(
                 inspect::cat(&file, &e.path).unwrap(),
@@ -255,11 +257,14 @@ fn romfs_reads_mpremote_images() {
     mpremote_build(&mpremote, t.path(), "src", "mpy.img", true);
     let file = ImageFile::open(&t.path().join("mpy.img")).unwrap();
     let info = inspect::info(&file).unwrap();
-    assert_eq!(info.layout, "mpremote");
+    assert_eq!(info.layout, LayoutKind::Mpremote);
     let bytecode = info
         .mpy
         .iter()
-        .find(|g| g.version == Some(6) && g.arch == "none")
+        .find(|g| {
+            g.format
+                .is_some_and(|f| f.version == 6 && f.arch == Arch::None)
+        })
         .unwrap();
     assert!(bytecode.files >= 10, "{:?}", info.mpy);
 }

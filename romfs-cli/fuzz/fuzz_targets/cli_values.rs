@@ -8,7 +8,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use romfs_build::scan::Patterns;
-use romfs_build::{parse_arch, parse_rule, parse_size};
+use romfs_cli::values::{parse_arch, parse_rule, parse_size};
 use romfs_format::mpy::Arch;
 use romfs_format::write::MAX_ALIGN;
 

@@ -1,0 +1,158 @@
+//! Writing a planned image atomically: into a temporary file beside the
+//! output, streaming each file's contents from the host, renamed over the
+//! output only when everything was written.
+
+use std::fs;
+use std::io::{self, BufWriter, Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use romfs_format::write::{Contents, EmitError, Output, Plan};
+
+use crate::build::Progress;
+use crate::error::{BuildError, InputProblem};
+use crate::scan::{input_error, SourceKind, SourceTree};
+
+const BUF: usize = 256 * 1024;
+
+/// Write `plan` to `out`, reading file `i` from `paths[i]`. Returns the
+/// image's last 4 bytes (its checksum, when it has one).
+pub(crate) fn write_atomically(
+    plan: &Plan<'_>,
+    paths: &[PathBuf],
+    tree: &SourceTree,
+    out: &Path,
+    progress: &dyn Progress,
+) -> Result<[u8; 4], BuildError> {
+    let out_err = |error: io::Error| BuildError::Output {
+        path: out.to_path_buf(),
+        error,
+    };
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    // make_in, not tempfile_in: its errors are the system's, without the
+    // random temporary path (the output path says more to the user).
+    let tmpfile = tempfile::Builder::new()
+        .prefix(".romfs-")
+        .suffix(".tmp")
+        .make_in(dir, |path| {
+            fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+        })
+        .map_err(out_err)?;
+    let mut output = FileOutput {
+        w: BufWriter::with_capacity(BUF, tmpfile),
+        tail: [0; 4],
+    };
+    let mut contents = FsContents {
+        paths,
+        buf: vec![0; BUF],
+        progress,
+    };
+    match plan.emit(&mut output, &mut contents) {
+        Ok(_) => {}
+        Err(EmitError::Output(EmitFail::Read(path, e))) => {
+            return Err(input_error(&path, InputProblem::Io(e)))
+        }
+        Err(EmitError::Output(EmitFail::Write(e))) => return Err(out_err(e)),
+        Err(EmitError::ContentLength {
+            path,
+            expected,
+            actual,
+        }) => {
+            return Err(BuildError::Changed {
+                path: host_path(tree, &path).unwrap_or_else(|| PathBuf::from(path)),
+                expected,
+                actual,
+            });
+        }
+    }
+    let tail = output.tail;
+    let tmpfile = output.w.into_inner().map_err(|e| out_err(e.into_error()))?;
+    // A rebuilt image keeps the permissions of the one it replaces.
+    let mode = fs::metadata(out)
+        .map(|m| m.permissions().mode() & 0o7777)
+        .unwrap_or(0o644);
+    tmpfile
+        .as_file()
+        .set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(out_err)?;
+    tmpfile.persist(out).map_err(|e| out_err(e.error))?;
+    Ok(tail)
+}
+
+/// The host file behind the image path `rel`.
+fn host_path(tree: &SourceTree, rel: &str) -> Option<PathBuf> {
+    tree.nodes
+        .iter()
+        .find(|n| n.rel == rel)
+        .and_then(|n| match &n.kind {
+            SourceKind::File { path, .. } => Some(path.clone()),
+            SourceKind::Dir(_) => None,
+        })
+}
+
+/// A failure while emitting: reading a source or writing the output.
+#[derive(Debug)]
+enum EmitFail {
+    Read(PathBuf, io::Error),
+    Write(io::Error),
+}
+
+struct FileOutput<W: Write> {
+    w: BufWriter<W>,
+    /// The last 4 bytes written.
+    tail: [u8; 4],
+}
+
+impl<W: Write> Output for FileOutput<W> {
+    type Error = EmitFail;
+    fn write_all(&mut self, bytes: &[u8]) -> Result<(), EmitFail> {
+        if bytes.len() >= 4 {
+            self.tail.copy_from_slice(&bytes[bytes.len() - 4..]);
+        } else {
+            self.tail.rotate_left(bytes.len());
+            self.tail[4 - bytes.len()..].copy_from_slice(bytes);
+        }
+        self.w.write_all(bytes).map_err(EmitFail::Write)
+    }
+}
+
+struct FsContents<'a> {
+    paths: &'a [PathBuf],
+    buf: Vec<u8>,
+    progress: &'a dyn Progress,
+}
+
+impl Contents<EmitFail> for FsContents<'_> {
+    fn write_contents(
+        &mut self,
+        source: u64,
+        len: u64,
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), EmitFail>,
+    ) -> Result<(), EmitFail> {
+        let path = &self.paths[source as usize];
+        let read_err = |e: io::Error| EmitFail::Read(path.clone(), e);
+        let mut f = fs::File::open(path).map_err(read_err)?;
+        // One byte more than expected, so a file that grew is noticed.
+        let mut remaining = len + 1;
+        while remaining > 0 {
+            let want = (self.buf.len() as u64).min(remaining) as usize;
+            let n = match f.read(&mut self.buf[..want]) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(read_err(e)),
+            };
+            sink(&self.buf[..n])?;
+            self.progress.advance(n as u64);
+            remaining -= n as u64;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,78 @@
+//! The `romfs` command line: one variant per subcommand.
+
+use clap::{Parser, Subcommand};
+
+use crate::commands::{build, cat, completions, extract, info, ls, mount, tree, umount, verify};
+use crate::ui::{Status, Ui};
+
+/// Build, inspect and mount MicroPython ROMFS images.
+#[derive(Debug, Parser)]
+#[command(name = "romfs", version, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// A subcommand that can run.
+pub trait Run {
+    /// Do the work; output goes through `ui`.
+    fn run(self, ui: &mut Ui) -> anyhow::Result<Status>;
+}
+
+/// The subcommands.
+///
+/// To add one (e.g. `deploy`): write `src/commands/deploy.rs` with a clap
+/// `Args` struct that implements [`Run`], declare it in `commands.rs`, then
+/// add a variant here (its doc comment is the help line) and its arm in
+/// [`Command::run`]. Errors are returned (`anyhow`), never printed: the one
+/// exit path prints them.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Pack a directory into an image.
+    ///
+    /// `.py` files are compiled to `.mpy` with `mpy-cross` (on PATH, or
+    /// --mpy-cross) when it is available, unless a `.mpy` of the same name
+    /// is beside them. Symlinks are followed. In the default layout names
+    /// must be valid UTF-8 (MicroPython paths are str); in mpremote layout,
+    /// ASCII.
+    Build(Box<build::BuildArgs>),
+    /// List a directory of an image (the root by default).
+    Ls(ls::LsArgs),
+    /// Show an image's tree.
+    Tree(tree::TreeArgs),
+    /// Write a file of an image to stdout (binary-safe).
+    Cat(cat::CatArgs),
+    /// Recreate an image's tree in a directory.
+    Extract(extract::ExtractArgs),
+    /// Describe an image: layout, sizes, counts, alignment of every file,
+    /// checksum, metadata, `.mpy` files by version and architecture.
+    Info(info::InfoArgs),
+    /// Check an image completely; exit status 0 only when it is clean.
+    Verify(verify::VerifyArgs),
+    /// Mount an image read-only with FUSE (returns once mounted; -f to stay
+    /// in the foreground). Needs `fusermount3` (Debian package `fuse3`).
+    Mount(Box<mount::MountArgs>),
+    /// Unmount an image mounted with `romfs mount`.
+    Umount(umount::UmountArgs),
+    /// Print shell completions.
+    Completions(completions::CompletionsArgs),
+}
+
+impl Command {
+    /// Run the subcommand.
+    pub fn run(self, ui: &mut Ui) -> anyhow::Result<Status> {
+        match self {
+            Command::Build(args) => (*args).run(ui),
+            Command::Ls(args) => args.run(ui),
+            Command::Tree(args) => args.run(ui),
+            Command::Cat(args) => args.run(ui),
+            Command::Extract(args) => args.run(ui),
+            Command::Info(args) => args.run(ui),
+            Command::Verify(args) => args.run(ui),
+            Command::Mount(args) => (*args).run(ui),
+            Command::Umount(args) => args.run(ui),
+            Command::Completions(args) => args.run(ui),
+        }
+    }
+}

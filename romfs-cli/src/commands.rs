@@ -1,0 +1,13 @@
+//! One module per subcommand: its arguments (a clap `Args` struct), what
+//! it does, and how its results are rendered as text and JSON.
+
+pub mod build;
+pub mod cat;
+pub mod completions;
+pub mod extract;
+pub mod info;
+pub mod ls;
+pub mod mount;
+pub mod tree;
+pub mod umount;
+pub mod verify;

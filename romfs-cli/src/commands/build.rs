@@ -1,0 +1,218 @@
+//! `romfs build`: pack a directory into an image.
+
+use std::ffi::OsString;
+use std::io::{self, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use clap::ValueEnum;
+use romfs_build::{build, human, BuildOptions, BuildReport, BuildTime, Layout, MpyMode, Progress};
+use romfs_format::mpy::Arch;
+use romfs_format::write::MAX_HEADER_WRITE_SIZE;
+
+use crate::cli::Run;
+use crate::progress::Bar;
+use crate::ui::{Status, Ui};
+use crate::values::{parse_arch, parse_rule, parse_size};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LayoutArg {
+    /// Aligned, deduplicated, with metadata and a CRC32 (see FORMAT.md).
+    Default,
+    /// Byte for byte what `mpremote romfs build` writes.
+    Mpremote,
+}
+
+/// Arguments of `romfs build`.
+#[derive(Debug, clap::Args)]
+pub struct BuildArgs {
+    /// The directory to pack.
+    dir: PathBuf,
+    /// The image to write (replaced atomically).
+    #[arg(short, long, value_name = "IMG")]
+    output: PathBuf,
+    /// Byte layout.
+    #[arg(long, value_enum, default_value_t = LayoutArg::Default)]
+    layout: LayoutArg,
+    /// Alignment of file data from the image start (power of two).
+    #[arg(long, value_name = "N")]
+    align: Option<u32>,
+    /// Alignment for files matching GLOB, e.g. '*.tflite=16' (repeatable;
+    /// the largest matching alignment wins).
+    #[arg(long = "align-rule", value_name = "GLOB=N", value_parser = parse_rule)]
+    align_rules: Vec<(String, u32)>,
+    /// Store identical files separately.
+    #[arg(long)]
+    no_dedup: bool,
+    /// Leave out the CRC32 record.
+    #[arg(long)]
+    no_checksum: bool,
+    /// Make the image safe to update in place on flash whose write unit is
+    /// N bytes (1 to 32, e.g. 4, 8, or 32 on STM32H7): the image length is
+    /// padded so the first N bytes are always `d2 cd 31 80 ...`. A power cut
+    /// while a single-slot updater writes that unit last then leaves
+    /// MicroPython no image or the new one, never a wrong length. The image
+    /// grows by about N bytes.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=MAX_HEADER_WRITE_SIZE as i64))]
+    flash_write_size: Option<u32>,
+    /// A label recorded in the image's metadata.
+    #[arg(long)]
+    label: Option<String>,
+    /// A generation number recorded in the metadata (higher is newer).
+    #[arg(long)]
+    generation: Option<u64>,
+    /// Record a build time: Unix seconds, or `now` (SOURCE_DATE_EPOCH if set,
+    /// else the clock). By default none is recorded, so builds are reproducible.
+    #[arg(long, value_name = "SECS|now")]
+    build_time: Option<BuildTime>,
+    /// Leave out entries whose path or name matches GLOB (repeatable).
+    #[arg(long, value_name = "GLOB")]
+    exclude: Vec<String>,
+    /// Fail if the image is larger than SIZE (e.g. 1M, 512K).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    max_size: Option<u64>,
+    /// Compile .py to .mpy (an error without mpy-cross).
+    #[arg(long, conflicts_with = "no_mpy")]
+    mpy: bool,
+    /// Store .py files as they are.
+    #[arg(long)]
+    no_mpy: bool,
+    /// The mpy-cross to run (default: mpy-cross on PATH).
+    #[arg(long, value_name = "PATH")]
+    mpy_cross: Option<PathBuf>,
+    /// Target architecture: passed to mpy-cross, and every .mpy is checked
+    /// to run on it.
+    #[arg(long, value_name = "ARCH", value_parser = parse_arch)]
+    march: Option<Arch>,
+    /// Target small-int bits: passed to mpy-cross and checked.
+    #[arg(long, value_name = "BITS")]
+    msmall_int_bits: Option<u8>,
+    /// Extra argument for mpy-cross, e.g. --mpy-cross-arg=-O2 (repeatable).
+    #[arg(long = "mpy-cross-arg", value_name = "ARG", allow_hyphen_values = true)]
+    mpy_cross_args: Vec<OsString>,
+    /// Compiler processes at once (default: one per core).
+    #[arg(short, long, value_name = "N")]
+    jobs: Option<usize>,
+    /// Print only errors.
+    #[arg(short, long, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Print the tree as it is packed.
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+impl BuildArgs {
+    /// The library's options for these flags (checked by the library).
+    fn options(&self) -> BuildOptions {
+        BuildOptions {
+            layout: match self.layout {
+                LayoutArg::Default => Layout::Default,
+                LayoutArg::Mpremote => Layout::Mpremote,
+            },
+            align: self.align,
+            align_rules: self.align_rules.clone(),
+            dedup: self.no_dedup.then_some(false),
+            checksum: self.no_checksum.then_some(false),
+            label: self.label.clone(),
+            generation: self.generation,
+            build_time: self.build_time,
+            flash_write_size: self.flash_write_size,
+            exclude: self.exclude.clone(),
+            max_size: self.max_size,
+            mpy: if self.no_mpy {
+                MpyMode::Never
+            } else if self.mpy {
+                MpyMode::Always
+            } else {
+                MpyMode::Auto
+            },
+            mpy_cross: self.mpy_cross.clone(),
+            march: self.march,
+            small_int_bits: self.msmall_int_bits,
+            mpy_cross_args: self.mpy_cross_args.clone(),
+            jobs: self.jobs.unwrap_or(0),
+        }
+    }
+}
+
+impl Run for BuildArgs {
+    fn run(self, ui: &mut Ui) -> anyhow::Result<Status> {
+        let bar = Bar::new(!self.quiet && io::stderr().is_terminal());
+        let result = build(&self.dir, &self.output, &self.options(), &bar);
+        bar.finish();
+        let report = result?;
+        for w in &report.warnings {
+            ui.warn(w);
+        }
+        if !self.quiet {
+            for n in &report.notes {
+                ui.note(n);
+            }
+        }
+        if self.verbose {
+            write_packed(ui.out, &report)?;
+            ui.out.flush()?;
+        }
+        if !self.quiet {
+            write_summary(&mut io::stderr().lock(), &self.output, &report)?;
+        }
+        Ok(Status::Success)
+    }
+}
+
+/// The tree as packed (`--verbose`), on stdout.
+fn write_packed(out: &mut dyn Write, r: &BuildReport) -> io::Result<()> {
+    writeln!(out, "/")?;
+    for e in &r.packed {
+        let indent = "  ".repeat(e.depth);
+        let name = e.path.rsplit('/').next().unwrap_or(&e.path);
+        if e.is_dir {
+            writeln!(out, "{indent}{name}/")?;
+        } else {
+            let mut notes = String::new();
+            if e.compiled {
+                notes.push_str(", compiled");
+            }
+            if e.shared {
+                notes.push_str(", shared");
+            }
+            writeln!(
+                out,
+                "{indent}{name}  ({} bytes at {:#x}{notes})",
+                e.len, e.data_offset
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// What was written, on stderr.
+fn write_summary(out: &mut dyn Write, path: &Path, r: &BuildReport) -> io::Result<()> {
+    let s = &r.stats;
+    writeln!(
+        out,
+        "wrote {}: {} bytes ({})",
+        path.display(),
+        s.image_len,
+        human(s.image_len)
+    )?;
+    let mut line = format!(
+        "  {} files, {} directories, {} bytes in",
+        s.files, s.dirs, s.bytes_in
+    );
+    if r.compiled > 0 {
+        line.push_str(&format!(", {} .py compiled to .mpy", r.compiled));
+    }
+    if r.excluded > 0 {
+        line.push_str(&format!(", {} excluded", r.excluded));
+    }
+    writeln!(out, "{line}")?;
+    writeln!(
+        out,
+        "  dedup saved {} bytes ({} files), alignment overhead {} bytes",
+        s.dedup_saved, s.dedup_files, s.align_overhead
+    )?;
+    match r.checksum {
+        Some(c) => writeln!(out, "  checksum crc32 {c:#010x}"),
+        None => writeln!(out, "  checksum none"),
+    }
+}

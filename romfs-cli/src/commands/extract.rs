@@ -1,0 +1,32 @@
+//! `romfs extract`: recreate an image's tree in a directory.
+
+use std::path::PathBuf;
+
+use romfs_build::inspect::{self, ImageFile};
+
+use crate::cli::Run;
+use crate::ui::{Status, Ui};
+
+/// Arguments of `romfs extract`.
+#[derive(Debug, clap::Args)]
+pub struct ExtractArgs {
+    /// The image.
+    image: PathBuf,
+    /// Destination directory (created if missing).
+    dir: PathBuf,
+    /// Overwrite files that already exist.
+    #[arg(long)]
+    force: bool,
+}
+
+impl Run for ExtractArgs {
+    fn run(self, _ui: &mut Ui) -> anyhow::Result<Status> {
+        let file = ImageFile::open(&self.image)?;
+        let (dirs, files) = inspect::extract(&file, &self.dir, self.force)?;
+        eprintln!(
+            "extracted {files} files and {dirs} directories into {}",
+            self.dir.display()
+        );
+        Ok(Status::Success)
+    }
+}

@@ -1,0 +1,269 @@
+//! The `fusermount3` protocol: it mounts (so non-root users can) and passes
+//! the `/dev/fuse` descriptor back over a unix socket; it also unmounts.
+
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{ChildStderr, Command, Stdio};
+
+use crate::mountinfo::listed_path;
+use crate::{is_mounted, MountError, MountOptions};
+
+const FUSERMOUNT: &str = "fusermount3";
+
+/// Escape a value for fusermount's comma-separated option list.
+fn escape_opt(v: &str) -> String {
+    let mut s = String::with_capacity(v.len());
+    for c in v.chars() {
+        if c == ',' || c == '\\' {
+            s.push('\\');
+        }
+        s.push(c);
+    }
+    s
+}
+
+/// The `-o` list given to fusermount3 for `image`.
+pub(crate) fn option_string(image: &Path, opts: &MountOptions) -> String {
+    let fsname = opts
+        .fsname
+        .clone()
+        .unwrap_or_else(|| image.display().to_string());
+    let mut o = vec![
+        "ro".to_string(),
+        "nodev".into(),
+        "nosuid".into(),
+        format!("fsname={}", escape_opt(&fsname)),
+        "subtype=romfs".into(),
+    ];
+    if opts.default_permissions {
+        o.push("default_permissions".into());
+    }
+    if opts.allow_other || opts.allow_root {
+        o.push("allow_other".into());
+    }
+    if opts.auto_unmount {
+        o.push("auto_unmount".into());
+    }
+    for e in &opts.extra {
+        if !o.contains(e) {
+            o.push(e.clone());
+        }
+    }
+    o.join(",")
+}
+
+/// Receive one file descriptor over a unix socket (SCM_RIGHTS).
+fn recv_fd(sock: &UnixStream) -> io::Result<Option<OwnedFd>> {
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    let mut cbuf = [0u64; 16];
+    // SAFETY: msghdr is plain data; every pointer set below outlives the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&cbuf) as _;
+    loop {
+        // SAFETY: msg points at valid buffers for the duration of the call.
+        let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Ok(None);
+        }
+        break;
+    }
+    // SAFETY: CMSG_* walk the control buffer the kernel filled in.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                let fd: RawFd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const RawFd);
+                if fd >= 0 {
+                    return Ok(Some(OwnedFd::from_raw_fd(fd)));
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    Ok(None)
+}
+
+/// A live FUSE mount made by fusermount3.
+pub(crate) struct FuseMount {
+    pub(crate) dev: OwnedFd,
+    /// With auto_unmount, fusermount3 stays running and unmounts when this
+    /// socket closes (i.e. when we exit, however we exit).
+    pub(crate) keepalive: Option<UnixStream>,
+    /// Read end of fusermount3's stderr, kept open so late messages from it
+    /// never hit a closed pipe.
+    pub(crate) stderr: Option<ChildStderr>,
+}
+
+/// Mount at `mountpoint` with the `-o` list `options`.
+pub(crate) fn mount(
+    mountpoint: &Path,
+    options: &str,
+    auto_unmount: bool,
+) -> Result<FuseMount, MountError> {
+    let (ours, theirs) = UnixStream::pair().map_err(|error| MountError::System {
+        action: "create a socket pair for fusermount3",
+        error,
+    })?;
+    let theirs_fd = theirs.as_raw_fd();
+    let mut cmd = Command::new(FUSERMOUNT);
+    cmd.arg("-o").arg(options).arg("--").arg(mountpoint);
+    cmd.env("_FUSE_COMMFD", theirs_fd.to_string());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    // SAFETY: only async-signal-safe fcntl between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let flags = libc::fcntl(theirs_fd, libc::F_GETFD);
+            if flags < 0 || libc::fcntl(theirs_fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(|error| {
+        if error.kind() == io::ErrorKind::NotFound {
+            MountError::Fuse(format!("{FUSERMOUNT} not found: install the fuse3 package"))
+        } else {
+            MountError::System {
+                action: "run fusermount3",
+                error,
+            }
+        }
+    })?;
+    drop(theirs);
+    match recv_fd(&ours) {
+        Ok(Some(dev)) => {
+            let stderr = child.stderr.take();
+            let keepalive = if auto_unmount {
+                // fusermount3 keeps running; it is reaped by whoever outlives it.
+                Some(ours)
+            } else {
+                drop(ours);
+                let _ = child.wait();
+                None
+            };
+            Ok(FuseMount {
+                dev,
+                keepalive,
+                stderr,
+            })
+        }
+        other => {
+            drop(ours);
+            let mut msg = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = e.read_to_string(&mut msg);
+            }
+            let status = child.wait();
+            let mut msg = msg.trim().to_string();
+            if msg.is_empty() {
+                msg = match (other, status) {
+                    (Err(e), _) => e.to_string(),
+                    (_, Ok(s)) => format!("{FUSERMOUNT} exited with {s}"),
+                    (_, Err(e)) => e.to_string(),
+                };
+            }
+            Err(MountError::Fuse(msg))
+        }
+    }
+}
+
+/// Unmount with `fusermount3 -u` (`-z`: lazily); root can do without it.
+/// The error is what fusermount3 said.
+pub(crate) fn unmount_now(mountpoint: &Path, lazy: bool) -> Result<(), String> {
+    let mut cmd = Command::new(FUSERMOUNT);
+    cmd.arg("-u");
+    if lazy {
+        cmd.arg("-z");
+    }
+    cmd.arg("--")
+        .arg(mountpoint)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    match cmd.output() {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => Err(String::from_utf8_lossy(&out.stderr).trim().to_string()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let c = std::ffi::CString::new(mountpoint.as_os_str().as_bytes())
+                .map_err(|e| e.to_string())?;
+            let flags = if lazy { libc::MNT_DETACH } else { 0 };
+            // SAFETY: c is a valid NUL-terminated path.
+            if unsafe { libc::umount2(c.as_ptr(), flags) } == 0 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{FUSERMOUNT} not found, and umount2: {}",
+                    io::Error::last_os_error()
+                ))
+            }
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn unmount_checked(mountpoint: &Path, lazy: bool) -> Result<(), MountError> {
+    if !is_mounted(mountpoint) {
+        return Err(MountError::NotMounted(mountpoint.to_path_buf()));
+    }
+    unmount_now(&listed_path(mountpoint), lazy).map_err(|reason| MountError::Unmount {
+        path: mountpoint.to_path_buf(),
+        reason: if reason.contains("busy") {
+            format!("{reason} (files are open in it; close them, or unmount lazily)")
+        } else {
+            reason
+        },
+    })
+}
+
+/// Unmount the filesystem at `mountpoint` (as `fusermount3 -u`); the
+/// serving process then exits. Fails if the mount is busy.
+pub fn unmount(mountpoint: &Path) -> Result<(), MountError> {
+    unmount_checked(mountpoint, false)
+}
+
+/// Detach the filesystem at `mountpoint` now, even if busy (as
+/// `fusermount3 -u -z`); it goes away when the last open file is closed.
+pub fn unmount_lazy(mountpoint: &Path) -> Result<(), MountError> {
+    unmount_checked(mountpoint, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn option_escaping() {
+        assert_eq!(escape_opt("a,b\\c"), "a\\,b\\\\c");
+    }
+
+    #[test]
+    fn option_string_is_read_only_and_passes_extras_once() {
+        let mut opts = MountOptions::default();
+        opts.parse_fuse_options("allow_root,noexec,nodev,fsname=x\\y")
+            .unwrap();
+        let s = option_string(Path::new("/img"), &opts);
+        assert_eq!(
+            s,
+            "ro,nodev,nosuid,fsname=x\\\\y,subtype=romfs,default_permissions,allow_other,auto_unmount,noexec"
+        );
+    }
+}
