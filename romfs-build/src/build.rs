@@ -6,8 +6,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use romfs_format::name::NameRules;
-use romfs_format::write::{FileSpec, Layout, MetadataSpec, Options, Plan, Stats, Tree};
+use romfs_format::write::{self, FileSpec, Layout, MetadataSpec, Options, Plan, Stats, Tree};
 
 use crate::compile::{self, Compiled};
 use crate::dedup;
@@ -86,7 +85,7 @@ pub fn build(
     check_paths(src, out)?;
     let exclude = Patterns::new(&opts.exclude)?;
     let align_rules = AlignRules::new(&opts.align_rules)?;
-    let mut tree = scan::scan(src, &exclude, name_rules(opts.layout))?;
+    let mut tree = scan::scan(src, &exclude, write::name_rules(opts.layout))?;
     let compiled = compile::compile_sources(&mut tree, src, opts, progress)?;
     let warnings = mpy_check::check_mpy(&tree, opts)?;
     let classes = if options.dedup {
@@ -118,15 +117,6 @@ pub fn build(
         notes: compiled.notes,
         warnings,
     })
-}
-
-/// The names each layout allows: what MicroPython can list and open, and
-/// for mpremote's layout only what mpremote can write.
-fn name_rules(layout: Layout) -> NameRules {
-    match layout {
-        Layout::Default => NameRules::MICROPYTHON,
-        Layout::Mpremote => NameRules::MPREMOTE,
-    }
 }
 
 /// The source must exist, and the output must be a file outside it whose

@@ -609,7 +609,7 @@ fn slots_committed_by_version_1_records_still_mount() {
     // What a version-1 updater left: the image, and a record whose
     // `image_id` field holds the CRC-32 of the whole image.
     let img = app_image(40, 20, 1);
-    let mut rec = CommitRecord::new(7, img.len() as u32, romfs_format::ext::crc32(&img));
+    let mut rec = CommitRecord::new(7, img.len() as u32, romfs_format::crc32::checksum(&img));
     rec.version = COMMIT_VERSION_1;
     let rec = rec.sealed();
     let mut flash = Flash::new(128 * 1024);

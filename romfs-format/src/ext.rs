@@ -134,11 +134,6 @@ pub fn parse_metadata(
     Ok(md)
 }
 
-/// CRC32 (IEEE, as zlib) of `bytes`.
-pub fn crc32(bytes: &[u8]) -> u32 {
-    crate::crc32::checksum(bytes)
-}
-
 impl<'a> Image<'a> {
     /// The metadata record among the top-level records, if any.
     pub fn metadata(&self) -> Result<Option<Metadata<'a>>, Error> {

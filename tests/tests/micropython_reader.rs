@@ -43,7 +43,7 @@ fn our_listing(image: &Image<'_>) -> String {
                     walk(d, &r, out);
                 }
                 Node::File(f) => {
-                    let crc = crc32fast::hash(f.data());
+                    let crc = romfs_format::crc32::checksum(f.data());
                     writeln!(out, "F {r} {0} 32768 {0} {0} {crc}", f.len()).unwrap();
                 }
             }
