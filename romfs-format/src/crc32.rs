@@ -2,27 +2,24 @@
 //! commit record's checksum. Every user in the workspace goes through this
 //! module, so the implementation is chosen in one place, by cargo features.
 //!
-//! Four implementations give the same results; they differ in flash taken
-//! and speed (measured in BENCHMARKS.md, "Firmware size": code and table
-//! bytes on `thumbv7em-none-eabihf`, instructions per byte on an emulated
-//! Cortex-M3, host throughput):
+//! Four implementations give the same results; they differ in the flash
+//! they take and their speed (measured in BENCHMARKS.md, "Firmware size"):
 //!
-//! | feature | how | bytes | Cortex-M3 | host |
-//! |---|---|---|---|---|
-//! | `crc-fast` (in `default`, implied by `std`) | the `crc32fast` crate: carry-less multiply or CRC instructions where the host has them (detected at run time with `std`), slice-by-16 (16 KiB of tables) elsewhere | 17,320 | 9.0 instr/byte | ~20 GiB/s |
-//! | `crc-table` | a byte at a time through a 256-entry table, [`update_table`] | 1,076 | 7.9 instr/byte | 190–450 MiB/s |
-//! | `crc-small-table` | a nibble at a time through a 16-entry table, [`update_small_table`] | 128 | 15.0 instr/byte | 120–240 MiB/s |
-//! | none of them | a bit at a time, no table, [`update_table_free`] | 60 | 71.9 instr/byte | 100–220 MiB/s |
+//! | feature | how | table |
+//! |---|---|---|
+//! | `crc-fast` (in `default`, implied by `std`) | the `crc32fast` crate: carry-less multiply or CRC instructions where the host has them (detected at run time with `std`), slice-by-16 elsewhere | 16 KiB |
+//! | `crc-table` | a byte at a time, [`update_table`] | 1 KiB |
+//! | `crc-small-table` | a nibble at a time, [`update_small_table`] | 64 bytes |
+//! | none of them | a bit at a time, [`update_table_free`] | none |
 //!
 //! When several are on, the fastest wins (`crc-fast`, then `crc-table`,
 //! then `crc-small-table`), so turning a feature on anywhere in a build
 //! never makes it slower, and `std` builds always use crc32fast. A
 //! `default-features = false` build without `std` (firmware) gets the
 //! table-free one unless it asks for a table (romfs-embedded passes the
-//! same features through). On a Cortex-M crc32fast has no SIMD to use:
-//! `crc-table` runs at its speed in a sixteenth of the flash, and
-//! `crc-small-table` is about five times faster than table-free for a few
-//! dozen bytes more.
+//! same features through). On a Cortex-M crc32fast has no instructions to
+//! use, so `crc-table` is as fast in a sixteenth of the flash, and
+//! `crc-small-table` is much faster than table-free for a few dozen bytes.
 
 /// The reflected IEEE polynomial.
 const POLY: u32 = 0xEDB8_8320;
