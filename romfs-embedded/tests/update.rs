@@ -630,3 +630,32 @@ fn slots_committed_by_version_1_records_still_mount() {
     assert_eq!((r.slot.unwrap().index, r.slot.unwrap().generation), (1, 8));
     assert_eq!(r.image_id, identity(&v2));
 }
+
+#[test]
+fn a_mount_counts_every_flash_read_it_makes() {
+    // mount_ab reads commit records and headers to choose a slot before it
+    // mounts one: those reads are in the file system's statistics too.
+    let mut flash = Flash::new(128 * 1024);
+    update_ab(&mut flash, &app_image(1, 20, 1), 1000).unwrap();
+    let (info, mut fs) =
+        slots::mount_ab::<_, 64>(&mut flash, &layout(), Verify::CommitOnly).unwrap();
+    let with_choice = fs.stats();
+    drop(fs);
+    flash.reset_stats();
+    let part = Partition::new_read_only(&mut flash, info.region).unwrap();
+    let mut alone = FlashFs::<_, 64>::mount(part).unwrap();
+    let mount_only = alone.stats();
+    drop(alone);
+    // The simulator saw exactly what the file system reports.
+    assert_eq!(mount_only.reads, flash.stats().reads);
+    assert!(
+        with_choice.reads > mount_only.reads,
+        "{with_choice:?} vs {mount_only:?}"
+    );
+    flash.reset_stats();
+    let (_, mut fs) = slots::mount_ab::<_, 64>(&mut flash, &layout(), Verify::CommitOnly).unwrap();
+    let reported = fs.stats();
+    drop(fs);
+    assert_eq!(reported.reads, flash.stats().reads);
+    assert_eq!(reported.bytes, flash.stats().bytes_read);
+}
