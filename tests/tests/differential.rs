@@ -1,0 +1,471 @@
+//! Differential testing against MicroPython's own reader (`vfs.VfsRom` in the
+//! real unix port): thousands of random images (valid, hand-shaped, mutated:
+//! `romfs_testkit::gen`), each walked by MicroPython and by our reader
+//! (`romfs_testkit::oracle`), and checked against `verify`:
+//!
+//! - on every image `verify` accepts, MicroPython's transcript is ours, line
+//!   for line (so MicroPython also never misbehaves on it);
+//! - every image on which MicroPython misbehaves (crashes, hangs, reads out
+//!   of bounds, cannot list, stat, open or import what it lists) is one
+//!   `verify` rejects, with a finding that explains it.
+//!
+//! `ROMFS_DIFF_IMAGES` (default 3000) and `ROMFS_DIFF_SEED` choose the run,
+//! `ROMFS_DIFF_JOBS` the number of MicroPython processes (default 1).
+//! `scripts/differential.sh` is the long run; DIFFERENTIAL.md records them.
+//! A failing image is minimised and written under
+//! `target/differential/failures/`; once understood and fixed it belongs in
+//! `tests/differential/` (replayed by `regression_images`).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use romfs_format::name::NameProblem;
+use romfs_format::{FindingKind, Image};
+use romfs_testkit::gen::{self, Family};
+use romfs_testkit::oracle::{first_difference, our_walk, Answer, Oracle};
+use romfs_testkit::{target_dir, venv_tool, workspace_root};
+
+/// What `verify` says about an image: `Ok` with its findings (none: the
+/// image is accepted), or `Err` when it cannot even be parsed.
+type Verdict = Result<Vec<FindingKind>, romfs_format::ErrorKind>;
+
+fn verdict(bytes: &[u8]) -> Verdict {
+    let image = Image::parse(bytes).map_err(|e| e.kind)?;
+    let mut findings = Vec::new();
+    image.verify(|f| findings.push(f.kind));
+    Ok(findings)
+}
+
+fn accepted(v: &Verdict) -> bool {
+    matches!(v, Ok(f) if f.is_empty())
+}
+
+/// A short name for each kind of finding (for the tables and regression files).
+fn finding_name(kind: &FindingKind) -> String {
+    match kind {
+        FindingKind::Structure(e) => format!("Structure({e:?})"),
+        FindingKind::ChecksumMismatch { .. } => "ChecksumMismatch".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn verdict_names(v: &Verdict) -> Vec<String> {
+    let mut names: Vec<String> = match v {
+        Ok(f) => f.iter().map(finding_name).collect(),
+        // Without the figures (ImagePastEnd carries two).
+        Err(e) => vec![format!(
+            "Parse({})",
+            format!("{e:?}").split(" {").next().unwrap()
+        )],
+    };
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Does one of `verify`'s findings explain this way of misbehaving? Each
+/// kind of misbehaviour has the findings that can cause it.
+fn explains(misbehaviour: &str, v: &Verdict) -> bool {
+    let Ok(findings) = v else {
+        // Not even parsed: the header or declared length is wrong, which is
+        // a reason for anything.
+        return true;
+    };
+    let structural =
+        |f: &FindingKind| matches!(f, FindingKind::Structure(_) | FindingKind::UnusedRecord);
+    let naming = |f: &FindingKind| matches!(f, FindingKind::Name(_) | FindingKind::DuplicateName);
+    findings.iter().any(|f| match misbehaviour {
+        "list-str" => matches!(f, FindingKind::Name(NameProblem::NotUtf8)) || structural(f),
+        "stat" | "open" | "read" | "import" => naming(f) || structural(f),
+        _ => structural(f),
+    })
+}
+
+/// What is wrong with one image, if anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Failure {
+    /// `verify` accepts it and MicroPython answers differently from us.
+    Disagrees {
+        line: usize,
+        ours: String,
+        theirs: String,
+    },
+    /// MicroPython misbehaves and `verify` has no finding that says why.
+    Unexplained {
+        misbehaviour: String,
+        findings: Vec<String>,
+    },
+}
+
+impl Failure {
+    /// What must stay the same while the image is minimised.
+    fn class(&self) -> String {
+        match self {
+            Failure::Disagrees { theirs, .. } => {
+                let what: String = theirs
+                    .split(' ')
+                    .take(if theirs.starts_with("BAD") { 2 } else { 1 })
+                    .collect::<Vec<_>>()
+                    .join("-");
+                format!("disagrees-{what}")
+            }
+            Failure::Unexplained { misbehaviour, .. } => format!("unexplained-{misbehaviour}"),
+        }
+    }
+}
+
+/// Everything learnt about one image.
+struct Outcome {
+    verdict: Verdict,
+    answer: Answer,
+    failure: Option<Failure>,
+}
+
+fn examine(oracle: &mut Oracle, bytes: &[u8]) -> Outcome {
+    let verdict = verdict(bytes);
+    let answer = oracle.ask(bytes);
+    let ours = our_walk(bytes);
+    let failure = if accepted(&verdict) {
+        let theirs = match &answer {
+            Answer::Walk(lines) => lines.clone(),
+            Answer::Crashed(why) => vec![format!("CRASH {why}")],
+            Answer::Hung => vec!["HANG".to_string()],
+        };
+        first_difference(&ours, &theirs).map(|(line, o, t)| Failure::Disagrees {
+            line,
+            ours: o.unwrap_or("(end)").to_string(),
+            theirs: t.unwrap_or("(end)").to_string(),
+        })
+    } else {
+        answer
+            .misbehaviours()
+            .into_iter()
+            .find(|m| !explains(m, &verdict))
+            .map(|misbehaviour| Failure::Unexplained {
+                misbehaviour,
+                findings: verdict_names(&verdict),
+            })
+    };
+    Outcome {
+        verdict,
+        answer,
+        failure,
+    }
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(v) => {
+            let v = v.trim();
+            let parsed = match v.strip_prefix("0x") {
+                Some(hex) => u64::from_str_radix(hex, 16),
+                None => v.parse(),
+            };
+            parsed.unwrap_or_else(|_| panic!("{name}={v} is not a number"))
+        }
+        Err(_) => default,
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let mut s = String::new();
+    for (k, chunk) in bytes.chunks(32).enumerate() {
+        if k > 0 {
+            s.push('\n');
+        }
+        for b in chunk {
+            let _ = write!(s, "{b:02x}");
+        }
+    }
+    s
+}
+
+fn unhex(text: &str) -> Vec<u8> {
+    let digits: Vec<u8> = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .flat_map(|l| l.bytes())
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    assert!(digits.len().is_multiple_of(2), "odd number of hex digits");
+    digits
+        .chunks(2)
+        .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).expect("hex digit"))
+        .collect()
+}
+
+/// Counts for the report of a run.
+#[derive(Default)]
+struct Tally {
+    images: usize,
+    by_family: BTreeMap<String, [usize; 3]>, // [images, accepted, MicroPython misbehaved]
+    misbehaviour: BTreeMap<(String, String), usize>, // (misbehaviour, verify's findings) -> images
+    findings: BTreeMap<String, [usize; 2]>, // verify's finding -> [images, of which MicroPython misbehaved on]
+    restarts: usize,
+    failures: Vec<String>,
+}
+
+impl Tally {
+    fn add(&mut self, family: Family, outcome: &Outcome) {
+        self.images += 1;
+        let row = self.by_family.entry(format!("{family:?}")).or_default();
+        row[0] += 1;
+        row[1] += accepted(&outcome.verdict) as usize;
+        row[2] += outcome.answer.misbehaved() as usize;
+        for m in outcome.answer.misbehaviours() {
+            let findings = verdict_names(&outcome.verdict).join(",");
+            *self.misbehaviour.entry((m, findings)).or_default() += 1;
+        }
+        for f in verdict_names(&outcome.verdict) {
+            let row = self.findings.entry(f).or_default();
+            row[0] += 1;
+            row[1] += outcome.answer.misbehaved() as usize;
+        }
+    }
+
+    fn merge(&mut self, other: Tally) {
+        self.images += other.images;
+        for (k, v) in other.by_family {
+            let row = self.by_family.entry(k).or_default();
+            for i in 0..3 {
+                row[i] += v[i];
+            }
+        }
+        for (k, v) in other.misbehaviour {
+            *self.misbehaviour.entry(k).or_default() += v;
+        }
+        for (k, v) in other.findings {
+            let row = self.findings.entry(k).or_default();
+            row[0] += v[0];
+            row[1] += v[1];
+        }
+        self.restarts += other.restarts;
+        self.failures.extend(other.failures);
+    }
+
+    fn report(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "family      images  verify-accepted  micropython-misbehaved"
+        );
+        for (family, [n, ok, bad]) in &self.by_family {
+            let _ = writeln!(s, "{family:<11} {n:>6}  {ok:>15}  {bad:>22}");
+        }
+        let _ = writeln!(
+            s,
+            "verify's findings (images with it, of which MicroPython misbehaved on):"
+        );
+        for (f, [n, bad]) in &self.findings {
+            let _ = writeln!(s, "  {f:<40} {n:>6} {bad:>6}");
+        }
+        let _ = writeln!(s, "MicroPython misbehaviour -> verify's findings (images):");
+        for ((m, f), n) in &self.misbehaviour {
+            let _ = writeln!(s, "  {m:<9} {n:>6}  {f}");
+        }
+        let _ = writeln!(s, "micropython restarts: {}", self.restarts);
+        s
+    }
+}
+
+fn failures_dir() -> PathBuf {
+    target_dir().join("differential").join("failures")
+}
+
+/// Minimise a failing image while it fails the same way; write it out.
+fn minimise_and_record(oracle: &mut Oracle, seed: u64, bytes: &[u8], failure: &Failure) -> String {
+    let class = failure.class();
+    let small = gen::minimise(bytes, 1500, |candidate| {
+        examine(oracle, candidate)
+            .failure
+            .is_some_and(|f| f.class() == class)
+    });
+    let again = examine(oracle, &small);
+    let dir = failures_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{class}-{seed:016x}.hex"));
+    let text = format!(
+        "# seed {seed:#018x}: {failure:?}\n# minimised ({} bytes): {:?}\n# verify: {}\n{}\n",
+        small.len(),
+        again.failure,
+        verdict_names(&again.verdict).join(", "),
+        hex(&small)
+    );
+    std::fs::write(&path, &text).unwrap();
+    format!(
+        "seed {seed:#x}: {failure:?}\n  minimised to {} bytes in {}\n{text}",
+        small.len(),
+        path.display()
+    )
+}
+
+/// Examine the images `first..first + count` that fall to worker `job` of `jobs`.
+fn run_worker(micropython: &Path, base_seed: u64, count: u64, job: u64, jobs: u64) -> Tally {
+    let scratch = target_dir().join("differential");
+    let mut oracle = Oracle::start(micropython, &scratch).expect("start micropython");
+    let mut tally = Tally::default();
+    let mut i = job;
+    while i < count {
+        let seed = base_seed.wrapping_add(i);
+        let generated = gen::generate(seed);
+        let outcome = examine(&mut oracle, &generated.bytes);
+        tally.add(generated.family, &outcome);
+        if let Some(failure) = &outcome.failure {
+            let mut note = format!("[{}] ", generated.recipe);
+            note += &minimise_and_record(&mut oracle, seed, &generated.bytes, failure);
+            eprintln!("FAILURE {note}");
+            tally.failures.push(note);
+        }
+        i += jobs;
+    }
+    tally.restarts = oracle.restarts;
+    tally
+}
+
+#[test]
+fn micropython_and_our_reader_agree_on_random_images() {
+    let Some(micropython) = venv_tool("micropython") else {
+        return;
+    };
+    let count = env_u64("ROMFS_DIFF_IMAGES", 3000);
+    let seed = env_u64("ROMFS_DIFF_SEED", 0x5eed_0001);
+    let jobs = env_u64("ROMFS_DIFF_JOBS", 1).max(1);
+    let started = Instant::now();
+    let tally = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..jobs)
+            .map(|job| {
+                let micropython = &micropython;
+                s.spawn(move || run_worker(micropython, seed, count, job, jobs))
+            })
+            .collect();
+        let mut tally = Tally::default();
+        for w in workers {
+            tally.merge(w.join().expect("worker"));
+        }
+        tally
+    });
+    eprintln!(
+        "differential: {} images from seed {seed:#x} in {:.1?} ({jobs} job(s))\n{}",
+        tally.images,
+        started.elapsed(),
+        tally.report()
+    );
+    // The run must exercise what it claims to: accepted images of every
+    // family, and images on which MicroPython misbehaves.
+    if count >= 1000 {
+        for (family, [n, ok, _]) in &tally.by_family {
+            assert!(
+                *ok * 10 >= *n,
+                "{family}: only {ok} of {n} images verify clean"
+            );
+        }
+        assert!(
+            !tally.misbehaviour.is_empty(),
+            "no image made MicroPython misbehave"
+        );
+    }
+    assert!(
+        tally.failures.is_empty(),
+        "{} failing image(s):\n{}",
+        tally.failures.len(),
+        tally.failures.join("\n")
+    );
+}
+
+/// One regression image from `tests/differential/`: its bytes and what it
+/// expects (`# expect-verify:` a finding name or `accepts`,
+/// `# expect-micropython:` a misbehaviour or `agrees`).
+struct Regression {
+    path: PathBuf,
+    bytes: Vec<u8>,
+    verify: Vec<String>,
+    micropython: Vec<String>,
+}
+
+fn regressions() -> Vec<Regression> {
+    let dir = workspace_root().join("tests").join("differential");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "hex") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let field = |key: &str| -> Vec<String> {
+            text.lines()
+                .filter_map(|l| l.strip_prefix(key))
+                .flat_map(|v| v.split(',').map(|s| s.trim().to_string()))
+                .filter(|s| !s.is_empty())
+                .collect()
+        };
+        out.push(Regression {
+            bytes: unhex(&text),
+            verify: field("# expect-verify:"),
+            micropython: field("# expect-micropython:"),
+            path,
+        });
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
+}
+
+#[test]
+fn regression_images_are_judged_as_recorded() {
+    let cases = regressions();
+    assert!(
+        !cases.is_empty(),
+        "no regression images in tests/differential/"
+    );
+    // What verify says needs no MicroPython.
+    for case in &cases {
+        assert!(
+            !case.verify.is_empty(),
+            "{}: no # expect-verify line",
+            case.path.display()
+        );
+        let v = verdict(&case.bytes);
+        let names = verdict_names(&v);
+        for want in &case.verify {
+            if want == "accepts" {
+                assert!(
+                    accepted(&v),
+                    "{}: verify should accept, says {names:?}",
+                    case.path.display()
+                );
+            } else {
+                assert!(
+                    names.contains(want),
+                    "{}: verify should find {want}, says {names:?}",
+                    case.path.display()
+                );
+            }
+        }
+    }
+    let Some(micropython) = venv_tool("micropython") else {
+        return;
+    };
+    let mut oracle = Oracle::start(&micropython, &target_dir().join("differential")).unwrap();
+    for case in &cases {
+        let outcome = examine(&mut oracle, &case.bytes);
+        assert_eq!(outcome.failure, None, "{}", case.path.display());
+        let seen = outcome.answer.misbehaviours();
+        for want in &case.micropython {
+            if want == "agrees" {
+                assert!(
+                    seen.is_empty(),
+                    "{}: MicroPython misbehaves: {seen:?}",
+                    case.path.display()
+                );
+            } else {
+                assert!(
+                    seen.contains(want),
+                    "{}: MicroPython should show {want}, shows {seen:?} ({:?})",
+                    case.path.display(),
+                    outcome.answer
+                );
+            }
+        }
+    }
+}
