@@ -36,16 +36,19 @@ use romfs_format::{Image, Node};
 /// The most entries one walk visits; past it the transcript ends in `LIMIT`.
 pub const MAX_ENTRIES: usize = 2000;
 
+/// The most text a transcript holds (paths repeat in every line, and names
+/// can make paths long); past it the walk ends in `LIMIT`.
+pub const MAX_TEXT: usize = 1 << 20;
+
 /// Bytes of guard on each side of the image in MicroPython's buffer.
 const GUARD: usize = 4096;
 
-/// The MicroPython side. `{MAX_ENTRIES}` and `{GUARD}` are filled in.
-const SCRIPT: &str = r#"
-import sys, vfs, binascii, gc
+/// The walk itself, in MicroPython, shared by the unix process and the
+/// board. `{MAX_ENTRIES}` and `{MAX_TEXT}` are filled in; `out` is anything
+/// with `append(line)` and `size`.
+const WALK: &str = r#"
 LIMIT = {MAX_ENTRIES}
-G = {GUARD}
-FF = b'\xff' * G
-IDENT = b'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_'
+TEXT = {MAX_TEXT}
 
 def hx(b):
     return binascii.hexlify(b).decode() if b else '-'
@@ -62,6 +65,12 @@ def stat(fs, q):
     except Exception as e:
         return '! ' + why(e)
 
+def full(out):
+    if out.size > TEXT:
+        out.append('LIMIT')
+        return True
+    return False
+
 def walk(fs, out):
     out.append('M %d' % fs.statvfs(b'/')[2])
     for q in (b'', b'/', b'//'):
@@ -70,6 +79,8 @@ def walk(fs, out):
     seen = 0
     i = 0
     while i < len(queue):
+        if full(out):
+            return
         d = queue[i]
         i += 1
         try:
@@ -100,6 +111,8 @@ def walk(fs, out):
         for n, t, s in ents:
             out.append('E %s %d %d' % (hx(n), t, s))
         for n, t, s in ents:
+            if full(out):
+                return
             p = d + b'/' + n if d else n
             qs = [b'/' + p, p, b'/' + p + b'/', b'/' + p + b'~', b'/' + p + b'/~']
             if len(n) > 1:
@@ -124,6 +137,24 @@ def walk(fs, out):
                     out.append('BAD open %s' % hx(p))
             if t == 0x4000:
                 queue.append(p)
+
+"#;
+
+/// The unix driver: images named on stdin, transcripts on stdout.
+const UNIX: &str = r#"
+import sys, vfs, binascii, gc
+G = {GUARD}
+FF = b'\xff' * G
+IDENT = b'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_'
+
+class Out:
+    def __init__(self):
+        self.lines = []
+        self.size = 0
+
+    def append(self, line):
+        self.lines.append(line)
+        self.size += len(line) + 1
 
 def imports(fs, out):
     # Modules `m_*.py` at the top whose source is `V = <digits>`: importing
@@ -174,7 +205,7 @@ def load(path, n, fill):
 def answer(path, n):
     outs = []
     for fill in (0, 1):
-        out = []
+        out = Out()
         try:
             fs = vfs.VfsRom(load(path, n, fill))
         except Exception as e:
@@ -190,7 +221,7 @@ def answer(path, n):
                     imports(fs, out)
                 except Exception as e:
                     out.append('BAD imports ' + why(e))
-        outs.append(out)
+        outs.append(out.lines)
     a, b = outs
     if a != b:
         k = 0
@@ -205,9 +236,112 @@ while True:
     if not line:
         break
     path, n = line.split()
-    sys.stdout.write('\n'.join(answer(path, int(n))) + '\nEND\n')
+    try:
+        lines = answer(path, int(n))
+    except Exception as e:
+        lines = ['BAD script ' + why(e)]
+    lines.append('END')
+    sys.stdout.write('\n'.join(lines) + '\n')
+    lines = None
     gc.collect()
 "#;
+
+/// The board driver: walks every image packed in ROM partition 0 by
+/// [`pack_for_board`], printing `IMG k`, the transcript and `END` for each.
+const BOARD: &str = r#"
+import vfs, binascii
+
+class Out:
+    size = 0
+
+    def append(self, line):
+        print(line)
+        self.size += len(line) + 1
+
+def u32(b):
+    return b[0] | b[1] << 8 | b[2] << 16 | b[3] << 24
+
+part = vfs.rom_ioctl(2, 0)
+count = u32(part[0:4])
+for k in range(count):
+    off = u32(part[4 + 8 * k:8 + 8 * k])
+    n = u32(part[8 + 8 * k:12 + 8 * k])
+    print('IMG', k)
+    out = Out()
+    try:
+        fs = vfs.VfsRom(part[off:off + n])
+    except Exception as e:
+        out.append('M ! ' + why(e))
+        fs = None
+    if fs is not None:
+        try:
+            walk(fs, out)
+        except Exception as e:
+            out.append('BAD walk ' + why(e))
+    print('END')
+print('DONE')
+"#;
+
+fn walk_source() -> String {
+    WALK.replace("{MAX_ENTRIES}", &MAX_ENTRIES.to_string())
+        .replace("{MAX_TEXT}", &MAX_TEXT.to_string())
+}
+
+/// The MicroPython script that walks, on a board, the images
+/// [`pack_for_board`] put in its ROM partition 0 (read with
+/// `vfs.rom_ioctl(2, 0)`), with the same walk as the unix oracle (without
+/// the guard bytes or imports); [`parse_board_output`] reads what it prints.
+pub fn board_script() -> String {
+    walk_source() + BOARD
+}
+
+/// Pack `images` into one ROM partition of `capacity` bytes for
+/// [`board_script`]: a table (count, then offset and length of each, all
+/// little-endian u32) and the images, each at a 4-byte boundary. The table
+/// is not an image, so the board mounts nothing at `/rom` at boot. `None`
+/// when they do not fit.
+pub fn pack_for_board(images: &[&[u8]], capacity: usize) -> Option<Vec<u8>> {
+    let mut out = vec![0u8; 4 + 8 * images.len()];
+    out[..4].copy_from_slice(&(images.len() as u32).to_le_bytes());
+    for (k, image) in images.iter().enumerate() {
+        while !out.len().is_multiple_of(4) {
+            out.push(0xff);
+        }
+        let at = 4 + 8 * k;
+        let offset = out.len() as u32;
+        out[at..at + 4].copy_from_slice(&offset.to_le_bytes());
+        out[at + 4..at + 8].copy_from_slice(&(image.len() as u32).to_le_bytes());
+        out.extend_from_slice(image);
+    }
+    (out.len() <= capacity).then_some(out)
+}
+
+/// The transcripts a run of [`board_script`] printed, by image index, and
+/// whether it got to the end (`DONE`). An image whose `END` is missing is
+/// the one the board was walking when its output stopped.
+pub fn parse_board_output(text: &str) -> (Vec<(usize, Vec<String>, bool)>, bool) {
+    let mut out: Vec<(usize, Vec<String>, bool)> = Vec::new();
+    let mut done = false;
+    for line in text.lines() {
+        let line = line.trim_end_matches('\r');
+        if let Some(k) = line.strip_prefix("IMG ") {
+            if let Ok(k) = k.trim().parse() {
+                out.push((k, Vec::new(), false));
+            }
+        } else if line == "END" {
+            if let Some(last) = out.last_mut() {
+                last.2 = true;
+            }
+        } else if line == "DONE" {
+            done = true;
+        } else if let Some(last) = out.last_mut() {
+            if !last.2 {
+                last.1.push(line.to_string());
+            }
+        }
+    }
+    (out, done)
+}
 
 /// What MicroPython made of one image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -279,9 +413,7 @@ impl Oracle {
             COUNT.fetch_add(1, Ordering::Relaxed)
         ));
         std::fs::create_dir_all(&dir)?;
-        let script = SCRIPT
-            .replace("{MAX_ENTRIES}", &MAX_ENTRIES.to_string())
-            .replace("{GUARD}", &GUARD.to_string());
+        let script = walk_source() + &UNIX.replace("{GUARD}", &GUARD.to_string());
         std::fs::write(dir.join("walk.py"), script)?;
         let mut oracle = Oracle {
             program: micropython.to_path_buf(),
@@ -495,12 +627,12 @@ fn stat_line(image: &Image<'_>, path: &[u8]) -> String {
 /// documentation). It never has `BAD` lines; where our reader reports the
 /// image corrupt, the line says `ERR` and why.
 pub fn our_walk(buf: &[u8]) -> Vec<String> {
-    let mut out = Vec::new();
+    let mut out = Transcript::default();
     let image = match Image::parse(buf) {
         Ok(image) => image,
         Err(_) => {
             out.push(format!("M ! OSError{ENODEV}"));
-            return out;
+            return out.lines;
         }
     };
     out.push(format!("M {}", image.payload().len()));
@@ -511,6 +643,9 @@ pub fn our_walk(buf: &[u8]) -> Vec<String> {
     let mut seen = 0;
     let mut i = 0;
     while i < queue.len() {
+        if out.full() {
+            return out.lines;
+        }
         let d = queue[i].clone();
         i += 1;
         let dir_path = [b"/", d.as_slice()].concat();
@@ -545,7 +680,7 @@ pub fn our_walk(buf: &[u8]) -> Vec<String> {
         out.push(format!("D {} {res} {}", hex(&d), entries.len()));
         if seen + entries.len() > MAX_ENTRIES {
             out.push("LIMIT".into());
-            return out;
+            return out.lines;
         }
         seen += entries.len();
         for e in &entries {
@@ -553,6 +688,9 @@ pub fn our_walk(buf: &[u8]) -> Vec<String> {
             out.push(format!("E {} {mode} {}", hex(e.name()), e.size()));
         }
         for e in &entries {
+            if out.full() {
+                return out.lines;
+            }
             let n = e.name();
             let p = if d.is_empty() {
                 n.to_vec()
@@ -586,7 +724,29 @@ pub fn our_walk(buf: &[u8]) -> Vec<String> {
             }
         }
     }
-    out
+    out.lines
+}
+
+/// Lines and their total size, as the script's `Out` counts them.
+#[derive(Default)]
+struct Transcript {
+    lines: Vec<String>,
+    size: usize,
+}
+
+impl Transcript {
+    fn push(&mut self, line: String) {
+        self.size += line.len() + 1;
+        self.lines.push(line);
+    }
+
+    fn full(&mut self) -> bool {
+        let full = self.size > MAX_TEXT;
+        if full {
+            self.push("LIMIT".into());
+        }
+        full
+    }
 }
 
 /// The first line where two transcripts differ: (index, ours, theirs).
