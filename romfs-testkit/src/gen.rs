@@ -20,7 +20,7 @@
 use std::fmt::Write as _;
 
 use romfs_format::varuint;
-use romfs_format::write::{Layout, MemoryTree, MetadataSpec, NodeRef, Options};
+use romfs_format::write::{Layout, MemoryTree, MetadataSpec, NodeRef, Options, SignatureSpec};
 use romfs_format::{Image, HEADER};
 
 use crate::Rng;
@@ -262,6 +262,7 @@ fn valid(rng: &mut Rng, recipe: &mut String) -> Vec<u8> {
                     label: Some("label é".into()),
                     generation: Some(rng.below(1 << 33)),
                     build_time: Some(rng.below(1 << 31)),
+                    product: Some("board-x".into()),
                 })
             }
             _ => {}
@@ -269,18 +270,27 @@ fn valid(rng: &mut Rng, recipe: &mut String) -> Vec<u8> {
         if rng.below(4) == 0 {
             o.header_write_size = Some(1 + rng.below(32) as u32);
         }
+        if o.checksum && rng.below(6) == 0 {
+            // A signature record after the checksum (left unsigned: what is
+            // read here is its shape, not the signature).
+            o.signature = Some(SignatureSpec {
+                product: "board-x".into(),
+                generation: rng.below(1000) as u32,
+            });
+        }
         o
     };
     let _ = write!(
         recipe,
-        "valid {:?} align={} dedup={} checksum={} sort={} metadata={} header={:?}",
+        "valid {:?} align={} dedup={} checksum={} sort={} metadata={} header={:?} signature={}",
         opts.layout,
         opts.align,
         opts.dedup,
         opts.checksum,
         opts.sort,
         opts.metadata.is_some(),
-        opts.header_write_size
+        opts.header_write_size,
+        opts.signature.is_some()
     );
     tree.build(&opts)
         .expect("the generator only makes trees the writer accepts")
@@ -770,18 +780,25 @@ pub fn edit(buf: &[u8], at: usize, remove: usize, insert: &[u8], fix_lengths: bo
     out
 }
 
-/// If `buf` holds an image ending in a checksum record, make the stored CRC
-/// match the image again. Returns whether there was one.
+/// If `buf` holds an image with a checksum record (last, or before a
+/// signature record), make the stored CRC match the image again. Returns
+/// whether there was one.
 pub fn refresh_checksum(buf: &mut [u8]) -> bool {
     let Ok(image) = Image::parse(buf) else {
         return false;
     };
-    let len = image.len();
-    if image.checksum_record().is_none() {
+    let Some((offset, _)) = image.checksum_record() else {
         return false;
-    }
-    let crc = romfs_format::crc32::checksum(&buf[..len - 4]);
-    buf[len - 4..len].copy_from_slice(&crc.to_le_bytes());
+    };
+    let Some(end) = spans(buf)
+        .iter()
+        .find(|s| s.start == offset && s.depth == 1)
+        .map(|s| s.payload_end)
+    else {
+        return false;
+    };
+    let crc = romfs_format::crc32::checksum(&buf[..end - 4]);
+    buf[end - 4..end].copy_from_slice(&crc.to_le_bytes());
     true
 }
 

@@ -10,7 +10,7 @@
 //!   `verify` rejects, with a finding that explains it.
 //!
 //! `ROMFS_DIFF_IMAGES` (default 3000) and `ROMFS_DIFF_SEED` choose the run,
-//! `ROMFS_DIFF_JOBS` the number of MicroPython processes (default 1).
+//! `ROMFS_DIFF_JOBS` the number of MicroPython processes (default 2).
 //! `scripts/differential.sh` is the long run; DIFFERENTIAL.md records them.
 //! A failing image is minimised and written under
 //! `target/differential/failures/`; once understood and fixed it belongs in
@@ -332,7 +332,7 @@ fn micropython_and_our_reader_agree_on_random_images() {
     };
     let count = env_u64("ROMFS_DIFF_IMAGES", 3000);
     let seed = env_u64("ROMFS_DIFF_SEED", 0x5eed_0001);
-    let jobs = env_u64("ROMFS_DIFF_JOBS", 1).max(1);
+    let jobs = env_u64("ROMFS_DIFF_JOBS", 2).max(1);
     let started = Instant::now();
     let tally = std::thread::scope(|s| {
         let workers: Vec<_> = (0..jobs)
