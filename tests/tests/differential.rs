@@ -41,23 +41,23 @@ fn accepted(v: &Verdict) -> bool {
     matches!(v, Ok(f) if f.is_empty())
 }
 
-/// A short name for each kind of finding (for the tables and regression files).
-fn finding_name(kind: &FindingKind) -> String {
-    match kind {
-        FindingKind::Structure(e) => format!("Structure({e:?})"),
-        FindingKind::ChecksumMismatch { .. } => "ChecksumMismatch".into(),
-        other => format!("{other:?}"),
+/// A short name for each kind of finding (for the tables and regression
+/// files): its `Debug` form without the figures some variants carry.
+fn finding_name(kind: &dyn std::fmt::Debug) -> String {
+    let full = format!("{kind:?}");
+    match full.find(" {") {
+        Some(i) => {
+            let head = &full[..i];
+            head.to_string() + &")".repeat(head.matches('(').count())
+        }
+        None => full,
     }
 }
 
 fn verdict_names(v: &Verdict) -> Vec<String> {
     let mut names: Vec<String> = match v {
-        Ok(f) => f.iter().map(finding_name).collect(),
-        // Without the figures (ImagePastEnd carries two).
-        Err(e) => vec![format!(
-            "Parse({})",
-            format!("{e:?}").split(" {").next().unwrap()
-        )],
+        Ok(f) => f.iter().map(|k| finding_name(k)).collect(),
+        Err(e) => vec![format!("Parse({})", finding_name(e))],
     };
     names.sort();
     names.dedup();
@@ -201,9 +201,16 @@ fn unhex(text: &str) -> Vec<u8> {
 #[derive(Default)]
 struct Tally {
     images: usize,
-    by_family: BTreeMap<String, [usize; 3]>, // [images, accepted, MicroPython misbehaved]
-    misbehaviour: BTreeMap<(String, String), usize>, // (misbehaviour, verify's findings) -> images
-    findings: BTreeMap<String, [usize; 2]>, // verify's finding -> [images, of which MicroPython misbehaved on]
+    /// Family -> [images, accepted by verify, MicroPython misbehaved].
+    by_family: BTreeMap<String, [usize; 3]>,
+    /// Way of misbehaving -> images.
+    misbehaviour: BTreeMap<String, usize>,
+    /// verify's finding -> [images with it, of which MicroPython misbehaved on].
+    findings: BTreeMap<String, [usize; 2]>,
+    /// verify's finding, on images where it is the only kind found ->
+    /// (images, MicroPython's ways of misbehaving on them -> images): what
+    /// that one shape does to MicroPython.
+    alone: BTreeMap<String, (usize, BTreeMap<String, usize>)>,
     restarts: usize,
     failures: Vec<String>,
 }
@@ -215,14 +222,22 @@ impl Tally {
         row[0] += 1;
         row[1] += accepted(&outcome.verdict) as usize;
         row[2] += outcome.answer.misbehaved() as usize;
-        for m in outcome.answer.misbehaviours() {
-            let findings = verdict_names(&outcome.verdict).join(",");
-            *self.misbehaviour.entry((m, findings)).or_default() += 1;
+        let ways = outcome.answer.misbehaviours();
+        for m in &ways {
+            *self.misbehaviour.entry(m.clone()).or_default() += 1;
         }
-        for f in verdict_names(&outcome.verdict) {
-            let row = self.findings.entry(f).or_default();
+        let names = verdict_names(&outcome.verdict);
+        for f in &names {
+            let row = self.findings.entry(f.clone()).or_default();
             row[0] += 1;
             row[1] += outcome.answer.misbehaved() as usize;
+        }
+        if let [only] = names.as_slice() {
+            let (n, seen) = self.alone.entry(only.clone()).or_default();
+            *n += 1;
+            for m in ways {
+                *seen.entry(m).or_default() += 1;
+            }
         }
     }
 
@@ -242,6 +257,13 @@ impl Tally {
             row[0] += v[0];
             row[1] += v[1];
         }
+        for (k, (n, seen)) in other.alone {
+            let (total, all) = self.alone.entry(k).or_default();
+            *total += n;
+            for (m, c) in seen {
+                *all.entry(m).or_default() += c;
+            }
+        }
         self.restarts += other.restarts;
         self.failures.extend(other.failures);
     }
@@ -257,14 +279,16 @@ impl Tally {
         }
         let _ = writeln!(
             s,
-            "verify's findings (images with it, of which MicroPython misbehaved on):"
+            "MicroPython misbehaved (images): {:?}",
+            self.misbehaviour
+        );
+        let _ = writeln!(
+            s,
+            "verify's finding: images with it, MicroPython misbehaved on; images with only it: how MicroPython misbehaved"
         );
         for (f, [n, bad]) in &self.findings {
-            let _ = writeln!(s, "  {f:<40} {n:>6} {bad:>6}");
-        }
-        let _ = writeln!(s, "MicroPython misbehaviour -> verify's findings (images):");
-        for ((m, f), n) in &self.misbehaviour {
-            let _ = writeln!(s, "  {m:<9} {n:>6}  {f}");
+            let (alone, ways) = self.alone.get(f).cloned().unwrap_or_default();
+            let _ = writeln!(s, "  {f:<32} {n:>6} {bad:>6}; {alone:>6}: {ways:?}");
         }
         let _ = writeln!(s, "micropython restarts: {}", self.restarts);
         s
