@@ -197,6 +197,14 @@ fn unhex(text: &str) -> Vec<u8> {
         .collect()
 }
 
+/// A transcript line cut short for a report: hex paths can be long.
+fn shorten(line: &str) -> String {
+    match line.char_indices().nth(120) {
+        Some((i, _)) => format!("{}...", &line[..i]),
+        None => line.to_string(),
+    }
+}
+
 /// Counts for the report of a run.
 #[derive(Default)]
 struct Tally {
@@ -745,8 +753,10 @@ fn walk_on_board(board: &board::Board, images: &[BoardCase]) -> BoardTally {
                 match first_difference(unix, &lines) {
                     None => tally.rejected_same_as_unix += 1,
                     Some((line, u, b)) => tally.rejected_differences.push(format!(
-                        "seed {seed:#x} [{}] line {line}: unix {u:?}, board {b:?}",
-                        verdict_names(&verdict(bytes)).join(",")
+                        "seed {seed:#x} [{}] line {line}: unix {:?}, board {:?}",
+                        verdict_names(&verdict(bytes)).join(","),
+                        shorten(u.unwrap_or("(end)")),
+                        shorten(b.unwrap_or("(end)")),
                     )),
                 }
             }
