@@ -269,7 +269,9 @@ impl<'a> Image<'a> {
                             continue;
                         }
                     };
-                    if let Err(problem) = name::check(name, NameRules::FORMAT) {
+                    // MicroPython turns names into `str` when it lists a directory:
+                    // one name that is not UTF-8 makes the whole listing fail.
+                    if let Err(problem) = name::check(name, NameRules::MICROPYTHON) {
                         emit(FindingKind::Name(problem), rec.offset);
                     }
                     let body = Records::new(self.bytes(), body_start, rec.end());
@@ -399,6 +401,31 @@ mod tests {
             kinds[1],
             Some((FindingKind::Structure(ErrorKind::FileWithoutData), 4))
         );
+    }
+
+    #[test]
+    fn a_name_micropython_cannot_list_is_a_finding() {
+        // A file named ff fe holding "abc": os.listdir() on MicroPython
+        // raises UnicodeError for its directory.
+        let bytes = [
+            0xd2, 0xcd, 0x31, 0x0a, 5, 8, 2, 0xff, 0xfe, 2, 3, b'a', b'b', b'c',
+        ];
+        let mut found = [None; 2];
+        let mut n = 0;
+        let summary = Image::parse(&bytes).unwrap().verify(|f| {
+            found[n] = Some((f.kind, f.offset));
+            n += 1;
+        });
+        assert_eq!(summary.findings, 1);
+        assert_eq!(found[0], Some((FindingKind::Name(NameProblem::NotUtf8), 4)));
+        // UTF-8 beyond ASCII is a name MicroPython lists.
+        let bytes = [
+            0xd2, 0xcd, 0x31, 0x0a, 5, 8, 2, 0xc3, 0xa9, 2, 3, b'a', b'b', b'c',
+        ];
+        assert!(Image::parse(&bytes)
+            .unwrap()
+            .verify(|f| panic!("{f}"))
+            .is_clean());
     }
 
     #[test]

@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+pub mod gen;
+pub mod oracle;
+
 /// Python packages the interop tests need, pinned so results are repeatable
 /// (one requirement per line; `scripts/` installs the same file).
 pub const PYTHON_REQUIREMENTS: &str = include_str!("../python-requirements.txt");
