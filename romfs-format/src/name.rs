@@ -23,7 +23,9 @@ pub enum NameProblem {
     Nul,
     /// The name is `.` or `..`.
     Dot,
-    /// The name is not valid UTF-8: MicroPython cannot list its directory.
+    /// The name is not valid UTF-8: MicroPython, which lists names as `str`,
+    /// fails to list its directory (it is looser only on overlong forms
+    /// and surrogates).
     NotUtf8,
     /// The name is not ASCII, which the mpremote layout requires.
     NotAscii,
@@ -37,7 +39,7 @@ impl fmt::Display for NameProblem {
             NameProblem::Nul => "name contains a NUL byte",
             NameProblem::Dot => "name is '.' or '..'",
             NameProblem::NotUtf8 => {
-                "name is not valid UTF-8 (MicroPython cannot list its directory)"
+                "name is not valid UTF-8 (MicroPython lists names as str: listing its directory can fail)"
             }
             NameProblem::NotAscii => "name is not ASCII (the mpremote layout allows only ASCII)",
         })

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use memmap2::Mmap;
+use romfs_format::name::NameProblem;
 use romfs_format::{ErrorKind, Finding, FindingKind, Image};
 
 use crate::fs::{Attrs, RomFs};
@@ -74,7 +75,8 @@ impl Prepared {
     }
 
     /// Findings that do not stop the mount: duplicate names (the first
-    /// entry of a name is served, as MicroPython does), an odd image size,
+    /// entry of a name is served, as MicroPython does), names that are not
+    /// UTF-8 (MicroPython cannot list them, Linux can), an odd image size,
     /// and a checksum mismatch under `ignore_checksum`.
     pub fn warnings(&self) -> &[Finding] {
         &self.warnings
@@ -84,7 +86,9 @@ impl Prepared {
 /// Whether a finding still lets the image be served.
 fn is_harmless(finding: &Finding, opts: &MountOptions) -> bool {
     match finding.kind {
-        FindingKind::DuplicateName | FindingKind::OddImageSize => true,
+        FindingKind::DuplicateName
+        | FindingKind::OddImageSize
+        | FindingKind::Name(NameProblem::NotUtf8) => true,
         FindingKind::ChecksumMismatch { .. } => opts.ignore_checksum,
         _ => false,
     }
