@@ -298,7 +298,7 @@ pub fn add_signature(image: &[u8], key: &SigningKey, claims: &Claims) -> Result<
     out.push(CHECKSUM_PAYLOAD_LEN as u8);
     out.extend_from_slice(&ext::MAGIC);
     out.push(TAG_CHECKSUM);
-    let crc = ext::crc32(&out);
+    let crc = romfs_format::crc32::checksum(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     out.extend_from_slice(&SIGNATURE_RECORD_HEAD);
     let placeholder = Manifest {
