@@ -91,7 +91,7 @@ pub enum SignatureState {
 }
 
 /// The image in `bytes`, which must end where its header says.
-fn parse(bytes: &[u8]) -> Result<Image<'_>> {
+fn parse_exact(bytes: &[u8]) -> Result<Image<'_>> {
     let image = Image::parse(bytes)?;
     if image.len() != bytes.len() {
         return Err(Error::TrailingBytes {
@@ -173,7 +173,7 @@ fn check_metadata(image: &Image<'_>, claims: &Claims) -> Result<()> {
 /// --sign`, or signed before), else as its metadata says. An error when
 /// the product or generation is nowhere, or contradicts the metadata.
 pub fn claims_for(image: &[u8], product: Option<&str>, generation: Option<u32>) -> Result<Claims> {
-    let parsed = parse(image)?;
+    let parsed = parse_exact(image)?;
     let manifest = match signature_offset(&parsed) {
         Some(_) => Some(signed_manifest(&parsed)?.1.manifest),
         None => None,
@@ -209,7 +209,7 @@ pub fn claims_for(image: &[u8], product: Option<&str>, generation: Option<u32>) 
 /// manifest. Only the record's last 160 bytes change.
 pub fn sign(image: &mut [u8], key: &SigningKey) -> Result<Verified> {
     let offset = {
-        let parsed = parse(image)?;
+        let parsed = parse_exact(image)?;
         let (offset, signed) = signed_manifest(&parsed)?;
         check_intact(&parsed)?;
         let claims = Claims {
@@ -237,7 +237,7 @@ pub fn sign(image: &mut [u8], key: &SigningKey) -> Result<Verified> {
 pub fn set_claims(image: &mut [u8], claims: &Claims) -> Result<()> {
     let product = product_field(&claims.product)?;
     let (offset, mut manifest) = {
-        let parsed = parse(image)?;
+        let parsed = parse_exact(image)?;
         let (offset, signed) = signed_manifest(&parsed)?;
         check_metadata(&parsed, claims)?;
         (offset, signed.manifest)
@@ -263,7 +263,7 @@ fn product_field(product: &str) -> Result<[u8; signature::MAX_PRODUCT_LEN]> {
 /// cannot, the image has to be rebuilt with `romfs build --sign`.
 pub fn add_signature(image: &[u8], key: &SigningKey, claims: &Claims) -> Result<Vec<u8>> {
     let product = product_field(&claims.product)?;
-    let parsed = parse(image)?;
+    let parsed = parse_exact(image)?;
     if let Some(offset) = signature_offset(&parsed) {
         return Err(Error::AlreadySigned { offset });
     }
@@ -326,7 +326,7 @@ pub fn sign_image(
     generation: Option<u32>,
 ) -> Result<(Vec<u8>, Verified)> {
     let claims = claims_for(&image, product, generation)?;
-    let has_record = signature_offset(&parse(&image)?).is_some();
+    let has_record = signature_offset(&parse_exact(&image)?).is_some();
     if has_record {
         set_claims(&mut image, &claims)?;
         let verified = sign(&mut image, key)?;
@@ -341,9 +341,12 @@ pub fn sign_image(
 /// Check an image's signature with `key`: the manifest is well formed and
 /// describes this image, names this key, its Ed25519 signature verifies,
 /// the SHA-256 of the signed bytes matches, and the image's own checksum
-/// matches. Returns who signed it and what it vouches for.
+/// matches. Returns who signed it and what it vouches for. Bytes after the
+/// image's declared end (the rest of a flash partition read back) are not
+/// part of the image and are ignored, as readers ignore them.
 pub fn verify(image: &[u8], key: &PublicKey) -> Result<Verified> {
-    let parsed = parse(image)?;
+    let parsed = Image::parse(image)?;
+    let image = parsed.bytes();
     let (offset, signed) = signed_manifest(&parsed)?;
     if is_placeholder(&signed) {
         return Err(Error::NotSealed { offset });

@@ -299,6 +299,10 @@ fn verify_says_what_is_wrong() {
     let pk = k.public_key();
 
     assert!(matches!(verify(&plain, &pk), Err(Error::Unsigned)));
+    // The rest of a flash partition after the image is not part of it.
+    let mut partition = signed.clone();
+    partition.extend_from_slice(&[0xff; 4096]);
+    assert_eq!(verify(&partition, &pk).unwrap().image_len as usize, n);
     let err = verify(&signed, &key(2).public_key()).unwrap_err();
     assert_eq!(
         err.to_string(),
