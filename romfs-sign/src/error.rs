@@ -1,5 +1,7 @@
 //! The one error type of this crate: each message says what is wrong and
-//! where (the key file, or the byte offset in the image).
+//! where (the file, or the byte offset in the image). Messages are complete
+//! and no error returns its cause again from `source()`, so printing an
+//! error chain says everything once.
 
 use std::path::PathBuf;
 
@@ -13,12 +15,12 @@ use crate::KeyId;
 #[non_exhaustive]
 pub enum Error {
     /// Reading or writing a key file failed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// What the operating system said.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A password-protected private key.
     #[error(
@@ -69,13 +71,21 @@ pub enum Error {
         /// The file.
         path: PathBuf,
     },
+    /// Something is wrong with the image in this file.
+    #[error("{}: {error}", path.display())]
+    InFile {
+        /// The image file.
+        path: PathBuf,
+        /// What is wrong.
+        error: Box<Error>,
+    },
     /// The operating system's random number generator failed.
     #[error("the operating system's random number generator failed: {0}")]
     Random(String),
 
     /// The bytes are not a romfs image.
-    #[error("not a romfs image: {0}")]
-    Image(#[from] romfs_format::Error),
+    #[error("{0}")]
+    Image(romfs_format::Error),
     /// Bytes follow the image's declared end.
     #[error(
         "the image ends at byte {end} (its header says so) but {extra} more bytes follow; \
@@ -134,12 +144,12 @@ pub enum Error {
         size: u64,
     },
     /// The signature record does not hold a manifest this crate reads.
-    #[error("signature record at byte {offset}: {source}")]
+    #[error("signature record at byte {offset}: {problem}")]
     BadManifest {
         /// Offset of the signature record.
         offset: usize,
         /// What is wrong with the manifest.
-        source: ManifestError,
+        problem: ManifestError,
     },
     /// A signature record laid out by `romfs build` but never signed.
     #[error(
@@ -220,6 +230,12 @@ pub enum Error {
         /// The value asked for.
         requested: String,
     },
+}
+
+impl From<romfs_format::Error> for Error {
+    fn from(e: romfs_format::Error) -> Self {
+        Error::Image(e)
+    }
 }
 
 /// This crate's result.

@@ -117,7 +117,7 @@ fn signed_manifest(image: &Image<'_>) -> Result<(usize, SignedManifest)> {
     let offset = signature_offset(image).ok_or(Error::Unsigned)?;
     match image.signature() {
         None => Err(Error::Unsigned),
-        Some(Err(source)) => Err(Error::BadManifest { offset, source }),
+        Some(Err(problem)) => Err(Error::BadManifest { offset, problem }),
         Some(Ok(signed)) => Ok((offset, signed)),
     }
 }
@@ -221,7 +221,7 @@ pub fn sign(image: &mut [u8], key: &SigningKey) -> Result<Verified> {
     };
     let digest = digest_of(&image[..offset]);
     let manifest = signature::seal(image, digest, key.key_id().0, |m| key.sign(m))
-        .map_err(|source| Error::BadManifest { offset, source })?;
+        .map_err(|problem| Error::BadManifest { offset, problem })?;
     let signature: [u8; SIGNATURE_LEN] = image[image.len() - SIGNATURE_LEN..]
         .try_into()
         .expect("a sealed image ends with a signature");

@@ -234,9 +234,9 @@ pub fn write_key_pair(key: &SigningKey, prefix: &Path) -> Result<KeyFiles> {
 /// Create `path` (never replacing a file) holding `bytes`; remove it again
 /// if writing fails.
 fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    let io = |source| Error::Io {
+    let io = |error| Error::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
@@ -262,9 +262,9 @@ fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
 fn read_secret(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
     fs::read(path)
         .map(Zeroizing::new)
-        .map_err(|source| Error::Io {
+        .map_err(|error| Error::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         })
 }
 
