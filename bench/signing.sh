@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What signed updates cost, side by side in one run:
 #  1. host: verifying a signed image (SHA-256 of the image, Ed25519 of its
-#     manifest) with romfs-sign against OpenSSL doing the same with the
+#     manifest) with romfs-sign (and `romfs verify --key`, which also checks
+#     the whole structure) against OpenSSL doing the same with the
 #     commands of FORMAT.md 3.4 (`openssl dgst -sha256`, `openssl pkeyutl
 #     -verify`), on the same images of 1, 16 and 64 MiB; the time per MiB
 #     is the slope between 1 and 64 MiB (process start-up cancels out);
@@ -15,10 +16,12 @@
 #     (QEMU lm3s6965evb, -icount shift=0), with the attacks it must refuse.
 #
 #   bench/signing.sh [WORKDIR]      (default WORKDIR: /tmp/romfs-bench-signing)
+#   HOST_ONLY=1 bench/signing.sh    (part 1 only)
 #
 # Needs: openssl, hyperfine, python3, qemu-system-arm, llvm-size (rustup
 # component llvm-tools, or on PATH), rust targets thumbv7em-none-eabihf,
-# thumbv6m-none-eabi, thumbv7m-none-eabi. RUNS=N sets the timed runs.
+# thumbv6m-none-eabi, thumbv7m-none-eabi. RUNS=N sets the timed runs per
+# round, ROUNDS=N the rounds (default 3).
 # Results: WORKDIR/results/*.md and a summary on stdout.
 set -euo pipefail
 
@@ -30,7 +33,9 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "host: romfs-sign vs OpenSSL verifying the same signed images"
 cargo build --release -q -p romfs-sign --example sign_bench --manifest-path "$ROOT/Cargo.toml"
+cargo build --release -q -p romfs-cli --bin romfs --manifest-path "$ROOT/Cargo.toml"
 sign_bench="$ROOT/target/release/examples/sign_bench"
+romfs="$ROOT/target/release/romfs"
 cd "$WORK"
 [ -f key.pem ] || openssl genpkey -algorithm ed25519 -out key.pem
 openssl pkey -in key.pem -pubout -out key.pub.pem
@@ -51,22 +56,35 @@ openssl pkeyutl -verify -pubin -inkey "$pub" -rawin -in manifest.bin -sigfile si
 EOF
 for mib in "${sizes[@]}"; do
   "$sign_bench" verify "img$mib.img" key.pub.pem
+  "$romfs" verify --key key.pub.pem "img$mib.img" >/dev/null
   bash openssl-verify.sh "img$mib.img" key.pub.pem
-  hyperfine -N --warmup 3 --runs "$RUNS" --export-json "results/host-$mib.json" \
-    -n romfs-sign "$sign_bench verify img$mib.img key.pub.pem" \
-    -n openssl "bash openssl-verify.sh img$mib.img key.pub.pem" \
-    -n "openssl dgst -sha256 alone" "openssl dgst -sha256 img$mib.img" >/dev/null
 done
-python3 - "${sizes[@]}" <<'EOF' | tee results/host.md
+# Rounds interleave the sizes, so that a burst of load elsewhere on the
+# machine does not fall on one size only; the runs of all rounds are pooled.
+rounds=${ROUNDS:-3}
+for round in $(seq "$rounds"); do
+  for mib in "${sizes[@]}"; do
+    hyperfine -N --warmup 3 --runs "$RUNS" --export-json "results/host-$mib-$round.json" \
+      -n romfs-sign "$sign_bench verify img$mib.img key.pub.pem" \
+      -n "romfs verify --key" "$romfs verify --key key.pub.pem img$mib.img" \
+      -n openssl "bash openssl-verify.sh img$mib.img key.pub.pem" \
+      -n "openssl dgst -sha256 alone" "openssl dgst -sha256 img$mib.img" >/dev/null
+  done
+done
+python3 - "$rounds" "${sizes[@]}" <<'EOF' | tee results/host.md
 import json, statistics, sys
-sizes = [int(s) for s in sys.argv[1:]]
-runs = {m: {r["command"]: r for r in json.load(open(f"results/host-{m}.json"))["results"]} for m in sizes}
+rounds, sizes = int(sys.argv[1]), [int(s) for s in sys.argv[2:]]
+runs = {}
+for m in sizes:
+    for r in range(1, rounds + 1):
+        for res in json.load(open(f"results/host-{m}-{r}.json"))["results"]:
+            runs.setdefault(m, {}).setdefault(res["command"], []).extend(res["times"])
 names = list(runs[sizes[0]])
-print("| verifier | " + " | ".join(f"{m} MiB (median ms)" for m in sizes) + " | per MiB (ms) | fixed (ms) |")
+print("| verifier (a process per run) | " + " | ".join(f"{m} MiB (median ms)" for m in sizes) + " | per MiB (ms) | fixed (ms) |")
 print("|---|" + "---|" * (len(sizes) + 2))
 slope = {}
 for n in names:
-    med = {m: statistics.median(runs[m][n]["times"]) * 1000 for m in sizes}
+    med = {m: statistics.median(runs[m][n]) * 1000 for m in sizes}
     slope[n] = (med[sizes[-1]] - med[sizes[0]]) / (sizes[-1] - sizes[0])
     fixed = med[sizes[0]] - slope[n] * sizes[0]
     print(f"| {n} | " + " | ".join(f"{med[m]:.1f}" for m in sizes) + f" | {slope[n]:.3f} | {fixed:.1f} |")
@@ -74,6 +92,26 @@ print()
 print(f"per MiB, romfs-sign / openssl: {slope['romfs-sign'] / slope['openssl']:.2f}x; "
       f"romfs-sign / openssl dgst alone: {slope['romfs-sign'] / slope['openssl dgst -sha256 alone']:.2f}x")
 EOF
+
+step "host, in process: the primitives, and verify() of an image in memory"
+{
+  echo "| | SHA-256 MB/s (1 MiB buffer) | Ed25519 verifications/s |"
+  echo "|---|---|---|"
+  "$sign_bench" time img1.img key.pub.pem >results/inproc-1.txt
+  echo "| romfs-sign (sha2, ed25519-dalek \`verify_strict\`) | $(awk '/^sha256/ { print $3 }' results/inproc-1.txt) | $(awk '/^ed25519/ { print $3 }' results/inproc-1.txt) |"
+  sha=$(openssl speed -seconds 3 -bytes 1048576 -evp sha256 2>/dev/null | awk '/^sha256/ { sub("k", "", $2); printf "%.0f", $2 / 1000 }')
+  ed=$(openssl speed -seconds 3 ed25519 2>/dev/null | awk '/Ed25519/ { printf "%.0f", $NF }')
+  echo "| OpenSSL (\`openssl speed\`) | $sha | $ed |"
+  echo
+  echo "| \`verify()\` of an image in memory | ms | ms per MiB |"
+  echo "|---|---|---|"
+  for mib in "${sizes[@]}"; do
+    "$sign_bench" time "img$mib.img" key.pub.pem >"results/inproc-$mib.txt"
+    echo "| $mib MiB | $(awk '/^verify ms / { print $3 }' "results/inproc-$mib.txt") | $(awk '/^verify ms\/MiB/ { print $3 }' "results/inproc-$mib.txt") |"
+  done
+} | tee results/host-inprocess.md
+
+if [ "${HOST_ONLY:-0}" = 1 ]; then exit 0; fi
 
 step "firmware: code size (text + rodata + data; opt-level z, LTO)"
 fw="$ROOT/bench/signing-firmware"
