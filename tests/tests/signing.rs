@@ -244,7 +244,7 @@ fn key_ids_are_what_devices_compute_and_what_openssl_shows() {
             romfs_embedded::update::key_id(&key.to_bytes()),
             "key {name}"
         );
-        // The recipe README.md gives: the last 32 bytes of the SPKI DER, hashed.
+        // README.md's recipe: the last 32 bytes of the SPKI DER, hashed.
         let script = format!(
             "{:?} pkey -pubin -in {name}.pub.pem -outform DER | tail -c 32 | sha256sum | cut -c1-16",
             tool
