@@ -9,7 +9,7 @@ export CI=${CI:-false}
 step() { printf '\n==> %s\n' "$*"; }
 
 step "system packages"
-packages=(fuse3 squashfs-tools squashfuse erofs-utils genromfs qemu-system-arm)
+packages=(fuse3 squashfs-tools squashfuse erofs-utils genromfs qemu-system-arm openssl)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

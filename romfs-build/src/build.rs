@@ -6,7 +6,10 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use romfs_format::write::{self, FileSpec, Layout, MetadataSpec, Options, Plan, Stats, Tree};
+use romfs_format::write::{
+    self, FileSpec, Layout, MetadataSpec, Options, Plan, SignatureSpec, Stats, Tree,
+};
+use romfs_sign::Verified;
 
 use crate::compile::{self, Compiled};
 use crate::dedup;
@@ -56,8 +59,11 @@ pub struct PackedEntry {
 pub struct BuildReport {
     /// Counts from the layout.
     pub stats: Stats,
-    /// CRC32 of the image, when it ends with a checksum record.
+    /// The stored CRC32 (of every byte before it), when the image has a
+    /// checksum record.
     pub checksum: Option<u32>,
+    /// Who signed the image and what it vouches for, when it was signed.
+    pub signature: Option<Verified>,
     /// `.py` files compiled to `.mpy`.
     pub compiled: usize,
     /// The compiler used, if any.
@@ -104,12 +110,18 @@ pub fn build(
         });
     }
     progress.phase("writing", stats.bytes_in - stats.dedup_saved, true);
-    let tail = emit::write_atomically(&plan, &image.paths, &tree, out, progress)?;
+    let trailer = match opts.sign.as_deref() {
+        Some(key) => emit::Trailer::Signed(key),
+        None => emit::Trailer::Plain {
+            checksum: options.checksum,
+        },
+    };
+    let written = emit::write_atomically(&plan, &image.paths, &tree, out, trailer, progress)?;
     progress.finish();
     Ok(BuildReport {
         stats,
-        // The stored checksum (CRC of everything before it) is the last 4 bytes.
-        checksum: options.checksum.then_some(u32::from_le_bytes(tail)),
+        checksum: written.checksum,
+        signature: written.signature,
         compiled: compiled.nodes.len(),
         packed: packed_entries(&plan, &image, &compiled),
         mpy_cross: compiled.compiler.map(|c| c.program),
@@ -242,8 +254,15 @@ fn writer_options(opts: &BuildOptions) -> Result<Options, BuildError> {
             label: opts.label.clone(),
             generation: opts.generation,
             build_time: opts.build_time.map(|t| t.resolve()).transpose()?,
-            ..MetadataSpec::default()
+            product: opts.product.clone(),
         };
+    }
+    if opts.sign.is_some() {
+        // validate() made sure both are there and the generation fits.
+        options.signature = Some(SignatureSpec {
+            product: opts.product.clone().unwrap_or_default(),
+            generation: opts.generation.unwrap_or(0) as u32,
+        });
     }
     Ok(options)
 }

@@ -1,6 +1,6 @@
 //! Writing a planned image atomically: into a temporary file beside the
-//! output, streaming each file's contents from the host, renamed over the
-//! output only when everything was written.
+//! output, streaming each file's contents from the host, signed in place
+//! when asked, renamed over the output only when everything was written.
 
 use std::fs;
 use std::io::{self, BufWriter, Read, Write};
@@ -8,6 +8,8 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use romfs_format::write::{Contents, EmitError, Output, Plan};
+use romfs_format::Image;
+use romfs_sign::{SigningKey, Verified};
 
 use crate::build::Progress;
 use crate::error::{BuildError, InputProblem};
@@ -15,15 +17,36 @@ use crate::scan::{input_error, SourceKind, SourceTree};
 
 const BUF: usize = 256 * 1024;
 
-/// Write `plan` to `out`, reading file `i` from `paths[i]`. Returns the
-/// image's last 4 bytes (its checksum, when it has one).
+/// What was written.
+pub(crate) struct Written {
+    /// The stored CRC32, when the image has a checksum record.
+    pub checksum: Option<u32>,
+    /// The signature, when the image was signed.
+    pub signature: Option<Verified>,
+}
+
+/// How to finish the image once it is written.
+#[derive(Clone, Copy)]
+pub(crate) enum Trailer<'a> {
+    /// Nothing, or a checksum record: the last 4 bytes are its CRC.
+    Plain {
+        /// The plan ends the image with a checksum record.
+        checksum: bool,
+    },
+    /// The plan lays out a signature record: sign it with this key.
+    Signed(&'a SigningKey),
+}
+
+/// Write `plan` to `out`, reading file `i` from `paths[i]`, and finish it
+/// as `trailer` says.
 pub(crate) fn write_atomically(
     plan: &Plan<'_>,
     paths: &[PathBuf],
     tree: &SourceTree,
     out: &Path,
+    trailer: Trailer<'_>,
     progress: &dyn Progress,
-) -> Result<[u8; 4], BuildError> {
+) -> Result<Written, BuildError> {
     let out_err = |error: io::Error| BuildError::Output {
         path: out.to_path_buf(),
         error,
@@ -38,7 +61,9 @@ pub(crate) fn write_atomically(
         .prefix(".romfs-")
         .suffix(".tmp")
         .make_in(dir, |path| {
+            // Readable too: a signed image is mapped to be sealed.
             fs::OpenOptions::new()
+                .read(true)
                 .write(true)
                 .create_new(true)
                 .mode(0o600)
@@ -72,8 +97,15 @@ pub(crate) fn write_atomically(
             });
         }
     }
-    let tail = output.tail;
     let tmpfile = output.w.into_inner().map_err(|e| out_err(e.into_error()))?;
+    let written = match trailer {
+        Trailer::Signed(key) => sign_in_place(tmpfile.as_file(), key, out)?,
+        Trailer::Plain { checksum } => Written {
+            // Without a signature record, the stored CRC is the last 4 bytes.
+            checksum: checksum.then_some(u32::from_le_bytes(output.tail)),
+            signature: None,
+        },
+    };
     // A rebuilt image keeps the permissions of the one it replaces.
     let mode = fs::metadata(out)
         .map(|m| m.permissions().mode() & 0o7777)
@@ -83,7 +115,32 @@ pub(crate) fn write_atomically(
         .set_permissions(fs::Permissions::from_mode(mode))
         .map_err(out_err)?;
     tmpfile.persist(out).map_err(|e| out_err(e.error))?;
-    Ok(tail)
+    Ok(written)
+}
+
+/// Fill in the signature record of the image just written to `file`
+/// (SHA-256 of everything before it, the key's id, the Ed25519 signature).
+fn sign_in_place(file: &fs::File, key: &SigningKey, out: &Path) -> Result<Written, BuildError> {
+    let out_err = |error: io::Error| BuildError::Output {
+        path: out.to_path_buf(),
+        error,
+    };
+    // SAFETY: the file is our private temporary file (mode 0600, created
+    // here, not yet renamed into place): nothing else maps or changes it.
+    let mut map = unsafe { memmap2::MmapMut::map_mut(file) }.map_err(out_err)?;
+    let signature = romfs_sign::sign(&mut map, key).map_err(|error| BuildError::Sign {
+        path: out.to_path_buf(),
+        error,
+    })?;
+    map.flush().map_err(out_err)?;
+    let checksum = Image::parse(&map)
+        .ok()
+        .and_then(|image| image.checksum_record())
+        .map(|(_, crc)| crc);
+    Ok(Written {
+        checksum,
+        signature: Some(signature),
+    })
 }
 
 /// The host file behind the image path `rel`.

@@ -21,8 +21,25 @@ use crate::options::Setting;
 #[non_exhaustive]
 pub enum BuildError {
     /// Settings the mpremote layout does not have were given.
-    #[error("{} only apply to the default layout (mpremote layout has no alignment, dedup, checksum or metadata)", list(.0))]
+    #[error("{} only apply to the default layout (mpremote layout has no alignment, dedup, checksum, metadata or signature)", list(.0))]
     NotForMpremote(Vec<Setting>),
+    /// `--sign` with `--no-checksum`.
+    #[error("--sign needs the checksum record the signature follows; drop --no-checksum")]
+    SignNeedsChecksum,
+    /// `--sign` without what the signed manifest must carry.
+    #[error("--sign needs {}: the signed manifest carries the product and the anti-rollback generation", list(.0))]
+    SignNeeds(Vec<Setting>),
+    /// A generation too large for a signed manifest.
+    #[error("--generation {0}: a signed image's generation is at most {max}", max = u32::MAX)]
+    SignedGeneration(u64),
+    /// Signing the written image failed.
+    #[error("{}: {error}", .path.display())]
+    Sign {
+        /// The output path.
+        path: PathBuf,
+        /// Why.
+        error: romfs_sign::Error,
+    },
     /// A build time that is neither Unix seconds nor `now`.
     #[error("build time {0:?}: expected Unix seconds or `now`")]
     InvalidBuildTime(String),

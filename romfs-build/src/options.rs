@@ -4,9 +4,11 @@ use std::ffi::OsString;
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use romfs_format::mpy::Arch;
 use romfs_format::write::Layout;
+use romfs_sign::SigningKey;
 
 use crate::error::BuildError;
 
@@ -87,6 +89,10 @@ pub enum Setting {
     BuildTime,
     /// [`BuildOptions::flash_write_size`].
     FlashWriteSize,
+    /// [`BuildOptions::product`].
+    Product,
+    /// [`BuildOptions::sign`].
+    Sign,
 }
 
 impl fmt::Display for Setting {
@@ -100,6 +106,8 @@ impl fmt::Display for Setting {
             Setting::Generation => "--generation",
             Setting::BuildTime => "--build-time",
             Setting::FlashWriteSize => "--flash-write-size",
+            Setting::Product => "--product",
+            Setting::Sign => "--sign",
         })
     }
 }
@@ -131,6 +139,13 @@ pub struct BuildOptions {
     /// write units of this many bytes (default layout; see
     /// `romfs_format::write::Options::header_write_size`).
     pub flash_write_size: Option<u32>,
+    /// The product (board) the image is for, recorded in the metadata
+    /// (default layout); a signed image's manifest carries it too.
+    pub product: Option<String>,
+    /// Sign the image with this key (default layout with a checksum; needs
+    /// `product` and `generation`, which the signed manifest carries: see
+    /// FORMAT.md, section 3.4).
+    pub sign: Option<Arc<SigningKey>>,
     /// Glob patterns of entries to leave out.
     pub exclude: Vec<String>,
     /// Largest image allowed (a partition size).
@@ -151,11 +166,13 @@ pub struct BuildOptions {
 
 impl BuildOptions {
     /// Check the options against each other: the mpremote layout has no
-    /// alignment, dedup, checksum or metadata, so every such setting given
-    /// with it is an error (one error listing them all).
+    /// alignment, dedup, checksum, metadata or signature, so every such
+    /// setting given with it is an error (one error listing them all); a
+    /// signature needs the checksum record, a product and a generation that
+    /// fits the manifest.
     pub fn validate(&self) -> Result<(), BuildError> {
         if self.layout != Layout::Mpremote {
-            return Ok(());
+            return self.validate_signing();
         }
         let given = [
             (self.align.is_some(), Setting::Align),
@@ -166,6 +183,8 @@ impl BuildOptions {
             (self.generation.is_some(), Setting::Generation),
             (self.build_time.is_some(), Setting::BuildTime),
             (self.flash_write_size.is_some(), Setting::FlashWriteSize),
+            (self.product.is_some(), Setting::Product),
+            (self.sign.is_some(), Setting::Sign),
         ];
         let refused: Vec<Setting> = given
             .into_iter()
@@ -175,6 +194,30 @@ impl BuildOptions {
             Ok(())
         } else {
             Err(BuildError::NotForMpremote(refused))
+        }
+    }
+
+    /// A signed build's own rules (default layout).
+    fn validate_signing(&self) -> Result<(), BuildError> {
+        if self.sign.is_none() {
+            return Ok(());
+        }
+        if self.checksum == Some(false) {
+            return Err(BuildError::SignNeedsChecksum);
+        }
+        let mut missing = Vec::new();
+        if self.product.is_none() {
+            missing.push(Setting::Product);
+        }
+        if self.generation.is_none() {
+            missing.push(Setting::Generation);
+        }
+        if !missing.is_empty() {
+            return Err(BuildError::SignNeeds(missing));
+        }
+        match self.generation {
+            Some(g) if g > u64::from(u32::MAX) => Err(BuildError::SignedGeneration(g)),
+            _ => Ok(()),
         }
     }
 }
@@ -212,6 +255,53 @@ mod tests {
         }
         .validate()
         .is_ok());
+    }
+
+    #[test]
+    fn signing_needs_a_checksum_a_product_and_a_32_bit_generation() {
+        let key = Some(Arc::new(SigningKey::from_bytes(&[1; 32])));
+        let signed = BuildOptions {
+            sign: key,
+            product: Some("board".into()),
+            generation: Some(3),
+            ..BuildOptions::default()
+        };
+        assert!(signed.validate().is_ok());
+        let e = BuildOptions {
+            product: None,
+            generation: None,
+            ..signed.clone()
+        }
+        .validate()
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--sign needs --product, --generation: the signed manifest carries the product \
+             and the anti-rollback generation"
+        );
+        let e = BuildOptions {
+            checksum: Some(false),
+            ..signed.clone()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(matches!(e, BuildError::SignNeedsChecksum));
+        let e = BuildOptions {
+            generation: Some(1 << 32),
+            ..signed.clone()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(matches!(e, BuildError::SignedGeneration(g) if g == 1 << 32));
+        let e = BuildOptions {
+            layout: Layout::Mpremote,
+            ..signed
+        }
+        .validate()
+        .unwrap_err();
+        assert!(e
+            .to_string()
+            .starts_with("--generation, --product, --sign only apply to the default layout"));
     }
 
     #[test]

@@ -2,7 +2,9 @@
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{build, cat, completions, extract, info, ls, mount, tree, umount, verify};
+use crate::commands::{
+    build, cat, completions, extract, info, keygen, ls, mount, sign, tree, umount, verify,
+};
 use crate::ui::{Status, Ui};
 
 /// Build, inspect and mount MicroPython ROMFS images.
@@ -46,10 +48,18 @@ pub enum Command {
     /// Recreate an image's tree in a directory.
     Extract(extract::ExtractArgs),
     /// Describe an image: layout, sizes, counts, alignment of every file,
-    /// checksum, metadata, `.mpy` files by version and architecture.
+    /// checksum, metadata, signature, `.mpy` files by version and
+    /// architecture.
     Info(info::InfoArgs),
-    /// Check an image completely; exit status 0 only when it is clean.
+    /// Check an image completely (and its signature, with --key); exit
+    /// status 0 only when it is clean.
     Verify(verify::VerifyArgs),
+    /// Make an Ed25519 key pair for signing images (PKCS#8 and SPKI PEM,
+    /// the files OpenSSL reads and writes).
+    Keygen(keygen::KeygenArgs),
+    /// Sign an image built without a signature, or sign a signed one again
+    /// (FORMAT.md, section 3.4).
+    Sign(sign::SignArgs),
     /// Mount an image read-only with FUSE (returns once mounted; -f to stay
     /// in the foreground). Needs `fusermount3` (Debian package `fuse3`).
     Mount(Box<mount::MountArgs>),
@@ -70,6 +80,8 @@ impl Command {
             Command::Extract(args) => args.run(ui),
             Command::Info(args) => args.run(ui),
             Command::Verify(args) => args.run(ui),
+            Command::Keygen(args) => args.run(ui),
+            Command::Sign(args) => args.run(ui),
             Command::Mount(args) => (*args).run(ui),
             Command::Umount(args) => args.run(ui),
             Command::Completions(args) => args.run(ui),

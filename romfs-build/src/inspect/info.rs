@@ -1,11 +1,12 @@
 //! Describing an image: layout, sizes, counts, alignment of every file,
-//! checksum, metadata, `.mpy` files by version and architecture.
+//! checksum, metadata, signature, `.mpy` files by version and architecture.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use romfs_format::mpy::{Arch, MpyHeader};
 use romfs_format::Checksum;
+use romfs_sign::SignatureState;
 
 use super::{is_mpremote_layout, walk, ImageFile};
 use crate::error::ReadError;
@@ -93,6 +94,9 @@ pub struct Info {
     pub build_time: Option<u64>,
     /// The product (board) the image is for.
     pub product: Option<String>,
+    /// The signature record: none, malformed, laid out but not signed, or
+    /// signed (whether it verifies needs the signer's public key).
+    pub signature: SignatureState,
     /// Largest flash write unit (bytes, up to 32) for which the header is
     /// safe to program last in a single-slot update (see FORMAT.md §5);
     /// 3 for an image built without a flash write size.
@@ -196,6 +200,7 @@ pub fn info(file: &ImageFile) -> Result<Info, ReadError> {
         generation: md.and_then(|m| m.generation),
         build_time: md.and_then(|m| m.build_time),
         product: text(md.and_then(|m| m.product)),
+        signature: romfs_sign::inspect(file.bytes()).unwrap_or(SignatureState::Unsigned),
         header_safe_write_size: (1..=romfs_format::write::MAX_HEADER_WRITE_SIZE as usize)
             .rev()
             .find(|&w| image.is_header_safe(w))

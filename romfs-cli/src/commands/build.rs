@@ -3,11 +3,13 @@
 use std::ffi::OsString;
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use clap::ValueEnum;
 use romfs_build::{build, human, BuildOptions, BuildReport, BuildTime, Layout, MpyMode, Progress};
 use romfs_format::mpy::Arch;
 use romfs_format::write::MAX_HEADER_WRITE_SIZE;
+use romfs_sign::SigningKey;
 
 use crate::cli::Run;
 use crate::progress::Bar;
@@ -57,9 +59,20 @@ pub struct BuildArgs {
     /// A label recorded in the image's metadata.
     #[arg(long)]
     label: Option<String>,
-    /// A generation number recorded in the metadata (higher is newer).
+    /// A generation number recorded in the metadata (higher is newer); in
+    /// a signed image also the anti-rollback generation devices check.
     #[arg(long)]
     generation: Option<u64>,
+    /// The product (board) the image is for, recorded in the metadata; a
+    /// signed image's manifest carries it too (at most 32 bytes).
+    #[arg(long, value_name = "NAME")]
+    product: Option<String>,
+    /// Sign the image with this Ed25519 private key (PKCS#8 PEM, as `romfs
+    /// keygen` or `openssl genpkey -algorithm ed25519` writes it). Needs
+    /// --product and --generation: devices refuse an image for another
+    /// product or not newer than theirs.
+    #[arg(long, value_name = "KEY", requires_all = ["product", "generation"])]
+    sign: Option<PathBuf>,
     /// Record a build time: Unix seconds, or `now` (SOURCE_DATE_EPOCH if set,
     /// else the clock). By default none is recorded, so builds are reproducible.
     #[arg(long, value_name = "SECS|now")]
@@ -101,8 +114,9 @@ pub struct BuildArgs {
 }
 
 impl BuildArgs {
-    /// The library's options for these flags (checked by the library).
-    fn options(&self) -> BuildOptions {
+    /// The library's options for these flags (checked by the library),
+    /// signing with `key`.
+    fn options(&self, key: Option<Arc<SigningKey>>) -> BuildOptions {
         BuildOptions {
             layout: match self.layout {
                 LayoutArg::Default => Layout::Default,
@@ -114,6 +128,8 @@ impl BuildArgs {
             checksum: self.no_checksum.then_some(false),
             label: self.label.clone(),
             generation: self.generation,
+            product: self.product.clone(),
+            sign: key,
             build_time: self.build_time,
             flash_write_size: self.flash_write_size,
             exclude: self.exclude.clone(),
@@ -136,8 +152,11 @@ impl BuildArgs {
 
 impl Run for BuildArgs {
     fn run(self, ui: &mut Ui) -> anyhow::Result<Status> {
+        // The key first: a key that cannot be used fails before any work.
+        let key = self.sign.as_deref().map(SigningKey::load).transpose()?;
+        let options = self.options(key.map(Arc::new));
         let bar = Bar::new(!self.quiet && io::stderr().is_terminal());
-        let result = build(&self.dir, &self.output, &self.options(), &bar);
+        let result = build(&self.dir, &self.output, &options, &bar);
         bar.finish();
         let report = result?;
         for w in &report.warnings {
@@ -212,7 +231,15 @@ fn write_summary(out: &mut dyn Write, path: &Path, r: &BuildReport) -> io::Resul
         s.dedup_saved, s.dedup_files, s.align_overhead
     )?;
     match r.checksum {
-        Some(c) => writeln!(out, "  checksum crc32 {c:#010x}"),
-        None => writeln!(out, "  checksum none"),
+        Some(c) => writeln!(out, "  checksum crc32 {c:#010x}")?,
+        None => writeln!(out, "  checksum none")?,
     }
+    if let Some(s) = &r.signature {
+        writeln!(
+            out,
+            "  signed by key {} for product {:?}, generation {}",
+            s.key_id, s.product, s.generation
+        )?;
+    }
+    Ok(())
 }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use romfs_build::human;
 use romfs_build::inspect::{self, FileInfo, ImageFile, Info, LayoutKind, MpyGroup};
 use romfs_format::Checksum;
+use romfs_sign::{KeyId, SignatureState};
 use serde::Serialize;
 
 use crate::cli::Run;
@@ -97,6 +98,7 @@ fn write_text(out: &mut dyn Write, i: &Info) -> std::io::Result<()> {
         or_dash(i.build_time.map(|t| t.to_string()))
     )?;
     writeln!(out, "product:      {}", or_dash(i.product.clone()))?;
+    write_signature(out, &i.signature)?;
     writeln!(
         out,
         "header:       safe to program last for flash write units up to {} bytes",
@@ -149,6 +151,103 @@ fn write_text(out: &mut dyn Write, i: &Info) -> std::io::Result<()> {
     Ok(())
 }
 
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The signature state; for a signed image also the signed manifest, the
+/// 160 bytes a sender hands a device ahead of the image.
+fn write_signature(out: &mut dyn Write, state: &SignatureState) -> std::io::Result<()> {
+    match state {
+        SignatureState::Unsigned => writeln!(out, "signature:    none"),
+        SignatureState::Malformed { offset, error } => {
+            writeln!(out, "signature:    malformed record at byte {offset}: {error}")
+        }
+        SignatureState::NotSealed { manifest, .. } => writeln!(
+            out,
+            "signature:    laid out for product {:?}, generation {}, but not signed (run `romfs sign`)",
+            String::from_utf8_lossy(manifest.product()),
+            manifest.generation
+        ),
+        SignatureState::Signed {
+            signed,
+            digest_matches,
+            ..
+        } => {
+            let m = &signed.manifest;
+            let digest = if *digest_matches {
+                "digest matches (check the signature with `romfs verify --key PUB`)"
+            } else {
+                "digest DOES NOT MATCH: the image was altered after signing"
+            };
+            writeln!(
+                out,
+                "signature:    key {}, product {:?}, generation {}; {digest}",
+                KeyId(m.key_id),
+                String::from_utf8_lossy(m.product()),
+                m.generation
+            )?;
+            writeln!(out, "manifest:     {}", hex(&signed.to_bytes()))
+        }
+    }
+}
+
+/// `signature` in `info --json`.
+#[derive(Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+enum SignatureJson {
+    Unsigned,
+    Malformed {
+        offset: usize,
+        error: String,
+    },
+    NotSigned {
+        offset: usize,
+        product: String,
+        generation: u32,
+    },
+    Signed {
+        offset: usize,
+        key_id: String,
+        product: String,
+        generation: u32,
+        digest: String,
+        digest_matches: bool,
+        /// The 160 bytes of manifest and signature, in hex.
+        signed_manifest: String,
+    },
+}
+
+impl From<&SignatureState> for SignatureJson {
+    fn from(s: &SignatureState) -> Self {
+        match s {
+            SignatureState::Unsigned => SignatureJson::Unsigned,
+            SignatureState::Malformed { offset, error } => SignatureJson::Malformed {
+                offset: *offset,
+                error: error.to_string(),
+            },
+            SignatureState::NotSealed { offset, manifest } => SignatureJson::NotSigned {
+                offset: *offset,
+                product: String::from_utf8_lossy(manifest.product()).into_owned(),
+                generation: manifest.generation,
+            },
+            SignatureState::Signed {
+                offset,
+                signed,
+                digest_matches,
+            } => SignatureJson::Signed {
+                offset: *offset,
+                key_id: KeyId(signed.manifest.key_id).to_string(),
+                product: String::from_utf8_lossy(signed.manifest.product()).into_owned(),
+                generation: signed.manifest.generation,
+                digest: hex(&signed.manifest.digest),
+                digest_matches: *digest_matches,
+                signed_manifest: hex(&signed.to_bytes()),
+            },
+        }
+    }
+}
+
 /// How a group of `.mpy`-named files without a `.mpy` header is shown.
 const NOT_MPY: &str = "not a .mpy";
 
@@ -173,6 +272,7 @@ struct InfoJson<'a> {
     generation: Option<u64>,
     build_time: Option<u64>,
     product: Option<&'a str>,
+    signature: SignatureJson,
     header_safe_write_size: usize,
     alignment_histogram: &'a BTreeMap<u64, usize>,
     mpy: Vec<MpyGroupJson>,
@@ -218,6 +318,7 @@ impl<'a> From<&'a Info> for InfoJson<'a> {
             generation: i.generation,
             build_time: i.build_time,
             product: i.product.as_deref(),
+            signature: SignatureJson::from(&i.signature),
             header_safe_write_size: i.header_safe_write_size,
             alignment_histogram: &i.alignment_histogram,
             mpy: i.mpy.iter().map(MpyGroupJson::from).collect(),

@@ -6,16 +6,17 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use romfs_format::write::{MemoryTree, MetadataSpec, Options};
+use romfs_format::write::{MemoryTree, MetadataSpec, Options, SignatureSpec};
 use romfs_format::Image;
+use romfs_sign::SigningKey;
 
 use crate::romfs;
 
 /// A fixed image: nested directories, an empty one, a duplicate (stored
 /// once), bytecode and native `.mpy` files, a `.mpy` that is not one,
 /// metadata without a build time (so nothing depends on the clock or the
-/// crate version).
-fn golden_image() -> Vec<u8> {
+/// crate version). Signed by [`golden_key`] when `signed`.
+fn golden_image(signed: bool) -> Vec<u8> {
     let mut tree = MemoryTree::new();
     let root = tree.root();
     let lib = tree.add_dir(root, b"lib").unwrap();
@@ -43,9 +44,23 @@ fn golden_image() -> Vec<u8> {
             build_time: None,
             product: Some("demo-board".into()),
         }),
+        signature: signed.then(|| SignatureSpec {
+            product: "demo-board".into(),
+            generation: 7,
+        }),
         ..Options::default()
     };
-    tree.build(&opts).unwrap()
+    let mut image = tree.build(&opts).unwrap();
+    if signed {
+        // Ed25519 is deterministic: the same key gives the same bytes.
+        romfs_sign::sign(&mut image, &golden_key()).unwrap();
+    }
+    image
+}
+
+/// The key the signed golden image is signed with.
+fn golden_key() -> SigningKey {
+    SigningKey::from_bytes(&[0x5e; 32])
 }
 
 /// The golden image with one byte of `config.json`'s data flipped.
@@ -103,9 +118,18 @@ fn compare(name: &str, actual: &str) -> Option<String> {
 #[test]
 fn golden_outputs() {
     let t = tempfile::tempdir().unwrap();
-    let image = golden_image();
+    let image = golden_image(false);
     fs::write(t.path().join("app.img"), &image).unwrap();
     fs::write(t.path().join("bad.img"), corrupt(image)).unwrap();
+    let signed = golden_image(true);
+    fs::write(t.path().join("signed.img"), &signed).unwrap();
+    fs::write(t.path().join("altered.img"), corrupt(signed)).unwrap();
+    romfs_sign::write_key_pair(&golden_key(), &t.path().join("key")).unwrap();
+    romfs_sign::write_key_pair(
+        &SigningKey::from_bytes(&[0x77; 32]),
+        &t.path().join("other"),
+    )
+    .unwrap();
     // (golden file, arguments, exit status); run in the image's directory
     // so the outputs name it as `app.img`.
     let cases: &[(&str, &[&str], i32)] = &[
@@ -121,6 +145,34 @@ fn golden_outputs() {
         ("verify.json", &["verify", "--json", "app.img"], 0),
         ("verify-corrupt.txt", &["verify", "bad.img"], 1),
         ("verify-corrupt.json", &["verify", "--json", "bad.img"], 1),
+        ("info-signed.txt", &["info", "signed.img"], 0),
+        ("info-signed.json", &["info", "--json", "signed.img"], 0),
+        ("info-signed-altered.txt", &["info", "altered.img"], 0),
+        (
+            "verify-signed.txt",
+            &["verify", "--key", "key.pub.pem", "signed.img"],
+            0,
+        ),
+        (
+            "verify-signed.json",
+            &["verify", "--json", "--key", "key.pub.pem", "signed.img"],
+            0,
+        ),
+        (
+            "verify-signed-other-key.txt",
+            &["verify", "--key", "other.pub.pem", "signed.img"],
+            1,
+        ),
+        (
+            "verify-signed-altered.txt",
+            &["verify", "--key", "key.pub.pem", "altered.img"],
+            1,
+        ),
+        (
+            "verify-unsigned-with-key.json",
+            &["verify", "--json", "--key", "key.pub.pem", "app.img"],
+            1,
+        ),
     ];
     let mut differences = Vec::new();
     for &(name, args, code) in cases {

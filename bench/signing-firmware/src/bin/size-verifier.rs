@@ -1,0 +1,37 @@
+//! Size probe: the signature verifier alone, as a bootloader that checks
+//! an image in place would link it: decode the signed manifest, check it
+//! against the trust policy (key id, Ed25519 signature, product,
+//! generation), and compare the SHA-256 of the image with its digest.
+#![no_std]
+#![no_main]
+
+use core::hint::black_box;
+
+use romfs_embedded::update::TrustPolicy;
+use romfs_format::signature::SignedManifest;
+use romfs_mcu_tests::probe;
+use romfs_signing_firmware::{MANIFEST, PRODUCT, PUBLIC_KEY};
+use sha2::{Digest, Sha256};
+
+#[cortex_m_rt::entry]
+fn main() -> ! {
+    let c = probe::common();
+    let policy = TrustPolicy::new(black_box(PUBLIC_KEY), black_box(PRODUCT), black_box(0));
+    let signed = SignedManifest::parse(black_box(&MANIFEST));
+    if let (Some(policy), Ok(signed)) = (policy, signed) {
+        let trusted = policy.check::<()>(&signed, black_box(None)).is_ok();
+        let len = (signed.manifest.signed_len as usize).min(c.update.len());
+        let digest = Sha256::digest(&c.update[..len]);
+        probe::sink(trusted && digest[..] == signed.manifest.digest[..]);
+    }
+    probe::sink(c);
+    probe::sink((&PUBLIC_KEY, PRODUCT, &MANIFEST));
+    #[allow(clippy::empty_loop)]
+    loop {}
+}
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    #[allow(clippy::empty_loop)]
+    loop {}
+}

@@ -1,0 +1,57 @@
+//! `romfs sign`: sign an image that was built without a signature, or sign
+//! a signed one again (another key, product or generation).
+
+use std::path::PathBuf;
+
+use romfs_sign::{sign_file, SigningKey};
+
+use crate::cli::Run;
+use crate::ui::{Status, Ui};
+
+/// Arguments of `romfs sign`.
+#[derive(Debug, clap::Args)]
+pub struct SignArgs {
+    /// The image (a default-layout image with a checksum record, signed or not).
+    image: PathBuf,
+    /// The Ed25519 private key: PKCS#8 PEM, as `romfs keygen` or `openssl
+    /// genpkey -algorithm ed25519` writes it.
+    #[arg(long, value_name = "KEY")]
+    key: PathBuf,
+    /// The product (board) the image is for (at most 32 bytes). Default:
+    /// what its signature record, else its metadata, says.
+    #[arg(long, value_name = "NAME")]
+    product: Option<String>,
+    /// The anti-rollback generation (devices refuse images not newer than
+    /// the one they run). Default: what its signature record, else its
+    /// metadata, says.
+    #[arg(long, value_name = "N")]
+    generation: Option<u32>,
+    /// Write the signed image here instead of replacing IMAGE (either way
+    /// atomically: on failure nothing changes).
+    #[arg(short, long, value_name = "OUT")]
+    output: Option<PathBuf>,
+}
+
+impl Run for SignArgs {
+    fn run(self, ui: &mut Ui) -> anyhow::Result<Status> {
+        let key = SigningKey::load(&self.key)?;
+        let signed = sign_file(
+            &self.image,
+            self.output.as_deref(),
+            &key,
+            self.product.as_deref(),
+            self.generation,
+        )?;
+        let out = self.output.as_ref().unwrap_or(&self.image);
+        writeln!(
+            ui.out,
+            "{}: signed by key {} for product {:?}, generation {} ({} bytes)",
+            out.display(),
+            signed.key_id,
+            signed.product,
+            signed.generation,
+            signed.image_len
+        )?;
+        Ok(Status::Success)
+    }
+}
