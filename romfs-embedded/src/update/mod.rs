@@ -401,7 +401,8 @@ impl Received {
         }
         #[cfg(feature = "signed")]
         if let Some(signed) = &mut self.signed {
-            signed.hash(piece, self.scanner.at_record_boundary());
+            let boundary = self.scanner.at_record_boundary();
+            (signed.hash)(signed, piece, boundary);
         }
     }
 
@@ -450,6 +451,10 @@ pub struct Updater<'b, F: ErrorType> {
     flash: F,
     target: Target,
     mode: Mode<'b, F>,
+    /// What a signed update adds, set by `require_signature` (so that a
+    /// firmware that never asks for signatures links none of it).
+    #[cfg(feature = "signed")]
+    signed_steps: Option<signed::SignedSteps<'b, F>>,
     region: Region,
     buf: &'b mut [u8],
     received: Received,
@@ -494,6 +499,8 @@ impl<'b, F: NorFlash> Updater<'b, F> {
             flash,
             target,
             mode,
+            #[cfg(feature = "signed")]
+            signed_steps: None,
             region,
             buf,
             received: Received::new(),
@@ -725,7 +732,9 @@ impl<'b, F: NorFlash> Updater<'b, F> {
             self.flush(total / e, (total % e) as usize)?;
         }
         #[cfg(feature = "signed")]
-        self.check_signature(total)?;
+        if let Some(steps) = self.signed_steps {
+            (steps.check_signature)(&mut self, total)?;
+        }
         let crc = self.received.crc.value();
         (self.mode.finish)(&mut self, total, crc, image_id)
     }
@@ -873,7 +882,9 @@ impl<'b, F: NorFlash> Updater<'b, F> {
             return Ok(()); // Kept in RAM until the end.
         }
         #[cfg(feature = "signed")]
-        self.open_progress()?;
+        if let Some(steps) = self.signed_steps {
+            (steps.open_progress)(self)?;
+        }
         let addr = self.region.offset + sector * F::ERASE_SIZE as u32;
         let at = self.sector_buf_start(sector);
         let padded = round_up(n, F::WRITE_SIZE);

@@ -10,7 +10,7 @@
 //! [`Updater::resume`] continues after a power cut.
 
 use ed25519_dalek::{Signature, VerifyingKey};
-use embedded_storage::nor_flash::NorFlash;
+use embedded_storage::nor_flash::{ErrorType, NorFlash};
 use romfs_format::ext::EXTENSION_PREFIX_LEN;
 use romfs_format::signature::{
     Manifest, SignedManifest, KEY_ID_LEN, MAX_PRODUCT_LEN, SIGNATURE_PAYLOAD_LEN,
@@ -65,6 +65,7 @@ impl TrustPolicy {
     /// Check a signed manifest: the key, the signature, then (only once they
     /// are authentic) the product and the generation against `installed`
     /// (the signed generation that runs, if any).
+    #[inline(never)]
     pub fn check<E>(
         &self,
         signed: &SignedManifest,
@@ -98,9 +99,34 @@ impl TrustPolicy {
     }
 }
 
+/// The steps a signed update adds to an update, reached only through
+/// [`Updater::require_signature`].
+pub(super) struct SignedSteps<'b, F: ErrorType> {
+    /// Before the first sector is written: open the progress log.
+    pub(super) open_progress: fn(&mut Updater<'b, F>) -> Result<(), UpdateError<F::Error>>,
+    /// Before the commit: check the signature record.
+    pub(super) check_signature: fn(&mut Updater<'b, F>, u32) -> Result<(), UpdateError<F::Error>>,
+}
+
+impl<F: ErrorType> Clone for SignedSteps<'_, F> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<F: ErrorType> Copy for SignedSteps<'_, F> {}
+
+impl<F: ErrorType> core::fmt::Debug for SignedSteps<'_, F> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("SignedSteps")
+    }
+}
+
 /// The running state of a signed update.
 #[derive(Clone)]
 pub(super) struct SignedStream {
+    /// Hash a piece of the stream (and keep the state at a boundary).
+    pub(super) hash: fn(&mut SignedStream, &[u8], bool),
     policy: TrustPolicy,
     /// The signed generation of the image that runs.
     installed: Option<u32>,
@@ -142,7 +168,7 @@ struct Progress {
 }
 
 impl SignedStream {
-    pub(super) fn hash(&mut self, piece: &[u8], boundary: bool) {
+    fn hash(&mut self, piece: &[u8], boundary: bool) {
         self.sha.update(piece);
         if boundary {
             self.at_previous_boundary = core::mem::replace(&mut self.at_boundary, self.sha.clone());
@@ -168,7 +194,12 @@ impl<'b, F: NorFlash> Updater<'b, F> {
             Target::Single => self.running_generation()?,
         };
         let sha = Sha256::new();
+        self.signed_steps = Some(SignedSteps {
+            open_progress: Self::open_progress,
+            check_signature: Self::check_signature,
+        });
         self.received.signed = Some(SignedStream {
+            hash: SignedStream::hash,
             policy,
             installed,
             sent: None,
@@ -308,7 +339,7 @@ impl<'b, F: NorFlash> Updater<'b, F> {
 
     /// Before writing into sector `sector`'s slot: open the progress log
     /// (erase the target's commit sector, write the opening record).
-    pub(super) fn open_progress(&mut self) -> Result<(), UpdateError<F::Error>> {
+    fn open_progress(&mut self) -> Result<(), UpdateError<F::Error>> {
         let Target::Ab { layout, index, .. } = self.target else {
             return Ok(());
         };
@@ -361,7 +392,8 @@ impl<'b, F: NorFlash> Updater<'b, F> {
     /// Check the signature record that ended the stream: the manifest (the
     /// one sent ahead, or checked against the policy now), its extent, and
     /// the digest of everything before it.
-    pub(super) fn check_signature(&mut self, total: u32) -> Result<(), UpdateError<F::Error>> {
+    #[inline(never)]
+    fn check_signature(&mut self, total: u32) -> Result<(), UpdateError<F::Error>> {
         let Some(signed) = self.received.signed.as_ref() else {
             return Ok(());
         };
