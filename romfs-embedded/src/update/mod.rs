@@ -883,7 +883,7 @@ impl<'b, F: NorFlash> Updater<'b, F> {
         }
         #[cfg(feature = "signed")]
         if let Some(steps) = self.signed_steps {
-            (steps.open_progress)(self)?;
+            (steps.open_progress)(self, ())?;
         }
         let addr = self.region.offset + sector * F::ERASE_SIZE as u32;
         let at = self.sector_buf_start(sector);

@@ -103,10 +103,14 @@ impl TrustPolicy {
 /// [`Updater::require_signature`].
 pub(super) struct SignedSteps<'b, F: ErrorType> {
     /// Before the first sector is written: open the progress log.
-    pub(super) open_progress: fn(&mut Updater<'b, F>) -> Result<(), UpdateError<F::Error>>,
-    /// Before the commit: check the signature record.
-    pub(super) check_signature: fn(&mut Updater<'b, F>, u32) -> Result<(), UpdateError<F::Error>>,
+    pub(super) open_progress: Step<'b, F, ()>,
+    /// Before the commit: check the signature record (the image length).
+    pub(super) check_signature: Step<'b, F, u32>,
 }
+
+/// A step of a signed update, with its argument.
+type Step<'b, F, A> =
+    fn(&mut Updater<'b, F>, A) -> Result<(), UpdateError<<F as ErrorType>::Error>>;
 
 impl<F: ErrorType> Clone for SignedSteps<'_, F> {
     fn clone(&self) -> Self {
@@ -195,7 +199,7 @@ impl<'b, F: NorFlash> Updater<'b, F> {
         };
         let sha = Sha256::new();
         self.signed_steps = Some(SignedSteps {
-            open_progress: Self::open_progress,
+            open_progress: |up, ()| up.open_progress(),
             check_signature: Self::check_signature,
         });
         self.received.signed = Some(SignedStream {
