@@ -1,0 +1,333 @@
+//! A board's ROM partitions, driven through a small helper program that is
+//! sent once per connection: partition geometry, per-block hashes computed
+//! on the board, reads, erases and writes with every return code checked,
+//! deflate-compressed transfers, unmounting `/rom` and soft reset.
+
+use base64::Engine;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::repl::{last_line, RawRepl, Timeouts, Traffic};
+use crate::reply::{self, HashKind, HelperInfo, MpyTarget};
+use crate::transport::{SerialTransport, Transport};
+
+/// The helper's source, sent in raw-paste mode when connecting.
+const HELPER: &str = include_str!("helper.py");
+
+/// The largest piece of data sent in one write: also the deflate window the
+/// board needs (the board decompresses with a window of this size).
+pub const CHUNK: usize = 4096;
+
+/// A ROM partition's geometry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Partition {
+    /// Its number (`vfs.rom_ioctl(2, id)`).
+    pub id: u32,
+    /// Size in bytes.
+    pub size: u64,
+    /// Erase block size (`vfs.rom_ioctl(6, id)`; the whole partition when
+    /// the firmware does not say).
+    pub erase_size: u64,
+    /// Exposed as a block device (rp2, mimxrt, nrf) rather than memory.
+    pub block_device: bool,
+}
+
+impl Partition {
+    /// Number of erase blocks.
+    pub fn blocks(&self) -> u64 {
+        self.size.div_ceil(self.erase_size)
+    }
+
+    /// Byte range of erase block `k`.
+    pub fn block_range(&self, k: u64) -> std::ops::Range<u64> {
+        let start = k * self.erase_size;
+        start..(start + self.erase_size).min(self.size)
+    }
+}
+
+/// A connected board in raw REPL mode, with the helper loaded.
+pub struct Board<T: Transport> {
+    repl: RawRepl<T>,
+    info: HelperInfo,
+}
+
+impl<T: Transport> std::fmt::Debug for Board<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Board")
+            .field("repl", &self.repl)
+            .field("info", &self.info)
+            .finish()
+    }
+}
+
+impl Board<SerialTransport> {
+    /// Open a serial port (or, with `None`, the one USB serial device
+    /// connected) and connect.
+    pub fn open(port: Option<&str>, timeouts: Timeouts) -> Result<Self> {
+        let path = match port {
+            Some(p) => p.to_string(),
+            None => crate::discover::single_port()?,
+        };
+        Board::connect(SerialTransport::open(&path)?, timeouts)
+    }
+}
+
+impl<T: Transport> Board<T> {
+    /// Enter the raw REPL on `transport` and load the helper.
+    pub fn connect(transport: T, timeouts: Timeouts) -> Result<Self> {
+        let mut repl = RawRepl::enter(transport, timeouts)?;
+        let out = repl.exec(HELPER.as_bytes())?;
+        if !out.stderr.is_empty() {
+            return Err(repl.error(ErrorKind::Raised(format!(
+                "loading the romfs helper: {}",
+                last_line(&out.stderr)
+            ))));
+        }
+        let info = reply::helper_info(&out.stdout).ok_or_else(|| {
+            repl.error(ErrorKind::Garbage {
+                context: "loading the romfs helper",
+                received: out.stdout.clone(),
+            })
+        })?;
+        Ok(Board { repl, info })
+    }
+
+    /// The port's name.
+    pub fn port(&self) -> &str {
+        self.repl.port()
+    }
+
+    /// Bytes moved over the link so far.
+    pub fn traffic(&self) -> Traffic {
+        self.repl.traffic()
+    }
+
+    /// What the helper found out about the firmware.
+    pub fn info(&self) -> &HelperInfo {
+        &self.info
+    }
+
+    /// The `.mpy` format the board loads, if the firmware says.
+    pub fn mpy_target(&self) -> Option<MpyTarget> {
+        self.info.mpy
+    }
+
+    /// Can the board inflate deflate streams (`deflate.DeflateIO`)?
+    pub fn has_deflate(&self) -> bool {
+        self.info.deflate
+    }
+
+    /// How the board hashes blocks.
+    pub fn hash_kind(&self) -> HashKind {
+        self.info.hash
+    }
+
+    /// An error on this board's port.
+    pub fn error(&self, kind: ErrorKind) -> Error {
+        self.repl.error(kind)
+    }
+
+    /// Number of ROM partitions; an error when the firmware has none.
+    pub fn partition_count(&self) -> Result<u32> {
+        match self.info.partitions {
+            Some(n) if n > 0 => Ok(n),
+            _ => Err(self.error(ErrorKind::NoRomIoctl)),
+        }
+    }
+
+    /// Geometry of partition `id`.
+    pub fn partition(&mut self, id: u32) -> Result<Partition> {
+        let count = self.partition_count()?;
+        if id >= count {
+            return Err(self.error(ErrorKind::NoPartition { id, count }));
+        }
+        let out = self.call(&format!("rq({id})"))?;
+        let v = reply::ints(&out, 3)
+            .filter(|v| v[0] > 0 && v[1] > 0 && v[1] <= v[0] && (v[2] == 0 || v[2] == 1))
+            .ok_or_else(|| self.garbage("reading the partition geometry", &out))?;
+        Ok(Partition {
+            id,
+            size: v[0] as u64,
+            erase_size: v[1] as u64,
+            block_device: v[2] == 1,
+        })
+    }
+
+    /// Hashes of `count` erase blocks from block `first`, computed on the
+    /// board (see [`HashKind`]).
+    pub fn block_hashes(
+        &mut self,
+        part: &Partition,
+        first: u64,
+        count: u64,
+    ) -> Result<Vec<Vec<u8>>> {
+        let mut all = Vec::with_capacity(count as usize);
+        // In batches, so each answer stays small and a slow board keeps
+        // printing well within the timeout.
+        let batch = 256;
+        let mut k = first;
+        while k < first + count {
+            let n = batch.min(first + count - k);
+            let out = self.call(&format!("rh({},{},{n})", part.id, k * part.erase_size))?;
+            let hashes = reply::hashes(&out, n as usize, self.info.hash.size())
+                .ok_or_else(|| self.garbage("reading block hashes", &out))?;
+            all.extend(hashes);
+            k += n;
+        }
+        Ok(all)
+    }
+
+    /// Read `len` bytes at `offset` of the partition.
+    pub fn read(&mut self, part: &Partition, offset: u64, len: usize) -> Result<Vec<u8>> {
+        let mut data = Vec::with_capacity(len);
+        while data.len() < len {
+            let n = (len - data.len()).min(CHUNK);
+            let at = offset + data.len() as u64;
+            let out = self.call(&format!("rr({},{at},{n})", part.id))?;
+            let bytes = reply::base64_bytes(&out, n)
+                .ok_or_else(|| self.garbage("reading the partition", &out))?;
+            data.extend(bytes);
+        }
+        Ok(data)
+    }
+
+    /// CRC-32 of the first `len` bytes of the partition, computed on the
+    /// board; `None` when its firmware has no `binascii.crc32`.
+    pub fn crc32(&mut self, part: &Partition, len: u64) -> Result<Option<u32>> {
+        let out = self
+            .repl
+            .exec(format!("rc({},{len})", part.id).as_bytes())?;
+        if !out.stderr.is_empty() {
+            let line = last_line(&out.stderr);
+            if line.contains("ImportError") {
+                return Ok(None);
+            }
+            return Err(self.error(ErrorKind::Raised(line)));
+        }
+        let v = reply::ints(&out.stdout, 1)
+            .filter(|v| (0..=u32::MAX as i64).contains(&v[0]))
+            .ok_or_else(|| self.garbage("reading a CRC-32", &out.stdout))?;
+        Ok(Some(v[0] as u32))
+    }
+
+    /// Erase the blocks covering `offset..offset + len`; returns the
+    /// minimum write size the firmware reports.
+    pub fn erase(&mut self, part: &Partition, offset: u64, len: u64) -> Result<u64> {
+        let out = self.call(&format!("re({},{offset},{len})", part.id))?;
+        let v = reply::ints(&out, 1)
+            .filter(|v| (0..=1 << 16).contains(&v[0]))
+            .ok_or_else(|| self.garbage("erasing", &out))?;
+        Ok(v[0].max(1) as u64)
+    }
+
+    /// In one program: erase `erase` (offset, length) if given, then
+    /// program each `(offset, data)` piece (at most [`CHUNK`] bytes each).
+    /// The board decompresses when it can and checks every return code.
+    /// Returns the minimum write size the erase reported.
+    pub fn erase_and_write(
+        &mut self,
+        part: &Partition,
+        erase: Option<(u64, u64)>,
+        pieces: &[(u64, &[u8])],
+    ) -> Result<Option<u64>> {
+        let mut code = String::new();
+        if let Some((offset, len)) = erase {
+            code.push_str(&format!("re({},{offset},{len})\n", part.id));
+        }
+        for (offset, data) in pieces {
+            debug_assert!(data.len() <= CHUNK);
+            let packed = self.info.deflate.then(|| deflate(data));
+            let (payload, z) = match packed {
+                Some(p) if p.len() < data.len() => (p, 1),
+                _ => (data.to_vec(), 0),
+            };
+            let b64 = base64::engine::general_purpose::STANDARD.encode(payload);
+            code.push_str(&format!("rw({},{offset},'{b64}',{z})\n", part.id));
+        }
+        let out = self.call(&code)?;
+        if erase.is_none() {
+            if !out.is_empty() {
+                return Err(self.garbage("writing", &out));
+            }
+            return Ok(None);
+        }
+        let v = reply::ints(&out, 1)
+            .filter(|v| (0..=1 << 16).contains(&v[0]))
+            .ok_or_else(|| self.garbage("erasing", &out))?;
+        Ok(Some(v[0].max(1) as u64))
+    }
+
+    /// Unmount `/rom` (writing under a mounted image is unsafe) and forget
+    /// modules that may run from it.
+    pub fn unmount_rom(&mut self) -> Result<()> {
+        let out = self.call("ru()")?;
+        if !out.is_empty() {
+            return Err(self.garbage("unmounting /rom", &out));
+        }
+        Ok(())
+    }
+
+    /// Run `code` with the helper loaded and return its output; a failure
+    /// reported by the helper becomes [`ErrorKind::Ioctl`] (or
+    /// [`ErrorKind::NoPartition`]), any other exception [`ErrorKind::Raised`].
+    pub fn call(&mut self, code: &str) -> Result<Vec<u8>> {
+        let out = self.repl.exec(code.as_bytes())?;
+        if out.stderr.is_empty() {
+            return Ok(out.stdout);
+        }
+        let line = last_line(&out.stderr);
+        Err(self.error(match reply::rom_error(&line) {
+            Some((op, offset, _)) if op == "partition" => ErrorKind::NoPartition {
+                id: offset as u32,
+                count: self.info.partitions.unwrap_or(0),
+            },
+            Some((op, offset, code)) => ErrorKind::Ioctl {
+                op,
+                offset: offset.max(0) as u64,
+                code,
+            },
+            None => ErrorKind::Raised(line),
+        }))
+    }
+
+    /// Run arbitrary code (tests, benchmarks): stdout and stderr.
+    pub fn exec(&mut self, code: &str) -> Result<crate::repl::Output> {
+        self.repl.exec(code.as_bytes())
+    }
+
+    /// Soft-reset the board from its friendly REPL: it mounts the new
+    /// image and runs as after power-up. Ends the connection.
+    pub fn soft_reset(self) -> Result<Traffic> {
+        let traffic = self.repl.traffic();
+        self.repl.soft_reset()?;
+        Ok(traffic)
+    }
+
+    /// Leave the board at its friendly REPL. Ends the connection.
+    pub fn close(self) -> Result<Traffic> {
+        let traffic = self.repl.traffic();
+        self.repl.close()?;
+        Ok(traffic)
+    }
+
+    /// Change the timeouts (e.g. for a long operation).
+    pub fn timeouts(&self) -> Timeouts {
+        self.repl.timeouts()
+    }
+
+    fn garbage(&self, context: &'static str, out: &[u8]) -> Error {
+        self.error(ErrorKind::Garbage {
+            context,
+            received: out[out.len().saturating_sub(64)..].to_vec(),
+        })
+    }
+}
+
+/// Raw deflate at the best ratio: the board inflates with a window of
+/// [`CHUNK`] bytes, enough since no piece is longer.
+fn deflate(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+    // Writing to a Vec cannot fail.
+    let _ = enc.write_all(data);
+    enc.finish().unwrap_or_default()
+}

@@ -1,0 +1,390 @@
+//! Deploying an image to a ROM partition: only the erase blocks that
+//! differ are erased and written, and the order makes an interruption
+//! harmless.
+//!
+//! The order (the single-slot update of `FORMAT.md` section 5, driven from
+//! the host):
+//! 1. The board hashes every erase block the image covers; blocks whose hash
+//!    matches the new contents (padded with 0xFF) are skipped.
+//! 2. If anything differs, `/rom` is unmounted and erase block 0 (the one
+//!    holding the image header) is erased first: from then on the board
+//!    mounts nothing until the very last write.
+//! 3. Every other differing block is erased (unless already blank) and
+//!    written, then hashed on the board and compared.
+//! 4. Block 0 is written except its first write unit (the header's magic),
+//!    hashed and compared; then the first write unit is written and block 0
+//!    is hashed once more.
+//!
+//! A board interrupted anywhere mounts its old image (before step 2), no
+//! image, or the complete new one. Runs of 0xFF at the end of a piece are
+//! not sent: erased flash already holds them.
+
+use std::time::{Duration, Instant};
+
+use romfs_format::mpy::MpyHeader;
+use romfs_format::{Image, Node};
+
+use crate::board::{Board, Partition, CHUNK};
+use crate::error::{ErrorKind, Result};
+use crate::reply::HashKind;
+use crate::transport::Transport;
+
+/// What to report while deploying.
+pub trait DeployProgress {
+    /// Writing begins: `blocks` erase blocks will be written.
+    fn start(&self, _blocks: u64) {}
+    /// One more block written.
+    fn block_done(&self) {}
+}
+
+/// No progress reporting.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoProgress;
+impl DeployProgress for NoProgress {}
+
+/// What a deploy did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployReport {
+    /// The partition written.
+    pub partition: Partition,
+    /// Image length in bytes.
+    pub image_len: u64,
+    /// Erase blocks the image covers.
+    pub blocks: u64,
+    /// Blocks erased, in the order they were.
+    pub erased: Vec<u64>,
+    /// Blocks written, in the order they were (block 0 last).
+    pub written: Vec<u64>,
+    /// Blocks left as they were (they already held the new contents).
+    pub skipped: u64,
+    /// The minimum write size the board reported (when it erased).
+    pub write_size: Option<u64>,
+    /// Bytes sent to the board, everything included.
+    pub bytes_sent: u64,
+    /// Bytes received from the board.
+    pub bytes_received: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// Things the user should know.
+    pub warnings: Vec<String>,
+}
+
+impl DeployReport {
+    /// True when the board already held the image: nothing was written.
+    pub fn up_to_date(&self) -> bool {
+        self.written.is_empty()
+    }
+}
+
+/// Which blocks to rewrite, from the board's hashes of the blocks the new
+/// image covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Blocks whose contents differ, ascending.
+    pub changed: Vec<u64>,
+    /// Per block: the board reports it erased (all 0xFF).
+    pub blank: Vec<bool>,
+}
+
+impl Plan {
+    /// Compare the board's `hashes` (one per block from 0) with the blocks
+    /// of `image` padded with 0xFF.
+    pub fn new(image: &[u8], part: &Partition, hashes: &[Vec<u8>], kind: HashKind) -> Plan {
+        let mut changed = Vec::new();
+        let mut blank = Vec::new();
+        for (k, hash) in hashes.iter().enumerate() {
+            let k = k as u64;
+            let want = block_contents(image, part, k);
+            if &kind.hash(&want) != hash {
+                changed.push(k);
+            }
+            blank.push(*hash == kind.hash(&vec![0xff; want.len()]));
+        }
+        Plan { changed, blank }
+    }
+}
+
+/// What erase block `k` must hold: its part of the image, then 0xFF.
+pub fn block_contents(image: &[u8], part: &Partition, k: u64) -> Vec<u8> {
+    let range = part.block_range(k);
+    let mut block = vec![0xff; (range.end - range.start) as usize];
+    let start = (range.start as usize).min(image.len());
+    let end = (range.end as usize).min(image.len());
+    block[..end - start].copy_from_slice(&image[start..end]);
+    block
+}
+
+/// Check that `image` is a ROMFS image that fits `part` and whose `.mpy`
+/// files this board can load; returns the image's own bytes (without
+/// anything after its declared end).
+pub fn check_image<'a, T: Transport>(
+    board: &Board<T>,
+    image: &'a [u8],
+    part: &Partition,
+) -> Result<&'a [u8]> {
+    let bad = |why: String| board.error(ErrorKind::BadImage(why));
+    let parsed = Image::parse(image).map_err(|e| bad(format!("not a ROMFS image: {e}")))?;
+    if let romfs_format::Checksum::Mismatch { stored, computed } = parsed.checksum() {
+        return Err(bad(format!(
+            "the image is corrupt: its CRC-32 is {stored:#010x} but its contents give {computed:#010x}"
+        )));
+    }
+    if parsed.len() as u64 > part.size {
+        return Err(board.error(ErrorKind::TooLarge {
+            image: parsed.len() as u64,
+            partition: part.size,
+        }));
+    }
+    if let Some(target) = board.mpy_target() {
+        let mut stack = vec![(String::new(), parsed.root())];
+        while let Some((path, dir)) = stack.pop() {
+            for entry in dir.entries() {
+                let node = entry.map_err(|e| bad(format!("the image is corrupt: {e}")))?;
+                let name = String::from_utf8_lossy(node.name());
+                let full = if path.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{path}/{name}")
+                };
+                match node {
+                    Node::Dir(d) => stack.push((full, d)),
+                    Node::File(f) if full.ends_with(".mpy") => {
+                        let header = MpyHeader::parse(f.data())
+                            .map_err(|e| bad(format!("{full} in the image: {e}")))?;
+                        header
+                            .check(Some(target.arch), Some(target.small_int_bits))
+                            .map_err(|e| {
+                                bad(format!("{full} in the image cannot run on this board: {e}"))
+                            })?;
+                    }
+                    Node::File(_) => {}
+                }
+            }
+        }
+    }
+    Ok(parsed.bytes())
+}
+
+/// Deploy `image` to partition `part_id` of `board` (see the module
+/// documentation for the order). Does not reset the board.
+pub fn deploy<T: Transport>(
+    board: &mut Board<T>,
+    image: &[u8],
+    part_id: u32,
+    progress: &dyn DeployProgress,
+) -> Result<DeployReport> {
+    let started = Instant::now();
+    let traffic0 = board.traffic();
+    let part = board.partition(part_id)?;
+    let image = check_image(board, image, &part)?;
+    let kind = board.hash_kind();
+    let blocks = (image.len() as u64).div_ceil(part.erase_size).max(1);
+    let hashes = board.block_hashes(&part, 0, blocks)?;
+    let plan = Plan::new(image, &part, &hashes, kind);
+    let mut report = DeployReport {
+        partition: part,
+        image_len: image.len() as u64,
+        blocks,
+        erased: Vec::new(),
+        written: Vec::new(),
+        skipped: blocks - plan.changed.len() as u64,
+        write_size: None,
+        bytes_sent: 0,
+        bytes_received: 0,
+        elapsed: Duration::ZERO,
+        warnings: Vec::new(),
+    };
+    if !plan.changed.is_empty() {
+        // Block 0 is rewritten whenever anything changes: erasing it first
+        // is what keeps an interrupted deploy from mounting a mix.
+        report.skipped = blocks - plan.changed.len() as u64 - u64::from(plan.changed[0] != 0);
+        progress.start(plan.changed.len() as u64 + u64::from(plan.changed[0] != 0));
+        write_all(board, image, &part, &plan, &mut report, progress)?;
+    }
+    let traffic = board.traffic();
+    report.bytes_sent = traffic.sent - traffic0.sent;
+    report.bytes_received = traffic.received - traffic0.received;
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+fn write_all<T: Transport>(
+    board: &mut Board<T>,
+    image: &[u8],
+    part: &Partition,
+    plan: &Plan,
+    report: &mut DeployReport,
+    progress: &dyn DeployProgress,
+) -> Result<()> {
+    let kind = board.hash_kind();
+    board.unmount_rom()?;
+
+    // 1. Invalidate: erase block 0 (also tells the write size).
+    let block0 = part.block_range(0);
+    let w = match board.erase_and_write(part, Some((0, block0.end)), &[]) {
+        Ok(w) => w.unwrap_or(1),
+        // The first erase failing: a firmware that cannot write the
+        // partition (upstream's read-only ports answer -EINVAL).
+        Err(e) => match e.kind {
+            ErrorKind::Ioctl { code, .. } => {
+                return Err(board.error(ErrorKind::ReadOnly { id: part.id, code }))
+            }
+            _ => return Err(e),
+        },
+    };
+    report.erased.push(0);
+    report.write_size = Some(w);
+    if w > 3 && !romfs_format::header_is_write_safe(image, w as usize) {
+        report.warnings.push(format!(
+            "the image header is not safe for {w}-byte flash writes: a power cut during the last write could leave a header MicroPython misreads; build it with --flash-write-size {w} (romfs deploy DIR does)"
+        ));
+    }
+
+    // 2. Every other changed block, verified.
+    for &k in plan.changed.iter().filter(|&&k| k != 0) {
+        let range = part.block_range(k);
+        let erase = (!plan.blank[k as usize]).then_some((range.start, range.end - range.start));
+        let want = block_contents(image, part, k);
+        write_block(board, part, range.start, &want, 0, erase, w)?;
+        if erase.is_some() {
+            report.erased.push(k);
+        }
+        report.written.push(k);
+        progress.block_done();
+    }
+    verify(
+        board,
+        part,
+        image,
+        plan.changed.iter().copied().filter(|&k| k != 0),
+        kind,
+    )?;
+
+    // 3. Block 0 without its header unit, verified; then the header unit.
+    let header_unit = 3u64.div_ceil(w) * w;
+    let mut want0 = block_contents(image, part, 0);
+    let header: Vec<u8> = want0[..header_unit as usize].to_vec();
+    want0[..header_unit as usize].fill(0xff);
+    write_block(board, part, 0, &want0, header_unit as usize, None, w)?;
+    let got = board.block_hashes(part, 0, 1)?;
+    if got[0] != kind.hash(&want0) {
+        return Err(board.error(ErrorKind::Verify {
+            block: 0,
+            offset: 0,
+        }));
+    }
+    board.erase_and_write(part, None, &[(0, &header)])?;
+    verify(board, part, image, [0].into_iter(), kind)?;
+    report.written.push(0);
+    progress.block_done();
+    Ok(())
+}
+
+/// Program `want` (a whole erase block at `base`) from byte `from` on,
+/// after erasing `erase` if given: in pieces of at most [`CHUNK`] bytes,
+/// each without its trailing 0xFF (rounded to the write size `w`).
+fn write_block<T: Transport>(
+    board: &mut Board<T>,
+    part: &Partition,
+    base: u64,
+    want: &[u8],
+    from: usize,
+    erase: Option<(u64, u64)>,
+    w: u64,
+) -> Result<()> {
+    let mut pieces: Vec<(u64, &[u8])> = Vec::new();
+    let mut start = from;
+    while start < want.len() {
+        // Pieces end on CHUNK boundaries so they stay aligned.
+        let end = ((start / CHUNK + 1) * CHUNK).min(want.len());
+        let piece = &want[start..end];
+        let used = piece.iter().rposition(|&b| b != 0xff).map_or(0, |i| i + 1);
+        let used = (used.div_ceil(w as usize) * w as usize).min(piece.len());
+        if used > 0 {
+            pieces.push((base + start as u64, &piece[..used]));
+        }
+        start = end;
+    }
+    // One program per piece, the erase going with the first.
+    if pieces.is_empty() {
+        if erase.is_some() {
+            board.erase_and_write(part, erase, &[])?;
+        }
+        return Ok(());
+    }
+    for (i, piece) in pieces.iter().enumerate() {
+        board.erase_and_write(part, if i == 0 { erase } else { None }, &[*piece])?;
+    }
+    Ok(())
+}
+
+/// Hash `blocks` on the board and compare with the image.
+fn verify<T: Transport>(
+    board: &mut Board<T>,
+    part: &Partition,
+    image: &[u8],
+    blocks: impl Iterator<Item = u64>,
+    kind: HashKind,
+) -> Result<()> {
+    // Consecutive blocks are hashed in one request.
+    let blocks: Vec<u64> = blocks.collect();
+    let mut i = 0;
+    while i < blocks.len() {
+        let mut j = i + 1;
+        while j < blocks.len() && blocks[j] == blocks[j - 1] + 1 {
+            j += 1;
+        }
+        let got = board.block_hashes(part, blocks[i], (j - i) as u64)?;
+        for (k, hash) in blocks[i..j].iter().zip(got) {
+            if hash != kind.hash(&block_contents(image, part, *k)) {
+                return Err(board.error(ErrorKind::Verify {
+                    block: *k,
+                    offset: k * part.erase_size,
+                }));
+            }
+        }
+        i = j;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part() -> Partition {
+        Partition {
+            id: 0,
+            size: 4 * 4096,
+            erase_size: 4096,
+            block_device: false,
+        }
+    }
+
+    #[test]
+    fn blocks_are_padded_with_ff() {
+        let image = vec![7u8; 5000];
+        let b1 = block_contents(&image, &part(), 1);
+        assert_eq!(b1.len(), 4096);
+        assert!(b1[..904].iter().all(|&b| b == 7));
+        assert!(b1[904..].iter().all(|&b| b == 0xff));
+        assert!(block_contents(&image, &part(), 3)
+            .iter()
+            .all(|&b| b == 0xff));
+    }
+
+    #[test]
+    fn plan_finds_changed_and_blank_blocks() {
+        let kind = HashKind::Sha256;
+        let new = vec![1u8; 3 * 4096];
+        let p = part();
+        let hashes = vec![
+            kind.hash(&block_contents(&new, &p, 0)),
+            kind.hash(&[0xff; 4096]),
+            kind.hash(&[0u8; 4096]),
+        ];
+        let plan = Plan::new(&new, &p, &hashes, kind);
+        assert_eq!(plan.changed, vec![1, 2]);
+        assert_eq!(plan.blank, vec![false, true, false]);
+    }
+}
