@@ -200,7 +200,7 @@ mod tests {
         let mpy = info.mpy.unwrap();
         assert_eq!(
             (mpy.version, mpy.arch, mpy.sub_version, mpy.small_int_bits),
-            (6, Arch::Armv7m, 3, 31)
+            (6, Arch::Armv7em, 3, 31)
         );
         assert_eq!(
             helper_info(b"romfs-helper False 0 c -1 31\n")
