@@ -12,7 +12,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 /// Where the ROM partition is mapped.
@@ -94,6 +95,8 @@ pub struct Qemu {
     child: Child,
     pty: String,
     monitor: UnixStream,
+    /// Monitor prompts owed for commands a [`Stopper`] sent.
+    unanswered: Arc<AtomicUsize>,
     dir: tempfile::TempDir,
 }
 
@@ -187,6 +190,7 @@ impl Qemu {
             child,
             pty,
             monitor,
+            unanswered: Arc::new(AtomicUsize::new(0)),
             dir,
         };
         qemu.monitor_read_prompt();
@@ -208,16 +212,25 @@ impl Qemu {
         self.monitor
             .write_all(format!("{command}\n").as_bytes())
             .expect("write to the QEMU monitor");
-        self.monitor_read_prompt()
+        let owed = self.unanswered.swap(0, Ordering::SeqCst);
+        self.monitor_read_prompts(1 + owed)
     }
 
     fn monitor_read_prompt(&mut self) -> String {
+        self.monitor_read_prompts(1)
+    }
+
+    /// Read until `n` prompts have arrived (answers may come in one read).
+    fn monitor_read_prompts(&mut self, n: usize) -> String {
         self.monitor
             .set_read_timeout(Some(Duration::from_secs(30)))
             .expect("monitor timeout");
         let mut got = Vec::new();
         let mut buf = [0u8; 4096];
-        while !got.ends_with(b"(qemu) ") {
+        let prompt = b"(qemu) ";
+        while got.windows(prompt.len()).filter(|w| w == prompt).count() < n
+            || !got.ends_with(prompt)
+        {
             let n = self
                 .monitor
                 .read(&mut buf)
@@ -232,6 +245,15 @@ impl Qemu {
     /// is concerned).
     pub fn stop(&mut self) {
         self.monitor("stop");
+    }
+
+    /// A handle that can freeze the board from another thread while this
+    /// one talks to it.
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            monitor: self.monitor.try_clone().expect("clone the monitor socket"),
+            unanswered: self.unanswered.clone(),
+        }
     }
 
     /// The ROM partition as it is now (freeze the board first with
@@ -322,6 +344,24 @@ fn read_until(port: &mut dyn serialport::SerialPort, got: &mut Vec<u8>, end: &[u
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
             Err(e) => panic!("reading the board's pty: {e}"),
         }
+    }
+}
+
+/// Freezes a board from another thread (see [`Qemu::stopper`]).
+#[derive(Debug)]
+pub struct Stopper {
+    monitor: UnixStream,
+    unanswered: Arc<AtomicUsize>,
+}
+
+impl Stopper {
+    /// Freeze the board now. Its answer is read by the next
+    /// [`Qemu::monitor`] call on the board itself.
+    pub fn stop(&mut self) {
+        self.monitor
+            .write_all(b"stop\n")
+            .expect("write to the QEMU monitor");
+        self.unanswered.fetch_add(1, Ordering::SeqCst);
     }
 }
 
