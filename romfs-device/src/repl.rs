@@ -85,12 +85,11 @@ impl<T: Transport> RawRepl<T> {
             raw_paste: true,
         };
         // Ctrl-C twice stops a running program (the first may only end a
-        // blocking call); what it prints is of no interest.
-        repl.send(&[b'\r', CTRL_C, CTRL_C])?;
-        repl.drain(Duration::from_millis(100))?;
-        repl.send(&[b'\r', CTRL_A])?;
-        repl.read_until(RAW_BANNER, timeouts.answer, "the raw REPL banner")?;
-        repl.read_until(b">", timeouts.answer, "the raw REPL prompt")?;
+        // blocking call); what it prints before the raw REPL banner is of
+        // no interest.
+        repl.send(&[b'\r', CTRL_C, CTRL_C, b'\r', CTRL_A])?;
+        repl.expect(RAW_BANNER, "the raw REPL banner")?;
+        repl.expect(b">", "the raw REPL prompt")?;
         Ok(repl)
     }
 
@@ -121,7 +120,7 @@ impl<T: Transport> RawRepl<T> {
         let work = self.timeouts.work;
         let stdout = self.read_until(&[CTRL_D], work, "the program's output")?;
         let stderr = self.read_until(&[CTRL_D], work, "the program's error output")?;
-        self.read_until(b">", self.timeouts.answer, "the raw REPL prompt")?;
+        self.expect(b">", "the raw REPL prompt")?;
         Ok(Output { stdout, stderr })
     }
 
@@ -147,8 +146,8 @@ impl<T: Transport> RawRepl<T> {
                     // Firmware older than raw-paste echoes the bytes as
                     // input; it ends up back at the raw prompt.
                     self.pending.splice(0..0, answer);
-                    self.read_until(RAW_BANNER, self.timeouts.answer, "the raw REPL banner")?;
-                    self.read_until(b">", self.timeouts.answer, "the raw REPL prompt")?;
+                    self.expect(RAW_BANNER, "the raw REPL banner")?;
+                    self.expect(b">", "the raw REPL prompt")?;
                 }
             }
             self.raw_paste = false;
@@ -156,7 +155,7 @@ impl<T: Transport> RawRepl<T> {
         // Plain raw mode has no flow control: small pieces, paced.
         for piece in code.chunks(256) {
             self.send(piece)?;
-            std::thread::sleep(Duration::from_millis(10));
+            self.transport.pace();
         }
         self.send(&[CTRL_D])?;
         let ok = self.read_exact(2, self.timeouts.answer, "OK from the raw REPL")?;
@@ -233,9 +232,9 @@ impl<T: Transport> RawRepl<T> {
     /// Returns once the board has said it is rebooting.
     pub fn soft_reset(mut self) -> Result<()> {
         self.send(&[b'\r', CTRL_B])?;
-        self.read_until(b">>> ", self.timeouts.answer, "the friendly REPL prompt")?;
+        self.expect(b">>> ", "the friendly REPL prompt")?;
         self.send(&[CTRL_D])?;
-        self.read_until(b"soft reboot", self.timeouts.answer, "the soft reboot")?;
+        self.expect(b"soft reboot", "the soft reboot")?;
         Ok(())
     }
 
@@ -279,22 +278,6 @@ impl<T: Transport> RawRepl<T> {
         }
     }
 
-    /// Discard what the board sends until it is quiet for `quiet`.
-    fn drain(&mut self, quiet: Duration) -> Result<()> {
-        let deadline = Instant::now() + self.timeouts.answer;
-        while self.receive(quiet)? {
-            self.pending.clear();
-            if Instant::now() > deadline {
-                return Err(self.error(ErrorKind::Garbage {
-                    context: "waiting for the board to stop printing after Ctrl-C",
-                    received: tail(&self.pending),
-                }));
-            }
-        }
-        self.pending.clear();
-        Ok(())
-    }
-
     fn read_exact(&mut self, n: usize, timeout: Duration, what: &'static str) -> Result<Vec<u8>> {
         let deadline = Instant::now() + timeout;
         while self.pending.len() < n {
@@ -310,9 +293,26 @@ impl<T: Transport> RawRepl<T> {
         Ok(self.pending.drain(..n).collect())
     }
 
+    /// Everything up to a protocol marker `end`, which must arrive within
+    /// the answer timeout (a board printing endless noise is an error too).
+    fn expect(&mut self, end: &[u8], what: &'static str) -> Result<Vec<u8>> {
+        let answer = self.timeouts.answer;
+        self.read_until_by(end, answer, Some(Instant::now() + answer), what)
+    }
+
     /// Everything up to `end` (consumed, not returned). `silence` bounds
     /// the wait for each further byte.
     fn read_until(&mut self, end: &[u8], silence: Duration, what: &'static str) -> Result<Vec<u8>> {
+        self.read_until_by(end, silence, None, what)
+    }
+
+    fn read_until_by(
+        &mut self,
+        end: &[u8],
+        silence: Duration,
+        deadline: Option<Instant>,
+        what: &'static str,
+    ) -> Result<Vec<u8>> {
         let mut searched = 0;
         loop {
             if let Some(at) = find(&self.pending[searched..], end) {
@@ -328,10 +328,26 @@ impl<T: Transport> RawRepl<T> {
                     received: tail(&self.pending),
                 }));
             }
-            if !self.receive(silence)? {
+            let wait = match deadline {
+                Some(d) => silence.min(d.saturating_duration_since(Instant::now())),
+                None => silence,
+            };
+            if wait.is_zero() {
+                // It kept talking past the deadline without ever saying
+                // what the protocol expects: noise.
+                return Err(self.error(ErrorKind::Garbage {
+                    context: what,
+                    received: tail(&self.pending),
+                }));
+            }
+            if !self.receive(wait)? {
+                let timeout = match deadline {
+                    Some(_) => self.timeouts.answer,
+                    None => silence,
+                };
                 return Err(self.error(ErrorKind::NoAnswer {
                     waiting_for: what,
-                    timeout: silence,
+                    timeout,
                     received: tail(&self.pending),
                 }));
             }

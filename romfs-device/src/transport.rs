@@ -17,6 +17,11 @@ pub trait Transport: Send {
     fn receive(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize>;
     /// The port's name, for messages.
     fn name(&self) -> &str;
+    /// Pause between pieces sent without flow control (plain raw mode),
+    /// so a board's input buffer is not overrun.
+    fn pace(&mut self) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 impl<T: Transport + ?Sized> Transport for Box<T> {
@@ -28,6 +33,9 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
     }
     fn name(&self) -> &str {
         (**self).name()
+    }
+    fn pace(&mut self) {
+        (**self).pace()
     }
 }
 
@@ -62,24 +70,18 @@ impl SerialTransport {
 }
 
 fn open_error(path: &str, e: serialport::Error) -> Error {
-    let text = e.to_string();
-    let busy = match &e.kind {
-        serialport::ErrorKind::Io(k) => *k == io::ErrorKind::ResourceBusy,
-        _ => false,
-    } || text.contains("Device or resource busy")
-        || text.contains("Resource temporarily unavailable")
-        || text.contains("EBUSY")
-        || text.contains("EWOULDBLOCK")
-        || text.contains("EAGAIN");
-    let kind = if busy {
-        ErrorKind::Busy
-    } else if matches!(e.kind, serialport::ErrorKind::NoDevice)
-        || text.contains("No such file")
-        || text.contains("ENOENT")
-    {
-        ErrorKind::Open("no such device (is the board plugged in?)".into())
-    } else {
-        ErrorKind::Open(text)
+    let kind = match &e.kind {
+        // serialport reports a port locked by another program (TIOCEXCL or
+        // flock) as `NoDevice`.
+        serialport::ErrorKind::NoDevice => ErrorKind::Busy,
+        serialport::ErrorKind::Io(io::ErrorKind::NotFound) => {
+            ErrorKind::Open("no such device (is the board plugged in?)".into())
+        }
+        serialport::ErrorKind::Io(io::ErrorKind::PermissionDenied) => ErrorKind::Open(
+            "permission denied (on Linux, join the group that owns the port, often `dialout`)"
+                .into(),
+        ),
+        _ => ErrorKind::Open(e.to_string()),
     };
     Error::new(path, kind)
 }
@@ -117,5 +119,91 @@ impl Transport for SerialTransport {
 
     fn name(&self) -> &str {
         &self.name
+    }
+}
+
+/// A board that answers with fixed bytes, whatever it is sent: for tests
+/// and fuzzing (a transcript recorded from a real board, cut short or
+/// garbled). It hands out one byte per call, as a slow link would, so the
+/// host reads exactly as far as the protocol makes it read. Once the bytes
+/// are used up it is silent; it never waits.
+#[derive(Debug, Clone)]
+pub struct Scripted {
+    answers: Vec<u8>,
+    at: usize,
+    /// Everything sent to it.
+    pub sent: Vec<u8>,
+    /// After the answers: `Err` (the link is gone) instead of silence.
+    pub disconnect_at_end: bool,
+}
+
+impl Scripted {
+    /// A board whose output is `answers`.
+    pub fn new(answers: Vec<u8>) -> Self {
+        Scripted {
+            answers,
+            at: 0,
+            sent: Vec::new(),
+            disconnect_at_end: false,
+        }
+    }
+}
+
+impl Transport for Scripted {
+    fn send(&mut self, data: &[u8]) -> io::Result<()> {
+        self.sent.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn receive(&mut self, buf: &mut [u8], _timeout: Duration) -> io::Result<usize> {
+        let n = buf.len().min(self.answers.len() - self.at).min(1);
+        if n == 0 && self.disconnect_at_end {
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "scripted disconnect",
+            ));
+        }
+        buf[..n].copy_from_slice(&self.answers[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+
+    fn name(&self) -> &str {
+        "scripted board"
+    }
+
+    fn pace(&mut self) {}
+}
+
+/// Wraps a transport and keeps a copy of everything the board sent (to
+/// record transcripts for tests and fuzzing seeds).
+#[derive(Debug)]
+pub struct Recording<T> {
+    /// The wrapped transport.
+    pub inner: T,
+    /// Everything received so far (shared: the board owns the transport).
+    pub received: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl<T: Transport> Transport for Recording<T> {
+    fn send(&mut self, data: &[u8]) -> io::Result<()> {
+        self.inner.send(data)
+    }
+
+    fn receive(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
+        let n = self.inner.receive(buf, timeout)?;
+        self.received
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn pace(&mut self) {
+        self.inner.pace()
     }
 }

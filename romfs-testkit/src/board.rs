@@ -363,6 +363,11 @@ impl Stopper {
             .expect("write to the QEMU monitor");
         self.unanswered.fetch_add(1, Ordering::SeqCst);
     }
+
+    /// End QEMU now (the board vanishes: its serial port closes).
+    pub fn quit(&mut self) {
+        let _ = self.monitor.write_all(b"quit\n");
+    }
 }
 
 impl Drop for Qemu {
