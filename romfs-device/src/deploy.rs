@@ -348,6 +348,34 @@ fn verify<T: Transport>(
     Ok(())
 }
 
+/// A small image spanning three erase blocks of 4 KiB, always the same:
+/// the image the fuzzing seeds (transcripts recorded from the emulated
+/// board) were recorded with.
+#[doc(hidden)]
+pub fn sample_image() -> Vec<u8> {
+    use romfs_format::write::{MemoryTree, Options};
+    let mut tree = MemoryTree::new();
+    let root = tree.root();
+    let mut x: u32 = 1;
+    let noise: Vec<u8> = (0..6000)
+        .map(|_| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            (x >> 16) as u8
+        })
+        .collect();
+    let lib = tree.add_dir(root, b"lib").expect("valid name");
+    tree.add_file(root, b"data.bin", noise).expect("valid name");
+    tree.add_file(root, b"main.py", b"print('hello')\n".repeat(20))
+        .expect("valid name");
+    tree.add_file(lib, b"x.py", b"X = 1\n".repeat(400))
+        .expect("valid name");
+    let options = Options {
+        header_write_size: Some(32),
+        ..Options::default()
+    };
+    tree.build(&options).expect("a valid tree")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -359,6 +387,13 @@ mod tests {
             erase_size: 4096,
             block_device: false,
         }
+    }
+
+    #[test]
+    fn sample_image_spans_three_blocks() {
+        let image = sample_image();
+        assert!(image.len() > 2 * 4096 && image.len() < 3 * 4096);
+        assert!(romfs_format::header_is_write_safe(&image, 32));
     }
 
     #[test]

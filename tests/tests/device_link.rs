@@ -221,3 +221,53 @@ fn frozen_then_vanished_real_board() {
     );
     eprintln!("{err}");
 }
+
+/// Sessions with the emulated board for `romfs_device::deploy::sample_image`:
+/// a deploy to an empty board, a redeploy, a deploy refused by the stock
+/// firmware. Each transcript replays to the same outcome. With
+/// `ROMFS_RECORD_FUZZ_SEEDS=romfs-device/fuzz/seeds` they are written there
+/// (the seeds of the `board_session` fuzz target).
+#[test]
+fn recorded_sessions_replay_and_seed_the_fuzzer() {
+    let Some((fw, _)) = setup() else { return };
+    let image = romfs_device::deploy::sample_image();
+    // As a deploy leaves it: the last block's tail erased.
+    let mut flash = image.clone();
+    flash.resize(image.len().next_multiple_of(4096), 0xff);
+    let mut seeds = Vec::new();
+    for (name, build, preload) in [
+        ("deploy-empty", Build::Writable, None),
+        ("deploy-same", Build::Writable, Some(flash.clone())),
+        ("deploy-stock", Build::Stock, None),
+    ] {
+        let qemu = Qemu::boot(&fw, build, preload.as_deref());
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let recording = Recording {
+            inner: SerialTransport::open(qemu.pty()).unwrap(),
+            received: received.clone(),
+        };
+        let live = session(recording, &image);
+        let answers = received.lock().unwrap().clone();
+        let replay = session(Scripted::new(answers.clone()), &image);
+        match (&live, &replay) {
+            (Ok(a), Ok(b)) => assert_eq!((&a.written, a.skipped), (&b.written, b.skipped)),
+            (Err(a), Err(b)) => assert_eq!(
+                a.to_string().split_once(": ").unwrap().1,
+                b.to_string().split_once(": ").unwrap().1
+            ),
+            _ => panic!("{name}: live {live:?}, replayed {replay:?}"),
+        }
+        match name {
+            "deploy-empty" => assert_eq!(live.unwrap().written, vec![1, 2, 0]),
+            "deploy-same" => assert!(live.unwrap().up_to_date()),
+            _ => assert!(matches!(live.unwrap_err().kind, ErrorKind::ReadOnly { .. })),
+        }
+        seeds.push((name, answers));
+    }
+    if let Some(dir) = std::env::var_os("ROMFS_RECORD_FUZZ_SEEDS") {
+        let dir = std::path::Path::new(&dir);
+        for (name, answers) in seeds {
+            std::fs::write(dir.join(name), answers).unwrap();
+        }
+    }
+}
