@@ -1,21 +1,23 @@
-//! What a ROM partition holds. Only the bytes needed are read from the
-//! board (the first block, then the header of each top-level record); the
-//! CRC-32 over the whole image is computed on the board. Every byte is
-//! decoded by `romfs_format`, on a sparse copy of the image in which the
-//! bytes not read are zeros that no decoder looks at.
+//! What a ROM partition holds, read through `romfs_format`'s reader over a
+//! [`Source`] that fetches the partition's bytes from the board a page at a
+//! time: only the pages the reader looks at (the header, each top-level
+//! record's header, the metadata) cross the link. The CRC-32 over the image
+//! is computed on the board.
 
-use romfs_format::{ErrorKind as FormatError, Image, HEADER};
+use romfs_format::ext::{self, EXTENSION_PREFIX_LEN, TAG_METADATA};
+use romfs_format::{ErrorKind as FormatError, ReadError, Reader, Source};
 
-use crate::board::{Board, Partition, CHUNK};
-use crate::error::Result;
+use crate::board::{Board, Partition};
+use crate::error::{Error, ErrorKind, Result};
 use crate::transport::Transport;
 
-/// Bytes read at each top-level record: its kind and length varuints and
-/// the first bytes of its payload (enough for an extension's magic and a
-/// checksum's value).
-const RECORD_PEEK: usize = 32;
-/// The most top-level records whose headers are read before giving up.
-const MAX_RECORDS: usize = 4096;
+/// Bytes fetched per read of the board.
+const PAGE: usize = 512;
+/// The most pages one query reads (an image with very many top-level
+/// records is reported as such rather than read record by record for ever).
+const MAX_PAGES: usize = 2048;
+/// The longest metadata record read.
+const MAX_METADATA: usize = 64 << 10;
 
 /// One partition, as `romfs query` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,81 +110,114 @@ pub fn query<T: Transport>(board: &mut Board<T>, id: u32) -> Result<PartitionRep
     })
 }
 
-fn contents<T: Transport>(board: &mut Board<T>, part: &Partition) -> Result<Contents> {
-    let head_len = (part.size as usize).min(CHUNK);
-    let head = board.read(part, 0, head_len)?;
-    if head.len() < 4 || head[..3] != HEADER {
-        return Ok(Contents::Empty);
+/// A partition's bytes, fetched from the board on demand.
+struct BoardSource<'b, T: Transport> {
+    board: &'b mut Board<T>,
+    part: Partition,
+    page: Vec<u8>,
+    page_at: usize,
+    pages: usize,
+}
+
+impl<T: Transport> Source for BoardSource<'_, T> {
+    type Error = Error;
+
+    fn len(&self) -> usize {
+        self.part.size as usize
     }
-    let len = match Image::parse(&head) {
-        Ok(image) => image.len(),
-        Err(e) => match e.kind {
-            FormatError::ImagePastEnd { declared, .. } if head_len < part.size as usize => {
-                if declared > part.size {
-                    return Ok(Contents::Corrupt(format!(
-                        "the header declares {declared} bytes, more than the partition's {}",
-                        part.size
-                    )));
-                }
-                declared as usize
-            }
-            _ => return Ok(Contents::Corrupt(format!("bad header: {e}"))),
-        },
-    };
-    // A sparse copy: the first block, then each top-level record's header.
-    let mut sparse = vec![0u8; len];
-    let mut known = vec![false; len];
-    let n = head.len().min(len);
-    sparse[..n].copy_from_slice(&head[..n]);
-    known[..n].fill(true);
-    let mut reads = 0;
-    'scan: loop {
-        let image = match Image::parse(&sparse) {
-            Ok(i) => i,
-            Err(e) => return Ok(Contents::Corrupt(format!("bad header: {e}"))),
-        };
-        for record in image.records() {
-            let record = match record {
-                Ok(r) => r,
-                Err(e) => return Ok(Contents::Corrupt(format!("bad record: {e}"))),
-            };
-            let end = (record.offset + RECORD_PEEK).min(len);
-            if let Some(gap) = known[record.offset..end].iter().position(|&k| !k) {
-                let at = record.offset + gap;
-                reads += 1;
-                if reads > MAX_RECORDS {
-                    return Ok(Contents::Corrupt(format!(
-                        "more than {MAX_RECORDS} top-level records"
-                    )));
-                }
-                let bytes = board.read(part, at as u64, end - at)?;
-                sparse[at..end].copy_from_slice(&bytes);
-                known[at..end].fill(true);
-                continue 'scan;
-            }
+
+    fn window(&mut self, pos: usize) -> Result<&[u8]> {
+        let len = self.len();
+        if pos >= len {
+            return Ok(&[]);
         }
-        break;
+        if !(self.page_at..self.page_at + self.page.len()).contains(&pos) {
+            self.pages += 1;
+            if self.pages > MAX_PAGES {
+                return Err(self.board.error(ErrorKind::BadImage(format!(
+                    "the image has too many top-level records to inspect (more than {MAX_PAGES} reads)"
+                ))));
+            }
+            let start = pos / PAGE * PAGE;
+            let n = PAGE.min(len - start);
+            self.page = self.board.read(&self.part, start as u64, n)?;
+            self.page_at = start;
+        }
+        Ok(&self.page[pos - self.page_at..])
     }
-    let image = match Image::parse(&sparse) {
-        Ok(i) => i,
-        Err(e) => return Ok(Contents::Corrupt(format!("bad header: {e}"))),
+}
+
+fn contents<T: Transport>(board: &mut Board<T>, part: &Partition) -> Result<Contents> {
+    let source = BoardSource {
+        board,
+        part: *part,
+        page: Vec::new(),
+        page_at: 0,
+        pages: 0,
     };
-    let metadata = image.metadata().ok().flatten().unwrap_or_default();
-    let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
-    let checksum = match image.checksum_record() {
-        None => ChecksumState::Absent,
-        Some((_, stored)) => match board.crc32(part, len as u64 - 4)? {
-            None => ChecksumState::Unchecked(stored),
-            Some(c) if c == stored => ChecksumState::Matches(stored),
-            Some(on_flash) => ChecksumState::Mismatch { stored, on_flash },
+    let mut reader = match Reader::new(source) {
+        Ok(r) => r,
+        Err(ReadError::Source(e)) => return Err(e),
+        Err(ReadError::Format(e)) => {
+            return Ok(match e.kind {
+                FormatError::TooShort | FormatError::BadMagic => Contents::Empty,
+                _ => Contents::Corrupt(format!("bad header: {e}")),
+            })
+        }
+    };
+    let len = reader.header().end;
+    match inspect(&mut reader) {
+        Ok((metadata, checksum)) => {
+            let board = reader.into_source().board;
+            let checksum = match checksum {
+                None => ChecksumState::Absent,
+                Some((stored, end)) => match board.crc32(part, end as u64 - 4)? {
+                    None => ChecksumState::Unchecked(stored),
+                    Some(c) if c == stored => ChecksumState::Matches(stored),
+                    Some(on_flash) => ChecksumState::Mismatch { stored, on_flash },
+                },
+            };
+            let (tool, label, generation, build_time) = metadata;
+            Ok(Contents::Image(ImageSummary {
+                len: len as u64,
+                tool,
+                label,
+                generation,
+                build_time,
+                checksum,
+            }))
+        }
+        Err(ReadError::Format(e)) => Ok(Contents::Corrupt(format!("bad record: {e}"))),
+        Err(ReadError::Source(e)) => match e.kind {
+            ErrorKind::BadImage(why) => Ok(Contents::Corrupt(why)),
+            _ => Err(e),
         },
+    }
+}
+
+type Owned = (Option<String>, Option<String>, Option<u64>, Option<u64>);
+
+/// The metadata (owned), and the stored CRC with the end of its record.
+fn inspect<S: Source>(
+    reader: &mut Reader<S>,
+) -> std::result::Result<(Owned, Option<(u32, usize)>), ReadError<S::Error>> {
+    let mut metadata = (None, None, None, None);
+    if let Some(rec) = reader.extension_record(TAG_METADATA)? {
+        let body_at = rec.payload_offset + EXTENSION_PREFIX_LEN;
+        let mut body = vec![
+            0u8;
+            rec.len
+                .saturating_sub(EXTENSION_PREFIX_LEN)
+                .min(MAX_METADATA)
+        ];
+        reader.source().read_exact_at(body_at, &mut body)?;
+        let md = ext::parse_metadata(&body, rec.offset, body_at)?;
+        let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
+        metadata = (text(md.tool), text(md.label), md.generation, md.build_time);
+    }
+    let checksum = match reader.checksum_record()? {
+        Some((_, stored)) => reader.checksum_end()?.map(|end| (stored, end)),
+        None => None,
     };
-    Ok(Contents::Image(ImageSummary {
-        len: len as u64,
-        tool: text(metadata.tool),
-        label: text(metadata.label),
-        generation: metadata.generation,
-        build_time: metadata.build_time,
-        checksum,
-    }))
+    Ok((metadata, checksum))
 }
