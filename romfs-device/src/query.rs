@@ -195,12 +195,15 @@ fn contents<T: Transport>(board: &mut Board<T>, part: &Partition) -> Result<Cont
     }
 }
 
+/// Metadata fields, owned: tool, label, generation, build time.
 type Owned = (Option<String>, Option<String>, Option<u64>, Option<u64>);
+/// The metadata, and the stored CRC with the end of its record.
+type Inspected = (Owned, Option<(u32, usize)>);
 
 /// The metadata (owned), and the stored CRC with the end of its record.
 fn inspect<S: Source>(
     reader: &mut Reader<S>,
-) -> std::result::Result<(Owned, Option<(u32, usize)>), ReadError<S::Error>> {
+) -> std::result::Result<Inspected, ReadError<S::Error>> {
     let mut metadata = (None, None, None, None);
     if let Some(rec) = reader.extension_record(TAG_METADATA)? {
         let body_at = rec.payload_offset + EXTENSION_PREFIX_LEN;
