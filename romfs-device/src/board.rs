@@ -17,6 +17,33 @@ const HELPER: &str = include_str!("helper.py");
 /// board needs (the board decompresses with a window of this size).
 pub const CHUNK: usize = 4096;
 
+/// The pieces of an erase block the board signs for delta transfers.
+pub const SUB_BLOCK: usize = 64;
+/// The longest signature of a piece (a truncated hash).
+pub const SIGNATURE: usize = 8;
+
+/// How the board assembles a block from what it already holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeltaOp {
+    /// The next `n` bytes of the literal data sent along.
+    Literal(usize),
+    /// `len` bytes of the partition from offset `from`, as it is now.
+    Copy {
+        /// Partition offset.
+        from: u64,
+        /// Length.
+        len: usize,
+    },
+    /// `len` bytes from offset `from` of block 0 as [`Board::save_block0`]
+    /// saved it.
+    Saved {
+        /// Offset in block 0.
+        from: u64,
+        /// Length.
+        len: usize,
+    },
+}
+
 /// A ROM partition's geometry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Partition {
@@ -235,25 +262,113 @@ impl<T: Transport> Board<T> {
         }
         for (offset, data) in pieces {
             debug_assert!(data.len() <= CHUNK);
-            let packed = self.info.deflate.then(|| deflate(data));
-            let (payload, z) = match packed {
-                Some(p) if p.len() < data.len() => (p, 1),
-                _ => (data.to_vec(), 0),
-            };
-            let b64 = base64::engine::general_purpose::STANDARD.encode(payload);
-            code.push_str(&format!("rw({},{offset},'{b64}',{z})\n", part.id));
+            let (payload, z) = self.pack(data);
+            code.push_str(&format!("rw({},{offset},'{payload}',{z})\n", part.id));
         }
         let out = self.call(&code)?;
-        if erase.is_none() {
+        self.erase_answer(erase.is_some(), &out)
+    }
+
+    /// Base64 of `data`, deflated when the board can inflate and that is
+    /// smaller; and the flag telling the board which.
+    fn pack(&self, data: &[u8]) -> (String, u8) {
+        let packed = self.info.deflate.then(|| deflate(data));
+        let (payload, z) = match packed {
+            Some(p) if p.len() < data.len() => (p, 1),
+            _ => (data.to_vec(), 0),
+        };
+        (base64::engine::general_purpose::STANDARD.encode(payload), z)
+    }
+
+    /// What a program that may have erased printed: the write size, or
+    /// nothing.
+    fn erase_answer(&self, erased: bool, out: &[u8]) -> Result<Option<u64>> {
+        if !erased {
             if !out.is_empty() {
-                return Err(self.garbage("writing", &out));
+                return Err(self.garbage("writing", out));
             }
             return Ok(None);
         }
-        let v = reply::ints(&out, 1)
+        let v = reply::ints(out, 1)
             .filter(|v| (0..=1 << 16).contains(&v[0]))
-            .ok_or_else(|| self.garbage("erasing", &out))?;
+            .ok_or_else(|| self.garbage("erasing", out))?;
         Ok(Some(v[0].max(1) as u64))
+    }
+
+    /// Signatures of the [`SUB_BLOCK`]-byte pieces of `count` erase blocks
+    /// from block `first` (the first [`SIGNATURE`] bytes of each piece's
+    /// hash, at most), computed on the board: what a block held, without
+    /// reading it.
+    pub fn sub_block_signatures(
+        &mut self,
+        part: &Partition,
+        first: u64,
+        count: u64,
+    ) -> Result<Vec<Vec<u8>>> {
+        let sig = self.info.hash.size().min(SIGNATURE);
+        let mut all = Vec::with_capacity(count as usize);
+        let batch = 32;
+        let mut k = first;
+        while k < first + count {
+            let n = batch.min(first + count - k);
+            let out = self.call(&format!("rs({},{},{n})", part.id, k * part.erase_size))?;
+            let lens: Vec<usize> = (k..k + n)
+                .map(|b| {
+                    let r = part.block_range(b);
+                    ((r.end - r.start) as usize).div_ceil(SUB_BLOCK) * sig
+                })
+                .collect();
+            let blocks = reply::base64_lines(&out, &lens)
+                .ok_or_else(|| self.garbage("reading block signatures", &out))?;
+            all.extend(blocks);
+            k += n;
+        }
+        Ok(all)
+    }
+
+    /// Keep a copy of erase block 0 in the board's RAM (for
+    /// [`Board::build_and_write`] copies from it after it is erased).
+    pub fn save_block0(&mut self, part: &Partition) -> Result<()> {
+        let out = self.call(&format!("r0({})", part.id))?;
+        if !out.is_empty() {
+            return Err(self.garbage("saving block 0", &out));
+        }
+        Ok(())
+    }
+
+    /// Assemble `len` bytes on the board from `ops` (see [`DeltaOp`]), then
+    /// erase `erase` if given and write them at `offset`. The literal bytes
+    /// travel compressed when that is smaller. Returns the write size the
+    /// erase reported.
+    pub fn build_and_write(
+        &mut self,
+        part: &Partition,
+        offset: u64,
+        erase: Option<u64>,
+        len: usize,
+        literal: &[u8],
+        ops: &[DeltaOp],
+    ) -> Result<Option<u64>> {
+        let (payload, z) = self.pack(literal);
+        let ops: Vec<String> = ops
+            .iter()
+            .flat_map(|op| {
+                let (from, n) = match *op {
+                    DeltaOp::Literal(n) => (-1, n),
+                    DeltaOp::Saved { from, len } => (-2 - from as i64, len),
+                    DeltaOp::Copy { from, len } => (from as i64, len),
+                };
+                [from.to_string(), n.to_string()]
+            })
+            .collect();
+        let code = format!(
+            "rb({},{offset},{},{len},'{payload}',{z},({},))",
+            part.id,
+            erase.unwrap_or(0),
+            ops.join(",")
+        );
+        let out = self.call(&code)?;
+        self.erase_answer(erase.is_some(), &out)
     }
 
     /// Unmount `/rom` (writing under a mounted image is unsafe) and forget

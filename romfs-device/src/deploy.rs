@@ -25,6 +25,7 @@ use romfs_format::mpy::MpyHeader;
 use romfs_format::{Image, Node};
 
 use crate::board::{Board, Partition, CHUNK};
+use crate::delta::{self, Availability, OldPieces};
 use crate::error::{ErrorKind, Result};
 use crate::reply::HashKind;
 use crate::transport::Transport;
@@ -57,6 +58,9 @@ pub struct DeployReport {
     pub written: Vec<u64>,
     /// Blocks left as they were (they already held the new contents).
     pub skipped: u64,
+    /// Blocks the board assembled from what it already held (see
+    /// [`crate::delta`]) instead of receiving them.
+    pub assembled: u64,
     /// The minimum write size the board reported (when it erased).
     pub write_size: Option<u64>,
     /// Bytes sent to the board, everything included.
@@ -188,6 +192,7 @@ pub fn deploy<T: Transport>(
         erased: Vec::new(),
         written: Vec::new(),
         skipped: blocks - plan.changed.len() as u64,
+        assembled: 0,
         write_size: None,
         bytes_sent: 0,
         bytes_received: 0,
@@ -218,6 +223,10 @@ fn write_all<T: Transport>(
 ) -> Result<()> {
     let kind = board.hash_kind();
     board.unmount_rom()?;
+    let old = old_pieces(board, image, part, plan)?;
+    if old.is_some() {
+        board.save_block0(part)?;
+    }
 
     // 1. Invalidate: erase block 0 (also tells the write size).
     let block0 = part.block_range(0);
@@ -240,34 +249,88 @@ fn write_all<T: Transport>(
         ));
     }
 
-    // 2. Every other changed block, verified.
-    for &k in plan.changed.iter().filter(|&&k| k != 0) {
+    // 2. Every other changed block, then verified.
+    let changed: Vec<u64> = plan.changed.iter().copied().filter(|&k| k != 0).collect();
+    let steps: Vec<(u64, Option<delta::Recipe>)> = match &old {
+        Some(old) => delta::order(&changed, &mut |k, gone| {
+            let block = block_contents(image, part, k);
+            delta::recipe(trimmed(&block, w), old, part, &|b| availability(b, gone))
+        })
+        .into_iter()
+        .map(|(k, r)| (k, Some(r)))
+        .collect(),
+        None => changed.iter().map(|&k| (k, None)).collect(),
+    };
+    for (k, recipe) in steps {
         let range = part.block_range(k);
-        let erase = (!plan.blank[k as usize]).then_some((range.start, range.end - range.start));
+        let erase = (!plan.blank[k as usize]).then_some(range.end - range.start);
         let want = block_contents(image, part, k);
-        write_block(board, part, range.start, &want, 0, erase, w)?;
+        let used = trimmed(&want, w).len();
+        let by_recipe = match recipe {
+            Some(r) if cheaper(&r, &want[..used]) => {
+                board.build_and_write(part, range.start, erase, used, &r.literal, &r.ops)?;
+                report.assembled += 1;
+                true
+            }
+            _ => {
+                write_block(
+                    board,
+                    part,
+                    range.start,
+                    &want,
+                    0,
+                    erase.map(|n| (range.start, n)),
+                    w,
+                )?;
+                false
+            }
+        };
         if erase.is_some() {
             report.erased.push(k);
         }
         report.written.push(k);
+        if by_recipe && !block_holds(board, part, k, &want, kind)? {
+            // Signatures can collide: send this block's bytes instead.
+            write_block(
+                board,
+                part,
+                range.start,
+                &want,
+                0,
+                Some((range.start, range.end - range.start)),
+                w,
+            )?;
+            report.erased.push(k);
+        }
         progress.block_done();
     }
-    verify(
-        board,
-        part,
-        image,
-        plan.changed.iter().copied().filter(|&k| k != 0),
-        kind,
-    )?;
+    verify(board, part, image, changed.iter().copied(), kind)?;
 
     // 3. Block 0 without its header unit, verified; then the header unit.
     let header_unit = 3u64.div_ceil(w) * w;
     let mut want0 = block_contents(image, part, 0);
     let header: Vec<u8> = want0[..header_unit as usize].to_vec();
     want0[..header_unit as usize].fill(0xff);
-    write_block(board, part, 0, &want0, header_unit as usize, None, w)?;
-    let got = board.block_hashes(part, 0, 1)?;
-    if got[0] != kind.hash(&want0) {
+    let tail = trimmed(&want0, w)
+        .get(header_unit as usize..)
+        .unwrap_or_default()
+        .to_vec();
+    let recipe0 = old.as_ref().map(|old| {
+        let gone: std::collections::BTreeSet<u64> = changed.iter().copied().collect();
+        delta::recipe(&tail, old, part, &|b| availability(b, &gone))
+    });
+    match recipe0 {
+        Some(r) if !tail.is_empty() && cheaper(&r, &tail) => {
+            board.build_and_write(part, header_unit, None, tail.len(), &r.literal, &r.ops)?;
+            report.assembled += 1;
+            if !block_holds(board, part, 0, &want0, kind)? {
+                board.erase_and_write(part, Some((0, block0.end)), &[])?;
+                write_block(board, part, 0, &want0, header_unit as usize, None, w)?;
+            }
+        }
+        _ => write_block(board, part, 0, &want0, header_unit as usize, None, w)?,
+    }
+    if !block_holds(board, part, 0, &want0, kind)? {
         return Err(board.error(ErrorKind::Verify {
             block: 0,
             offset: 0,
@@ -278,6 +341,98 @@ fn write_all<T: Transport>(
     report.written.push(0);
     progress.block_done();
     Ok(())
+}
+
+/// Where old block `b` can be copied from once the blocks in `gone` are
+/// overwritten: block 0 from its saved copy (it is erased first).
+fn availability(b: u64, gone: &std::collections::BTreeSet<u64>) -> Availability {
+    if b == 0 {
+        Availability::Saved
+    } else if gone.contains(&b) {
+        Availability::Gone
+    } else {
+        Availability::Flash
+    }
+}
+
+/// `block` without its trailing 0xFF, rounded up to the write size.
+fn trimmed(block: &[u8], w: u64) -> &[u8] {
+    let used = block.iter().rposition(|&b| b != 0xff).map_or(0, |i| i + 1);
+    &block[..(used.div_ceil(w as usize) * w as usize).min(block.len())]
+}
+
+/// Is assembling by `recipe` cheaper on the link than sending `want`?
+fn cheaper(recipe: &delta::Recipe, want: &[u8]) -> bool {
+    let ops_text = recipe.ops.len() * 12;
+    deflated_len(&recipe.literal) + ops_text < deflated_len(want)
+}
+
+fn deflated_len(data: &[u8]) -> usize {
+    use std::io::Write;
+    let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+    let _ = enc.write_all(data);
+    enc.finish().map_or(data.len(), |v| v.len().min(data.len()))
+}
+
+/// Does block `k` hold `want` (hashed on the board)?
+fn block_holds<T: Transport>(
+    board: &mut Board<T>,
+    part: &Partition,
+    k: u64,
+    want: &[u8],
+    kind: HashKind,
+) -> Result<bool> {
+    Ok(board.block_hashes(part, k, 1)?[0] == kind.hash(want))
+}
+
+/// What the board's old blocks hold, when it holds an image whose blocks
+/// can serve as sources; `None` otherwise (no old image, or erase blocks
+/// larger than what the board inflates at once).
+fn old_pieces<T: Transport>(
+    board: &mut Board<T>,
+    image: &[u8],
+    part: &Partition,
+    plan: &Plan,
+) -> Result<Option<OldPieces>> {
+    if part.erase_size as usize > CHUNK || plan.blank.first() == Some(&true) {
+        return Ok(None);
+    }
+    let head_len = romfs_format::MAX_HEADER_LEN.min(part.size as usize);
+    let head = board.read(part, 0, head_len)?;
+    let Ok(declared) = romfs_format::decode_header(&mut &head[..]) else {
+        return Ok(None);
+    };
+    if declared.image_len() > part.size {
+        return Ok(None);
+    }
+    let old_blocks = declared.image_len().div_ceil(part.erase_size).max(1);
+    let mut pieces = OldPieces::new(board.hash_kind());
+    let changed: std::collections::BTreeSet<u64> = plan.changed.iter().copied().collect();
+    let mut ask = Vec::new();
+    for k in 0..old_blocks.max(plan.blank.len() as u64) {
+        let covered = (k as usize) < plan.blank.len();
+        if covered && !changed.contains(&k) {
+            pieces.add_known(part, k, &block_contents(image, part, k));
+        } else if covered && plan.blank[k as usize] {
+            continue;
+        } else if k < old_blocks {
+            ask.push(k);
+        }
+    }
+    // Signatures for the runs of blocks to ask about.
+    let mut i = 0;
+    while i < ask.len() {
+        let mut j = i + 1;
+        while j < ask.len() && ask[j] == ask[j - 1] + 1 {
+            j += 1;
+        }
+        let sigs = board.sub_block_signatures(part, ask[i], (j - i) as u64)?;
+        for (k, s) in ask[i..j].iter().zip(sigs) {
+            pieces.add_signed(part, *k, &s);
+        }
+        i = j;
+    }
+    Ok(Some(pieces))
 }
 
 /// Program `want` (a whole erase block at `base`) from byte `from` on,

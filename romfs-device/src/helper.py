@@ -65,12 +65,34 @@ def re(i,o,n):
  r=vfs.rom_ioctl(3,i,o,n)
  if not isinstance(r,int) or r<0:raise RomErr('erase',o,r)
  print(r)
-def rw(i,o,s,z):
- x=a2b_base64(s)
- if z:x=DeflateIO(BytesIO(x),RAW,12).read()
+def _w(i,o,x):
  d,n,e,b=_p(i)
  r=d.writeblocks(o//e,x,o%e) if b else vfs.rom_ioctl(4,i,o,x)
  if r is not None and not(isinstance(r,int) and r>=0):raise RomErr('write',o,r)
+def _x(s,z):
+ x=a2b_base64(s)
+ return DeflateIO(BytesIO(x),RAW,12).read() if z else x
+def rw(i,o,s,z):_w(i,o,_x(s,z))
+def rs(i,o,c):
+ d,n,e,b=_p(i)
+ for k in range(c):
+  x=o+k*e;m=_r(i,x,min(e,n-x));s=bytearray()
+  for j in range(0,len(m),64):s+=_h(m[j:j+64])[:8]
+  print(b2a_base64(s).decode(),end='')
+_o0=b''
+def r0(i):
+ global _o0
+ _o0=bytes(_r(i,0,_p(i)[2]))
+def rb(i,o,e,u,s,z,ops):
+ x=_x(s,z);m=bytearray(u);p=0;q=0
+ for k in range(0,len(ops),2):
+  f=ops[k];c=ops[k+1]
+  if f==-1:m[p:p+c]=x[q:q+c];q+=c
+  elif f<0:m[p:p+c]=_o0[-2-f:-2-f+c]
+  else:m[p:p+c]=_r(i,f,c)
+  p+=c
+ if e:re(i,o,e)
+ _w(i,o,m)
 def ru():
  try:vfs.umount('/rom')
  except OSError:pass

@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod board;
+pub mod delta;
 pub mod deploy;
 pub mod discover;
 pub mod error;

@@ -152,6 +152,27 @@ pub fn base64_bytes(stdout: &[u8], len: usize) -> Option<Vec<u8>> {
     (bytes.len() == len).then_some(bytes)
 }
 
+/// One line of base64 per expected length, each decoding to exactly that
+/// many bytes.
+pub fn base64_lines(stdout: &[u8], lens: &[usize]) -> Option<Vec<Vec<u8>>> {
+    use base64::Engine;
+    let text = std::str::from_utf8(stdout).ok()?;
+    let text = text.strip_suffix("\r\n").or(text.strip_suffix('\n'))?;
+    let lines: Vec<&str> = text.split('\n').collect();
+    if lines.len() != lens.len() {
+        return None;
+    }
+    lines
+        .iter()
+        .zip(lens)
+        .map(|(l, &n)| {
+            let l = l.strip_suffix('\r').unwrap_or(l);
+            let b = base64::engine::general_purpose::STANDARD.decode(l).ok()?;
+            (b.len() == n).then_some(b)
+        })
+        .collect()
+}
+
 /// The failure the helper reports with `RomErr(op, offset, code)`: the
 /// traceback's last line `RomErr: ('erase', 4096, -22)`.
 pub fn rom_error(stderr_last_line: &str) -> Option<(String, i64, i64)> {
@@ -237,6 +258,12 @@ mod tests {
         assert_eq!(hashes(b"\xc3\xa9\xc3\xa9\r\n", 1, 2), None);
         assert_eq!(base64_bytes(b"AAEC\n", 3), Some(vec![0, 1, 2]));
         assert_eq!(base64_bytes(b"AAEC\n", 4), None);
+        assert_eq!(
+            base64_lines(b"AAEC\r\nAA==\r\n", &[3, 1]),
+            Some(vec![vec![0, 1, 2], vec![0]])
+        );
+        assert_eq!(base64_lines(b"AAEC\r\nAA==\r\n", &[3, 2]), None);
+        assert_eq!(base64_lines(b"AAEC\r\n", &[3, 1]), None);
         assert_eq!(
             rom_error("RomErr: ('erase', 4096, -22)"),
             Some(("erase".into(), 4096, -22))

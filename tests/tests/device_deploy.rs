@@ -201,6 +201,58 @@ fn redeploy_after_one_file_change_writes_only_changed_blocks() {
 }
 
 #[test]
+fn redeploy_after_a_file_grows_copies_shifted_data_on_the_board() {
+    let Some((fw, mpy_cross)) = setup() else {
+        return;
+    };
+    let mut qemu = Qemu::boot(&fw, Build::Writable, None);
+    let mut board = connect(&qemu);
+    let target = board.mpy_target().unwrap();
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("app");
+    write_app(&src, 40);
+    let old = build_for(&src, &t.path().join("old.img"), &mpy_cross, target);
+    let first = deploy(&mut board, &old, 0, &NoProgress).unwrap();
+
+    // An early module grows: everything after it moves.
+    let path = src.join("lib/mod002.py");
+    let mut text = fs::read_to_string(&path).unwrap();
+    text.push_str("\ndef added(x):\n    return x + 1\n");
+    fs::write(&path, text).unwrap();
+    let new = build_for(&src, &t.path().join("new.img"), &mpy_cross, target);
+    qemu.stop();
+    let before = qemu.partition();
+    qemu.monitor("cont");
+    let moved = blocks_to_change(&before, &new);
+    assert!(
+        moved.len() * 2 > first.blocks as usize,
+        "most blocks change: {moved:?}"
+    );
+
+    let report = deploy(&mut board, &new, 0, &NoProgress).unwrap();
+    assert!(
+        report.assembled * 2 > report.written.len() as u64,
+        "{report:?}"
+    );
+    assert!(
+        report.bytes_sent * 4 < first.bytes_sent,
+        "redeploy sent {} bytes, full deploy {}",
+        report.bytes_sent,
+        first.bytes_sent
+    );
+    qemu.stop();
+    let after = qemu.partition();
+    qemu.monitor("cont");
+    assert_eq!(&after[..new.len()], &new[..]);
+    board.soft_reset().unwrap();
+    assert_eq!(
+        qemu.run("import mod002, mod039\nprint(mod002.added(1), mod039.NAME)\n")
+            .trim(),
+        "2 mod039"
+    );
+}
+
+#[test]
 fn image_too_large_is_refused_before_writing() {
     let Some((fw, _)) = setup() else { return };
     let qemu = Qemu::boot(&fw, Build::Writable, None);

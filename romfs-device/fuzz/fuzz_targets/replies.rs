@@ -18,6 +18,10 @@ fuzz_target!(|data: &[u8]| {
     if let Some(b) = reply::base64_bytes(rest, n * 3) {
         assert_eq!(b.len(), n * 3);
     }
+    let lens: Vec<usize> = rest.iter().take(n).map(|&b| usize::from(b % 16)).collect();
+    if let Some(lines) = reply::base64_lines(rest, &lens) {
+        assert!(lines.iter().zip(&lens).all(|(l, &n)| l.len() == n));
+    }
     let _ = reply::rom_error(&String::from_utf8_lossy(rest));
     let _ = romfs_device::repl::last_line(rest);
 });
