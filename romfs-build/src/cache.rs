@@ -4,8 +4,8 @@
 //! An entry is keyed by SHA-256 of everything that decides the output: the
 //! source bytes, the compiler (the bytes of the `mpy-cross` binary that
 //! runs) and its arguments (architecture, small-int bits, `-s` name, extra
-//! options). It lives outside the source tree, in `$ROMFS_CACHE_DIR`, else
-//! `$XDG_CACHE_HOME/romfs/mpy`, else `~/.cache/romfs/mpy`. Entries are
+//! options). It lives outside the source tree, in `mpy/` under romfs's
+//! cache directory ([`default_root`]). Entries are
 //! written to a temporary file and renamed into place, so concurrent builds
 //! never see a partial file (two builds storing the same key store the
 //! same bytes). A cache that cannot be used is skipped, never an error.
@@ -28,8 +28,9 @@ pub struct Cache {
     compiler: [u8; 32],
 }
 
-/// The default cache directory (see the module documentation).
-pub fn default_dir() -> Option<PathBuf> {
+/// romfs's cache directory: `$ROMFS_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/romfs`, else `~/.cache/romfs`.
+pub fn default_root() -> Option<PathBuf> {
     if let Some(d) = std::env::var_os("ROMFS_CACHE_DIR").filter(|d| !d.is_empty()) {
         return Some(PathBuf::from(d));
     }
@@ -37,7 +38,12 @@ pub fn default_dir() -> Option<PathBuf> {
         Some(d) => PathBuf::from(d),
         None => PathBuf::from(std::env::var_os("HOME").filter(|d| !d.is_empty())?).join(".cache"),
     };
-    Some(base.join("romfs").join("mpy"))
+    Some(base.join("romfs"))
+}
+
+/// The default directory of compiled files: `mpy/` under [`default_root`].
+pub fn default_dir() -> Option<PathBuf> {
+    default_root().map(|root| root.join("mpy"))
 }
 
 impl Cache {
@@ -89,9 +95,7 @@ impl Cache {
         let dir = entry.parent().unwrap_or(&self.dir);
         fs::create_dir_all(dir)?;
         let bytes = fs::read(compiled)?;
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".tmp-")
-            .tempfile_in(dir)?;
+        let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
         tmp.write_all(&bytes)?;
         tmp.persist(&entry).map_err(|e| e.error)?;
         Ok(())
@@ -112,7 +116,10 @@ mod tests {
         let k = cache.key(b"x = 1\n", &args);
         assert_eq!(k, cache.key(b"x = 1\n", &args));
         assert_ne!(k, cache.key(b"x = 2\n", &args));
-        assert_ne!(k, cache.key(b"x = 1\n", &[OsString::from("-march=armv7em")]));
+        assert_ne!(
+            k,
+            cache.key(b"x = 1\n", &[OsString::from("-march=armv7em")])
+        );
         // Arguments are length-prefixed: no two lists give the same bytes.
         assert_ne!(
             cache.key(b"", &[OsString::from("ab"), OsString::from("c")]),

@@ -2,7 +2,9 @@
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{build, cat, completions, extract, info, ls, mount, tree, umount, verify};
+use crate::commands::{
+    build, cat, completions, deploy, extract, info, ls, mount, query, tree, umount, verify,
+};
 use crate::ui::{Status, Ui};
 
 /// Build, inspect and mount MicroPython ROMFS images.
@@ -55,6 +57,21 @@ pub enum Command {
     Mount(Box<mount::MountArgs>),
     /// Unmount an image mounted with `romfs mount`.
     Umount(umount::UmountArgs),
+    /// Describe a board's ROM partitions over its serial REPL: size, erase
+    /// block and write sizes, and the image each holds (length, label,
+    /// generation, and whether its CRC-32 matches the flash).
+    Query(query::QueryArgs),
+    /// Put an image on a board's ROM partition over its serial REPL, and
+    /// run it.
+    ///
+    /// A directory is built first (as `romfs build`, with the same
+    /// options) for the board's .mpy version, architecture and small-int
+    /// bits. Only the erase blocks that changed are written, data the board
+    /// already holds elsewhere is copied there, and the image header is
+    /// written last, after the board checked everything else: an
+    /// interrupted deploy leaves the old image, none, or the new one. Then
+    /// the board soft-resets to run it.
+    Deploy(Box<deploy::DeployArgs>),
     /// Print shell completions.
     Completions(completions::CompletionsArgs),
 }
@@ -72,6 +89,8 @@ impl Command {
             Command::Verify(args) => args.run(ui),
             Command::Mount(args) => (*args).run(ui),
             Command::Umount(args) => args.run(ui),
+            Command::Query(args) => args.run(ui),
+            Command::Deploy(args) => (*args).run(ui),
             Command::Completions(args) => args.run(ui),
         }
     }

@@ -22,6 +22,10 @@ pub struct OldPieces {
     by_signature: HashMap<Vec<u8>, u64>,
     /// The signature of the old piece at each offset.
     at: HashMap<u64, Vec<u8>>,
+    /// Old blocks whose bytes the host knows (matches extend byte by byte
+    /// there).
+    known: HashMap<u64, Vec<u8>>,
+    erase_size: u64,
 }
 
 impl OldPieces {
@@ -31,6 +35,8 @@ impl OldPieces {
             kind,
             by_signature: HashMap::new(),
             at: HashMap::new(),
+            known: HashMap::new(),
+            erase_size: 1,
         }
     }
 
@@ -54,10 +60,18 @@ impl OldPieces {
     /// Add erase block `k` whose contents the host knows.
     pub fn add_known(&mut self, part: &Partition, k: u64, contents: &[u8]) {
         let start = part.block_range(k).start;
+        self.erase_size = part.erase_size;
+        self.known.insert(k, contents.to_vec());
         for (i, piece) in contents.chunks(SUB_BLOCK).enumerate() {
             let sig = self.signature(piece);
             self.insert(start + (i * SUB_BLOCK) as u64, sig);
         }
+    }
+
+    /// The old byte at partition offset `at`, when the host knows it.
+    fn byte(&self, at: u64) -> Option<u8> {
+        let block = self.known.get(&(at / self.erase_size))?;
+        block.get((at % self.erase_size) as usize).copied()
     }
 
     fn insert(&mut self, offset: u64, sig: Vec<u8>) {
@@ -108,7 +122,7 @@ pub fn recipe(
     let mut literal_from = 0;
     while p + SUB_BLOCK <= want.len() {
         let sig = old.signature(&want[p..p + SUB_BLOCK]);
-        let from = match old.by_signature.get(&sig) {
+        let mut from = match old.by_signature.get(&sig) {
             Some(&o) if available(block_of(o)) != Availability::Gone => o,
             _ => {
                 p += 1;
@@ -124,6 +138,21 @@ pub fn recipe(
                 == Some(&old.signature(&want[p + len..p + len + SUB_BLOCK]))
         {
             len += SUB_BLOCK;
+        }
+        // Where the old bytes are known, extend byte by byte both ways.
+        while p > literal_from
+            && from % part.erase_size > 0
+            && old.byte(from - 1) == Some(want[p - 1])
+        {
+            p -= 1;
+            from -= 1;
+            len += 1;
+        }
+        while p + len < want.len()
+            && block_of(from + len as u64) == block_of(from)
+            && old.byte(from + len as u64) == Some(want[p + len])
+        {
+            len += 1;
         }
         if literal_from < p {
             r.ops.push(DeltaOp::Literal(p - literal_from));
@@ -271,8 +300,9 @@ mod tests {
             sent += r.literal.len();
         }
         assert_eq!(flash, new);
-        // The inserted bytes and a piece or so per block boundary.
-        assert!(sent < 100 + 4 * 2 * SUB_BLOCK, "{sent}");
+        // Old bytes known: matches extend byte by byte, so only the
+        // inserted bytes travel.
+        assert_eq!(sent, 100);
     }
 
     #[test]

@@ -177,6 +177,20 @@ pub fn deploy<T: Transport>(
     part_id: u32,
     progress: &dyn DeployProgress,
 ) -> Result<DeployReport> {
+    deploy_with(board, image, part_id, progress, &[])
+}
+
+/// [`deploy`], given images the board may hold now (e.g. the ones this
+/// host deployed last): when one of them is what the board holds, its
+/// bytes serve as the source of moved data, so the board need not describe
+/// its blocks.
+pub fn deploy_with<T: Transport>(
+    board: &mut Board<T>,
+    image: &[u8],
+    part_id: u32,
+    progress: &dyn DeployProgress,
+    previous: &[&[u8]],
+) -> Result<DeployReport> {
     let started = Instant::now();
     let traffic0 = board.traffic();
     let part = board.partition(part_id)?;
@@ -204,7 +218,8 @@ pub fn deploy<T: Transport>(
         // is what keeps an interrupted deploy from mounting a mix.
         report.skipped = blocks - plan.changed.len() as u64 - u64::from(plan.changed[0] != 0);
         progress.start(plan.changed.len() as u64 + u64::from(plan.changed[0] != 0));
-        write_all(board, image, &part, &plan, &mut report, progress)?;
+        let old = old_pieces(board, image, &part, &plan, &hashes, previous)?;
+        write_all(board, image, &part, &plan, old, &mut report, progress)?;
     }
     let traffic = board.traffic();
     report.bytes_sent = traffic.sent - traffic0.sent;
@@ -218,12 +233,12 @@ fn write_all<T: Transport>(
     image: &[u8],
     part: &Partition,
     plan: &Plan,
+    old: Option<OldPieces>,
     report: &mut DeployReport,
     progress: &dyn DeployProgress,
 ) -> Result<()> {
     let kind = board.hash_kind();
     board.unmount_rom()?;
-    let old = old_pieces(board, image, part, plan)?;
     if old.is_some() {
         board.save_block0(part)?;
     }
@@ -393,6 +408,8 @@ fn old_pieces<T: Transport>(
     image: &[u8],
     part: &Partition,
     plan: &Plan,
+    hashes: &[Vec<u8>],
+    previous: &[&[u8]],
 ) -> Result<Option<OldPieces>> {
     if part.erase_size as usize > CHUNK || plan.blank.first() == Some(&true) {
         return Ok(None);
@@ -406,7 +423,37 @@ fn old_pieces<T: Transport>(
         return Ok(None);
     }
     let old_blocks = declared.image_len().div_ceil(part.erase_size).max(1);
-    let mut pieces = OldPieces::new(board.hash_kind());
+    let kind = board.hash_kind();
+    let mut pieces = OldPieces::new(kind);
+    // One of the images the caller offers, if the board holds exactly it.
+    let candidates: Vec<&[u8]> = previous
+        .iter()
+        .copied()
+        .filter(|p| p.len() as u64 == declared.image_len())
+        .collect();
+    if !candidates.is_empty() {
+        let covered = (hashes.len() as u64).min(old_blocks);
+        let beyond = if old_blocks > covered {
+            board.block_hashes(part, covered, old_blocks - covered)?
+        } else {
+            Vec::new()
+        };
+        let held = |p: &[u8]| {
+            (0..old_blocks).all(|k| {
+                let want = kind.hash(&block_contents(p, part, k));
+                let got = hashes
+                    .get(k as usize)
+                    .or(beyond.get((k - covered) as usize));
+                got == Some(&want)
+            })
+        };
+        if let Some(p) = candidates.into_iter().find(|p| held(p)) {
+            for k in 0..old_blocks {
+                pieces.add_known(part, k, &block_contents(p, part, k));
+            }
+            return Ok(Some(pieces));
+        }
+    }
     let changed: std::collections::BTreeSet<u64> = plan.changed.iter().copied().collect();
     let mut ask = Vec::new();
     for k in 0..old_blocks.max(plan.blank.len() as u64) {

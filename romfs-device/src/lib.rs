@@ -22,7 +22,7 @@ pub mod reply;
 pub mod transport;
 
 pub use board::{Board, Partition};
-pub use deploy::{deploy, DeployProgress, DeployReport};
+pub use deploy::{deploy, deploy_with, DeployProgress, DeployReport};
 pub use error::{Error, ErrorKind, Result};
 pub use query::{query, PartitionReport};
 pub use repl::{RawRepl, Timeouts, Traffic};

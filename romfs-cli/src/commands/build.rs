@@ -30,6 +30,21 @@ pub struct BuildArgs {
     /// The image to write (replaced atomically).
     #[arg(short, long, value_name = "IMG")]
     output: PathBuf,
+    /// How to build.
+    #[command(flatten)]
+    flags: BuildFlags,
+    /// Print only errors.
+    #[arg(short, long, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Print the tree as it is packed.
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+/// The options of `romfs build` that decide the image (shared with
+/// `romfs deploy`, which builds directories).
+#[derive(Debug, clap::Args)]
+pub struct BuildFlags {
     /// Byte layout.
     #[arg(long, value_enum, default_value_t = LayoutArg::Default)]
     layout: LayoutArg,
@@ -92,17 +107,15 @@ pub struct BuildArgs {
     /// Compiler processes at once (default: one per core).
     #[arg(short, long, value_name = "N")]
     jobs: Option<usize>,
-    /// Print only errors.
-    #[arg(short, long, conflicts_with = "verbose")]
-    quiet: bool,
-    /// Print the tree as it is packed.
-    #[arg(short, long)]
-    verbose: bool,
+    /// Compile every .py, reusing no .mpy from the cache of compiled files
+    /// (under $ROMFS_CACHE_DIR, else $XDG_CACHE_HOME/romfs or ~/.cache/romfs).
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
-impl BuildArgs {
+impl BuildFlags {
     /// The library's options for these flags (checked by the library).
-    fn options(&self) -> BuildOptions {
+    pub fn options(&self) -> BuildOptions {
         BuildOptions {
             layout: match self.layout {
                 LayoutArg::Default => Layout::Default,
@@ -130,6 +143,11 @@ impl BuildArgs {
             small_int_bits: self.msmall_int_bits,
             mpy_cross_args: self.mpy_cross_args.clone(),
             jobs: self.jobs.unwrap_or(0),
+            compile_cache: if self.no_cache {
+                None
+            } else {
+                romfs_build::cache::default_dir()
+            },
         }
     }
 }
@@ -137,7 +155,7 @@ impl BuildArgs {
 impl Run for BuildArgs {
     fn run(self, ui: &mut Ui) -> anyhow::Result<Status> {
         let bar = Bar::new(!self.quiet && io::stderr().is_terminal());
-        let result = build(&self.dir, &self.output, &self.options(), &bar);
+        let result = build(&self.dir, &self.output, &self.flags.options(), &bar);
         bar.finish();
         let report = result?;
         for w in &report.warnings {
