@@ -15,14 +15,14 @@ ERASE = 4096
 
 
 # ---- corpora -----------------------------------------------------------------
-def pyapp(root, count=400, seed=4):
+def pyapp(root, count=400, seed=4, funcs=(4, 30)):
     """Modules as in bench/build.sh's pyapp: 1-8 KiB of source each, in packages."""
     r = random.Random(seed)
     for i in range(count):
         d = os.path.join(root, "lib", "pkg%d" % (i % 10))
         os.makedirs(d, exist_ok=True)
         lines = ["# module %d" % i, "import math", ""]
-        for j in range(r.randint(4, 30)):
+        for j in range(r.randint(*funcs)):
             lines += [
                 "def f%d(x, y=%d):" % (j, j),
                 "    s = 0",
@@ -339,9 +339,9 @@ RAM_MODULES = 12
 
 
 def ram_app(root):
-    # As many pyapp modules as the board's heap holds when they are
-    # imported from a RAM-backed filesystem (their files also in the heap).
-    pyapp(root, count=RAM_MODULES, seed=9)
+    # Smaller pyapp modules, as many as the board's heap holds when they
+    # are imported from a RAM-backed filesystem (their files also in the heap).
+    pyapp(root, count=RAM_MODULES, seed=9, funcs=(4, 8))
 
 
 def run_ram(results):

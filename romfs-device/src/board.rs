@@ -424,7 +424,7 @@ impl<T: Transport> Board<T> {
         Ok(traffic)
     }
 
-    /// Change the timeouts (e.g. for a long operation).
+    /// The timeouts in force.
     pub fn timeouts(&self) -> Timeouts {
         self.repl.timeouts()
     }

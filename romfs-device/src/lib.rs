@@ -1,14 +1,4 @@
-//! Put ROMFS images on MicroPython boards over their serial REPL.
-//!
-//! - [`transport`]: the byte link ([`SerialTransport`], or any
-//!   [`Transport`] a test provides);
-//! - [`discover`]: the one USB board connected, when no port is named;
-//! - [`repl`]: MicroPython's raw REPL with raw-paste flow control;
-//! - [`board`]: a board's ROM partitions through `vfs.rom_ioctl`;
-//! - [`query`]: what each partition holds;
-//! - [`deploy`]: writing only the blocks that changed, header last.
-//!
-//! Images are parsed only by [`romfs_format`].
+#![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
 pub mod board;
