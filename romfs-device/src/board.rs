@@ -435,6 +435,12 @@ impl<T: Transport> Board<T> {
         self.repl.timeouts()
     }
 
+    /// Change the timeouts (e.g. shorter once connected, to notice a
+    /// board that stops answering sooner).
+    pub fn set_timeouts(&mut self, timeouts: Timeouts) {
+        self.repl.set_timeouts(timeouts);
+    }
+
     fn garbage(&self, context: &'static str, out: &[u8]) -> Error {
         self.error(ErrorKind::Garbage {
             context,

@@ -84,6 +84,18 @@ impl<T: Transport> RawRepl<T> {
             timeouts,
             raw_paste: true,
         };
+        // What the board said before we came (e.g. to an earlier program
+        // that gave up on it) must not pass for answers to us.
+        let deadline = Instant::now() + timeouts.answer;
+        while repl.receive(Duration::ZERO)? {
+            repl.pending.clear();
+            if Instant::now() > deadline {
+                return Err(repl.error(ErrorKind::Garbage {
+                    context: "waiting for the board to stop talking before we do",
+                    received: Vec::new(),
+                }));
+            }
+        }
         // Ctrl-C twice stops a running program (the first may only end a
         // blocking call); what it prints before the raw REPL banner is of
         // no interest.
@@ -106,6 +118,11 @@ impl<T: Transport> RawRepl<T> {
     /// The timeouts in force.
     pub fn timeouts(&self) -> Timeouts {
         self.timeouts
+    }
+
+    /// Change the timeouts.
+    pub fn set_timeouts(&mut self, timeouts: Timeouts) {
+        self.timeouts = timeouts;
     }
 
     /// An error on this port.

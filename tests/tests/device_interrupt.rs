@@ -53,7 +53,8 @@ fn interrupted_deploy_leaves_old_image_nothing_or_new_image() {
 
     // An uninterrupted deploy, to know how long one takes.
     let qemu = Qemu::boot(&fw, Build::Writable, Some(&old));
-    let mut board = Board::open(Some(qemu.pty()), quick).unwrap();
+    let mut board = Board::open(Some(qemu.pty()), Timeouts::default()).unwrap();
+    board.set_timeouts(quick);
     let started = Instant::now();
     let report = deploy(&mut board, &new, 0, &NoProgress).unwrap();
     let whole = started.elapsed();
@@ -65,7 +66,9 @@ fn interrupted_deploy_leaves_old_image_nothing_or_new_image() {
     for i in 0..points {
         let at = whole.mul_f64(i as f64 / points as f64);
         let mut qemu = Qemu::boot(&fw, Build::Writable, Some(&old));
-        let mut board = Board::open(Some(qemu.pty()), quick).unwrap();
+        // Short timeouts once connected: the frozen board is noticed soon.
+        let mut board = Board::open(Some(qemu.pty()), Timeouts::default()).unwrap();
+        board.set_timeouts(quick);
         let mut stopper = qemu.stopper();
         let cut = std::thread::spawn(move || {
             std::thread::sleep(at);

@@ -202,7 +202,10 @@ fn frozen_then_vanished_real_board() {
     let src = t.path().join("app");
     write_app(&src, 40);
     let image = build_for(&src, &t.path().join("app.img"), &mpy_cross, target);
-    let mut board = Board::open(Some(qemu.pty()), timeouts).unwrap();
+    // Connecting may wait for QEMU to notice the port reopened (it looks
+    // every second); once connected, short timeouts.
+    let mut board = Board::open(Some(qemu.pty()), Timeouts::default()).unwrap();
+    board.set_timeouts(timeouts);
     let mut stopper = qemu.stopper();
     let cut = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(400));
