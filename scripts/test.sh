@@ -47,6 +47,17 @@ RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps
 step "romfs-embedded on emulated microcontrollers (QEMU): tests, size and stack budgets"
 bash scripts/mcu.sh
 
+step "python wheel: built with maturin, installed into a fresh venv, runs a build"
+wheel_dir=target/wheel-check
+rm -rf "$wheel_dir"
+python3 -m venv "$wheel_dir/maturin"
+"$wheel_dir/maturin/bin/pip" install --quiet --disable-pip-version-check "maturin>=1.5,<2"
+"$wheel_dir/maturin/bin/maturin" build --release --quiet --manifest-path romfs-cli/Cargo.toml --out "$wheel_dir/dist"
+python3 -m venv "$wheel_dir/user"
+"$wheel_dir/user/bin/pip" install --quiet --disable-pip-version-check "$wheel_dir"/dist/romfs-*.whl
+"$wheel_dir/user/bin/romfs" build examples/app -o "$wheel_dir/app.img"
+"$wheel_dir/user/bin/romfs" verify "$wheel_dir/app.img"
+
 step "fuzzing, briefly"
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked --quiet

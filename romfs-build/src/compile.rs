@@ -15,6 +15,7 @@ use std::sync::Mutex;
 use romfs_format::write::Layout;
 
 use crate::build::Progress;
+use crate::cache::Cache;
 use crate::error::{BuildError, InputProblem};
 use crate::options::{BuildOptions, MpyMode};
 use crate::scan::{input_error, SourceKind, SourceTree};
@@ -287,14 +288,32 @@ pub(crate) fn compile_sources(
     let jobs = jobs_for(tree, src, opts.layout, outputs.path());
     if !jobs.is_empty() {
         progress.phase("compiling", jobs.len() as u64, false);
-        let only_jobs: Vec<Job> = jobs.iter().map(|(_, j)| j.clone()).collect();
-        compile_all(
-            mpy_cross,
-            &target_args(opts),
-            &only_jobs,
-            threads(opts),
-            &|| progress.advance(1),
-        )?;
+        let args = target_args(opts);
+        let cache = opts
+            .compile_cache
+            .as_deref()
+            .and_then(|dir| Cache::open(dir, &mpy_cross.exec));
+        // Jobs the cache answers are done; the others are compiled, then
+        // stored.
+        let mut to_compile = Vec::new();
+        for (_, job) in &jobs {
+            match cache.as_ref().map(|c| (c, cache_key(c, &args, job))) {
+                Some((c, Some(key))) if c.fetch(&key, &job.output) => progress.advance(1),
+                Some((_, key)) => to_compile.push((key, job.clone())),
+                None => to_compile.push((None, job.clone())),
+            }
+        }
+        let only_jobs: Vec<Job> = to_compile.iter().map(|(_, j)| j.clone()).collect();
+        compile_all(mpy_cross, &args, &only_jobs, threads(opts), &|| {
+            progress.advance(1)
+        })?;
+        if let Some(c) = &cache {
+            for (key, job) in &to_compile {
+                if let Some(key) = key {
+                    c.store(key, &job.output);
+                }
+            }
+        }
     }
     for (node, job) in jobs {
         let len = fs::metadata(&job.output)
@@ -313,6 +332,20 @@ pub(crate) fn compile_sources(
     }
     compiled._outputs = Some(outputs);
     Ok(compiled)
+}
+
+/// The cache key of `job`: everything on its command line but the output
+/// path, and the source's bytes. `None` when the source cannot be read
+/// (compiling it reports why).
+fn cache_key(cache: &Cache, args: &[OsString], job: &Job) -> Option<String> {
+    let source = fs::read(&job.input).ok()?;
+    let mut line = args.to_vec();
+    match &job.source_name {
+        Some(name) => line.extend([OsString::from("-s"), OsString::from(name)]),
+        // mpy-cross records the input path as given.
+        None => line.push(job.input.clone().into_os_string()),
+    }
+    Some(cache.key(&source, &line))
 }
 
 /// The arguments every compiler run gets: the target, then the user's.

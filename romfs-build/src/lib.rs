@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 mod build;
+pub mod cache;
 pub mod compile;
 mod dedup;
 mod emit;

@@ -162,6 +162,9 @@ pub struct BuildOptions {
     pub mpy_cross_args: Vec<OsString>,
     /// Compiler processes at once (0: one per core).
     pub jobs: usize,
+    /// Reuse compiled `.mpy` files from this cache directory (see
+    /// [`crate::cache`]); `None`: compile every file.
+    pub compile_cache: Option<PathBuf>,
 }
 
 impl BuildOptions {

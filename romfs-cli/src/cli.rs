@@ -3,7 +3,8 @@
 use clap::{Parser, Subcommand};
 
 use crate::commands::{
-    build, cat, completions, extract, info, keygen, ls, mount, sign, tree, umount, verify,
+    build, cat, completions, deploy, extract, info, keygen, ls, mount, query, sign, tree, umount,
+    verify,
 };
 use crate::ui::{Status, Ui};
 
@@ -65,6 +66,21 @@ pub enum Command {
     Mount(Box<mount::MountArgs>),
     /// Unmount an image mounted with `romfs mount`.
     Umount(umount::UmountArgs),
+    /// Describe a board's ROM partitions over its serial REPL: size, erase
+    /// block and write sizes, and the image each holds (length, label,
+    /// generation, and whether its CRC-32 matches the flash).
+    Query(query::QueryArgs),
+    /// Put an image on a board's ROM partition over its serial REPL, and
+    /// run it.
+    ///
+    /// A directory is built first (as `romfs build`, with the same
+    /// options) for the board's .mpy version, architecture and small-int
+    /// bits. Only the erase blocks that changed are written, data the board
+    /// already holds elsewhere is copied there, and the image header is
+    /// written last, after the board checked everything else: an
+    /// interrupted deploy leaves the old image, none, or the new one. Then
+    /// the board soft-resets to run it.
+    Deploy(Box<deploy::DeployArgs>),
     /// Print shell completions.
     Completions(completions::CompletionsArgs),
 }
@@ -84,6 +100,8 @@ impl Command {
             Command::Sign(args) => args.run(ui),
             Command::Mount(args) => (*args).run(ui),
             Command::Umount(args) => args.run(ui),
+            Command::Query(args) => args.run(ui),
+            Command::Deploy(args) => (*args).run(ui),
             Command::Completions(args) => args.run(ui),
         }
     }

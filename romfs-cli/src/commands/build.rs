@@ -32,6 +32,21 @@ pub struct BuildArgs {
     /// The image to write (replaced atomically).
     #[arg(short, long, value_name = "IMG")]
     output: PathBuf,
+    /// How to build.
+    #[command(flatten)]
+    flags: BuildFlags,
+    /// Print only errors.
+    #[arg(short, long, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Print the tree as it is packed.
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+/// The options of `romfs build` that decide the image (shared with
+/// `romfs deploy`, which builds directories).
+#[derive(Debug, clap::Args)]
+pub struct BuildFlags {
     /// Byte layout.
     #[arg(long, value_enum, default_value_t = LayoutArg::Default)]
     layout: LayoutArg,
@@ -105,19 +120,19 @@ pub struct BuildArgs {
     /// Compiler processes at once (default: one per core).
     #[arg(short, long, value_name = "N")]
     jobs: Option<usize>,
-    /// Print only errors.
-    #[arg(short, long, conflicts_with = "verbose")]
-    quiet: bool,
-    /// Print the tree as it is packed.
-    #[arg(short, long)]
-    verbose: bool,
+    /// Compile every .py, reusing no .mpy from the cache of compiled files
+    /// (under $ROMFS_CACHE_DIR, else $XDG_CACHE_HOME/romfs or ~/.cache/romfs).
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
-impl BuildArgs {
+impl BuildFlags {
     /// The library's options for these flags (checked by the library),
-    /// signing with `key`.
-    fn options(&self, key: Option<Arc<SigningKey>>) -> BuildOptions {
-        BuildOptions {
+    /// with the signing key loaded: a key that cannot be used fails here,
+    /// before any work.
+    pub fn options(&self) -> anyhow::Result<BuildOptions> {
+        let key = self.sign.as_deref().map(SigningKey::load).transpose()?;
+        Ok(BuildOptions {
             layout: match self.layout {
                 LayoutArg::Default => Layout::Default,
                 LayoutArg::Mpremote => Layout::Mpremote,
@@ -129,7 +144,7 @@ impl BuildArgs {
             label: self.label.clone(),
             generation: self.generation,
             product: self.product.clone(),
-            sign: key,
+            sign: key.map(Arc::new),
             build_time: self.build_time,
             flash_write_size: self.flash_write_size,
             exclude: self.exclude.clone(),
@@ -146,15 +161,18 @@ impl BuildArgs {
             small_int_bits: self.msmall_int_bits,
             mpy_cross_args: self.mpy_cross_args.clone(),
             jobs: self.jobs.unwrap_or(0),
-        }
+            compile_cache: if self.no_cache {
+                None
+            } else {
+                romfs_build::cache::default_dir()
+            },
+        })
     }
 }
 
 impl Run for BuildArgs {
     fn run(self, ui: &mut Ui) -> anyhow::Result<Status> {
-        // The key first: a key that cannot be used fails before any work.
-        let key = self.sign.as_deref().map(SigningKey::load).transpose()?;
-        let options = self.options(key.map(Arc::new));
+        let options = self.flags.options()?;
         let bar = Bar::new(!self.quiet && io::stderr().is_terminal());
         let result = build(&self.dir, &self.output, &options, &bar);
         bar.finish();

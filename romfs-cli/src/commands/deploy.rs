@@ -1,0 +1,282 @@
+//! `romfs deploy`: put an image, or a directory built for the board, on a
+//! board's ROM partition, and run it.
+
+use std::io::{self, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use romfs_build::{build, BuildOptions, MpyMode};
+use romfs_device::deploy::{DeployProgress, DeployReport};
+use romfs_format::mpy::{Arch, MPY_VERSION};
+
+use crate::cli::Run;
+use crate::commands::board::ConnectArgs;
+use crate::commands::build::BuildFlags;
+use crate::ui::{Status, Ui};
+
+/// Arguments of `romfs deploy`.
+#[derive(Debug, clap::Args)]
+pub struct DeployArgs {
+    /// An image, or a directory to build first (for the board's .mpy
+    /// version, architecture and small-int bits, unless given).
+    src: PathBuf,
+    /// How to reach the board.
+    #[command(flatten)]
+    connect: ConnectArgs,
+    /// The ROM partition to write.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    partition: u32,
+    /// Leave the board as it is afterwards (by default it soft-resets and
+    /// runs the new image).
+    #[arg(long)]
+    no_reset: bool,
+    /// Print only errors.
+    #[arg(short, long)]
+    quiet: bool,
+    /// How to build a directory (as `romfs build`).
+    #[command(flatten)]
+    build: BuildFlags,
+}
+
+impl Run for DeployArgs {
+    fn run(self, ui: &mut Ui) -> anyhow::Result<Status> {
+        deploy(&self, ui)?;
+        Ok(Status::Success)
+    }
+}
+
+fn deploy(args: &DeployArgs, ui: &mut Ui) -> Result<()> {
+    let mut build_options = args.build.options()?;
+    let mut board = args.connect.connect()?;
+    let mut err = io::stderr().lock();
+    let image = if args.src.is_dir() {
+        let target = board.mpy_target();
+        if build_options.mpy != MpyMode::Never {
+            if let Some(t) = target {
+                if t.version != MPY_VERSION {
+                    bail!(
+                        "{}: the board loads .mpy version {}, romfs compiles version {MPY_VERSION}: build with --no-mpy, or update the firmware",
+                        board.port(),
+                        t.version
+                    );
+                }
+                if build_options.march.is_none() && t.arch != Arch::None {
+                    build_options.march = Some(t.arch);
+                }
+                build_options.small_int_bits =
+                    build_options.small_int_bits.or(Some(t.small_int_bits));
+            }
+        }
+        if build_options.layout == romfs_build::Layout::Default {
+            // Header-safe for any flash write unit up to the largest known:
+            // the header is written last and a cut write leaves no image.
+            build_options.flash_write_size = build_options
+                .flash_write_size
+                .or(Some(romfs_format::write::MAX_HEADER_WRITE_SIZE));
+        }
+        build_image(&args.src, &build_options, args.quiet, ui, &mut err)?
+    } else {
+        std::fs::read(&args.src)
+            .with_context(|| format!("{}: cannot read the image", args.src.display()))?
+    };
+    let memory = (!args.build.no_cache)
+        .then(romfs_build::cache::default_root)
+        .flatten()
+        .map(|root| root.join("deployed"));
+    let previous = memory.as_deref().map(recent_images).unwrap_or_default();
+    let previous: Vec<&[u8]> = previous.iter().map(Vec::as_slice).collect();
+    let bar = Blocks::new(!args.quiet && io::stderr().is_terminal());
+    let result = romfs_device::deploy_with(&mut board, &image, args.partition, &bar, &previous);
+    bar.finish();
+    let report = result?;
+    if let Some(dir) = &memory {
+        remember(dir, &image);
+    }
+    for w in &report.warnings {
+        ui.warn(w);
+    }
+    let port = board.port().to_string();
+    let reset_started = Instant::now();
+    if args.no_reset {
+        board.close()?;
+    } else {
+        board.soft_reset()?;
+    }
+    if !args.quiet {
+        print_deploy(
+            &mut err,
+            &port,
+            &args.src,
+            &report,
+            (!args.no_reset).then(|| reset_started.elapsed()),
+        )?;
+    }
+    Ok(())
+}
+
+/// How many images deployed from this host are remembered: when a board
+/// holds one of them, its bytes are the source of moved data and the board
+/// need not describe its blocks.
+const REMEMBERED: usize = 8;
+
+/// The remembered image files, newest first.
+fn remembered(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "img"))
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    files.sort_by_key(|f| std::cmp::Reverse(f.0));
+    files.into_iter().map(|(_, p)| p).collect()
+}
+
+/// The images deployed from this host, newest first.
+fn recent_images(dir: &Path) -> Vec<Vec<u8>> {
+    remembered(dir)
+        .iter()
+        .take(REMEMBERED)
+        .filter_map(|p| std::fs::read(p).ok())
+        .collect()
+}
+
+/// Remember `image` as deployed (atomically; failures only cost speed
+/// later), keeping the newest [`REMEMBERED`].
+fn remember(dir: &Path, image: &[u8]) {
+    use sha2::Digest;
+    let _ = (|| -> io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let name: String = sha2::Sha256::digest(image)
+            .iter()
+            .take(16)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+        tmp.write_all(image)?;
+        tmp.persist(dir.join(format!("{name}.img")))
+            .map_err(|e| e.error)?;
+        for old in remembered(dir).iter().skip(REMEMBERED) {
+            let _ = std::fs::remove_file(old);
+        }
+        Ok(())
+    })();
+}
+
+fn build_image(
+    src: &Path,
+    opts: &BuildOptions,
+    quiet: bool,
+    ui: &Ui,
+    err: &mut impl Write,
+) -> Result<Vec<u8>> {
+    let dir = tempfile::Builder::new().prefix("romfs-deploy-").tempdir()?;
+    let out = dir.path().join("image.img");
+    let report = build(src, &out, opts, &romfs_build::NoProgress)?;
+    for w in &report.warnings {
+        ui.warn(w);
+    }
+    if !quiet {
+        for n in &report.notes {
+            ui.note(n);
+        }
+        let arch = opts
+            .march
+            .map_or("bytecode".to_string(), |a| a.name().to_string());
+        writeln!(
+            err,
+            "built {}: {} bytes, {} files ({} compiled for {arch})",
+            src.display(),
+            report.stats.image_len,
+            report.stats.files,
+            report.compiled
+        )?;
+    }
+    Ok(std::fs::read(&out)?)
+}
+
+fn print_deploy(
+    err: &mut impl Write,
+    port: &str,
+    src: &Path,
+    r: &DeployReport,
+    reset: Option<Duration>,
+) -> io::Result<()> {
+    if r.up_to_date() {
+        writeln!(
+            err,
+            "{port}: partition {} already holds {} ({} bytes): nothing written; {} bytes sent in {:.2} s",
+            r.partition.id,
+            src.display(),
+            r.image_len,
+            r.bytes_sent,
+            r.elapsed.as_secs_f64()
+        )?;
+    } else {
+        let assembled = if r.assembled > 0 {
+            format!(
+                " ({} assembled on the board from data it held)",
+                r.assembled
+            )
+        } else {
+            String::new()
+        };
+        writeln!(
+            err,
+            "{port}: deployed {} ({} bytes) to partition {}: {} of {} blocks written{assembled}, {} erased, {} unchanged; {} bytes sent in {:.2} s",
+            src.display(),
+            r.image_len,
+            r.partition.id,
+            r.written.len(),
+            r.blocks,
+            r.erased.len(),
+            r.skipped,
+            r.bytes_sent,
+            r.elapsed.as_secs_f64()
+        )?;
+    }
+    if reset.is_some() {
+        writeln!(err, "{port}: soft reset: the board runs the new image")?;
+    }
+    Ok(())
+}
+
+/// A progress bar of blocks written, on a terminal.
+struct Blocks(Option<indicatif::ProgressBar>);
+
+impl Blocks {
+    fn new(enabled: bool) -> Self {
+        Blocks(enabled.then(|| {
+            let b = indicatif::ProgressBar::new(0);
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "  deploying [{bar:30}] {pos}/{len} blocks {elapsed}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            b
+        }))
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.0 {
+            b.finish_and_clear();
+        }
+    }
+}
+
+impl DeployProgress for Blocks {
+    fn start(&self, blocks: u64) {
+        if let Some(b) = &self.0 {
+            b.set_length(blocks);
+        }
+    }
+    fn block_done(&self) {
+        if let Some(b) = &self.0 {
+            b.inc(1);
+        }
+    }
+}
