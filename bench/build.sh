@@ -155,8 +155,8 @@ echo
 echo "with .mpy compilation (pyapp: $(find pyapp -name '*.py' | wc -l) .py files), $(nproc) cores:"
 hyperfine --style basic --warmup 1 --runs "$(( RUNS < 5 ? RUNS : 5 ))" \
     --export-markdown results/build-mpy.md --export-json results/build-mpy.json \
-    -n "romfs build (mpy)" "$ROMFS build pyapp -o out/pyapp.romfs.img --mpy --mpy-cross $MPY_CROSS -q" \
-    -n "romfs build --layout mpremote (mpy)" "$ROMFS build pyapp -o out/pyapp.romfs-mp.img --layout mpremote --mpy --mpy-cross $MPY_CROSS -q" \
+    -n "romfs build (mpy)" "$ROMFS build pyapp -o out/pyapp.romfs.img --mpy --no-cache --mpy-cross $MPY_CROSS -q" \
+    -n "romfs build --layout mpremote (mpy)" "$ROMFS build pyapp -o out/pyapp.romfs-mp.img --layout mpremote --mpy --no-cache --mpy-cross $MPY_CROSS -q" \
     -n "mpremote (mpy)" "$MPREMOTE romfs -o out/pyapp.mpremote.img build pyapp" \
     >results/build-mpy.txt
 grep -E "^(Benchmark|  Time)" results/build-mpy.txt | paste - - | sed -e 's/Benchmark [0-9]*: //' -e 's/ *Time (mean ± σ)://'
