@@ -264,6 +264,18 @@ pub enum ReadError {
         /// What is wrong with its name.
         problem: NameProblem,
     },
+    /// A path in the image longer than
+    /// [`MAX_PATH_LEN`](crate::inspect::MAX_PATH_LEN): the image nests
+    /// deeper than any host tree, and is not listed or extracted.
+    #[error("{}: offset {offset:#x}: the path of this entry (depth {depth}) is longer than {} bytes; an image nested this deep is not listed or extracted", .path.display(), crate::inspect::MAX_PATH_LEN)]
+    TooDeep {
+        /// The image path.
+        path: PathBuf,
+        /// Offset of the entry's record.
+        offset: usize,
+        /// Its depth (1 for entries of the root).
+        depth: usize,
+    },
     /// A directory to extract exists as something else.
     #[error("{}: exists and is not a directory", .path.display())]
     NotADirectory {
