@@ -286,7 +286,12 @@ fn names_with_every_byte_a_filesystem_allows() {
         fs::write(bad.join("ok.py"), b"ok").unwrap();
         let name = [&b"lib"[..], &[b], b".py"].concat();
         fs::write(bad.join("lib").join(OsStr::from_bytes(&name)), b"x").unwrap();
-        build_fails(&bad, &img, &[], &["lib/lib\u{fffd}.py", "name is not valid UTF-8"]);
+        build_fails(
+            &bad,
+            &img,
+            &[],
+            &["lib/lib\u{fffd}.py", "name is not valid UTF-8"],
+        );
     }
 }
 
