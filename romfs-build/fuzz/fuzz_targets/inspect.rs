@@ -32,18 +32,7 @@ const EXTRACTED: usize = 64;
 /// This process's scratch directory: in memory when /dev/shm exists.
 fn scratch() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let base = Path::new("/dev/shm");
-        let base = if base.is_dir() {
-            base.to_path_buf()
-        } else {
-            std::env::temp_dir()
-        };
-        let dir = base.join(format!("romfs-fuzz-inspect-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        dir
-    })
+    DIR.get_or_init(|| romfs_testkit::scratch_dir("romfs-fuzz-inspect"))
 }
 
 /// A walk entry whose path a lookup can find: every name on the way is

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
+use romfs_format::name::NameProblem;
 use romfs_format::{FindingKind, Image, Node};
 use romfs_mount::direct::{DirEntry, DirectFs, Errno, FileAttr, FileType};
 use romfs_mount::{MountError, MountOptions};
@@ -29,17 +30,7 @@ const VISITED: usize = 2_000;
 
 fn scratch() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let base = Path::new("/dev/shm");
-        let base = if base.is_dir() {
-            base.to_path_buf()
-        } else {
-            std::env::temp_dir()
-        };
-        let dir = base.join(format!("romfs-fuzz-operations-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        dir
-    })
+    DIR.get_or_init(|| romfs_testkit::scratch_dir("romfs-fuzz-operations"))
 }
 
 /// Script bytes, read round and round.
@@ -71,10 +62,13 @@ impl Script<'_> {
     }
 }
 
-/// Whether a finding still lets the image be mounted (as `prepare` says).
+/// Whether a finding still lets the image be mounted, as
+/// `Prepared::warnings` documents it.
 fn harmless(kind: &FindingKind, ignore_checksum: bool) -> bool {
     match kind {
-        FindingKind::DuplicateName | FindingKind::OddImageSize => true,
+        FindingKind::DuplicateName
+        | FindingKind::OddImageSize
+        | FindingKind::Name(NameProblem::NotUtf8) => true,
         FindingKind::ChecksumMismatch { .. } => ignore_checksum,
         _ => false,
     }
