@@ -7,12 +7,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use romfs_format::write::{
-    self, FileSpec, Layout, MetadataSpec, Options, Plan, SignatureSpec, Stats, Tree,
+    self, FileSpec, Layout, MetadataSpec, Options, Plan, SignatureSpec, Stats, Tree, WriteError,
 };
 use romfs_sign::Verified;
 
 use crate::compile::{self, Compiled};
-use crate::dedup;
+use crate::dedup::{self, Shared};
 use crate::emit;
 use crate::error::BuildError;
 use crate::mpy_check;
@@ -100,7 +100,14 @@ pub fn build(
         HashMap::new()
     };
     let image = ImageTree::new(&tree, &classes, &align_rules)?;
-    let plan = Plan::new(&image.tree, &options).map_err(write_error)?;
+    let plan = Plan::new(&image.tree, &options).map_err(|e| match e {
+        WriteError::TooLarge { size } => BuildError::ImageTooLarge {
+            path: out.to_path_buf(),
+            size,
+            largest: largest_file(&tree),
+        },
+        other => write_error(other),
+    })?;
     let stats = stats(&plan);
     if let Some(max) = opts.max_size.filter(|&max| stats.image_len > max) {
         return Err(BuildError::TooBig {
@@ -116,7 +123,15 @@ pub fn build(
             checksum: options.checksum,
         },
     };
-    let written = emit::write_atomically(&plan, &image.paths, &tree, out, trailer, progress)?;
+    let written = emit::write_atomically(
+        &plan,
+        &image.paths,
+        &image.shared_crc,
+        &tree,
+        out,
+        trailer,
+        progress,
+    )?;
     progress.finish();
     Ok(BuildReport {
         stats,
@@ -187,6 +202,9 @@ struct ImageTree {
     tree: Tree,
     /// Host path of each file, indexed by `FileSpec::source`.
     paths: Vec<PathBuf>,
+    /// For files whose data other files share: the CRC-32 their bytes had
+    /// when compared (indexed like `paths`).
+    shared_crc: Vec<Option<u32>>,
     /// Source node of each writer node (by writer node index).
     source_node: Vec<usize>,
 }
@@ -195,12 +213,13 @@ impl ImageTree {
     /// Mirror `tree` in the order its entries were scanned.
     fn new(
         tree: &SourceTree,
-        classes: &HashMap<usize, u64>,
+        classes: &HashMap<usize, Shared>,
         align_rules: &AlignRules<'_>,
     ) -> Result<Self, BuildError> {
         let mut out = ImageTree {
             tree: Tree::new(),
             paths: Vec::new(),
+            shared_crc: Vec::new(),
             source_node: vec![0],
         };
         let mut stack = vec![(0usize, out.tree.root())];
@@ -219,10 +238,11 @@ impl ImageTree {
                         let spec = FileSpec {
                             len: *len,
                             source: out.paths.len() as u64,
-                            content: classes.get(&c).copied(),
+                            content: classes.get(&c).map(|s| s.class),
                             align: align_rules.align_of(&n.rel),
                         };
                         out.paths.push(path.clone());
+                        out.shared_crc.push(classes.get(&c).map(|s| s.crc));
                         out.tree
                             .add_file(wnode, &n.name, spec)
                             .map_err(write_error)?;
@@ -296,6 +316,18 @@ fn packed_entries(plan: &Plan<'_>, image: &ImageTree, compiled: &Compiled) -> Ve
             }
         })
         .collect()
+}
+
+/// The largest source file and its length, for the message of an image
+/// over the format's limit.
+fn largest_file(tree: &SourceTree) -> Option<(PathBuf, u64)> {
+    tree.nodes
+        .iter()
+        .filter_map(|n| match &n.kind {
+            SourceKind::File { path, len } => Some((path.clone(), *len)),
+            SourceKind::Dir(_) => None,
+        })
+        .max_by_key(|(_, len)| *len)
 }
 
 /// The writer's errors, with a better message for the one a build can

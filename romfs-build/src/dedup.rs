@@ -11,10 +11,20 @@ use crate::scan::{input_error, SourceKind, SourceTree};
 
 const CHUNK: usize = 64 * 1024;
 
+/// A file whose data is stored once for several files.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Shared {
+    /// Files with the same class have identical bytes.
+    pub(crate) class: u64,
+    /// CRC-32 of the bytes compared, so that the file whose bytes are
+    /// written can be checked against what the others were compared with.
+    pub(crate) crc: u32,
+}
+
 /// Give files with identical bytes the same class (keyed by source node).
 /// Only files whose length another file shares are read: hashed first,
 /// then compared byte for byte.
-pub(crate) fn content_classes(tree: &SourceTree) -> Result<HashMap<usize, u64>, BuildError> {
+pub(crate) fn content_classes(tree: &SourceTree) -> Result<HashMap<usize, Shared>, BuildError> {
     let mut by_len: HashMap<u64, Vec<usize>> = HashMap::new();
     for (i, n) in tree.nodes.iter().enumerate() {
         if let SourceKind::File { len, .. } = n.kind {
@@ -37,9 +47,10 @@ pub(crate) fn content_classes(tree: &SourceTree) -> Result<HashMap<usize, u64>, 
         for &f in &files {
             by_hash.entry(hash_file(path_of(f))?).or_default().push(f);
         }
-        let mut hashed: Vec<Vec<usize>> = by_hash.into_values().filter(|v| v.len() > 1).collect();
+        let mut hashed: Vec<(u32, Vec<usize>)> =
+            by_hash.into_iter().filter(|(_, v)| v.len() > 1).collect();
         hashed.sort_unstable();
-        for same_hash in hashed {
+        for (crc, same_hash) in hashed {
             // Representatives of the distinct contents seen so far.
             let mut reps: Vec<(usize, u64)> = Vec::new();
             for f in same_hash {
@@ -55,7 +66,7 @@ pub(crate) fn content_classes(tree: &SourceTree) -> Result<HashMap<usize, u64>, 
                     reps.push((f, next_class));
                     next_class
                 });
-                classes.insert(f, c);
+                classes.insert(f, Shared { class: c, crc });
             }
         }
     }

@@ -42,6 +42,7 @@ pub(crate) enum Trailer<'a> {
 pub(crate) fn write_atomically(
     plan: &Plan<'_>,
     paths: &[PathBuf],
+    shared_crc: &[Option<u32>],
     tree: &SourceTree,
     out: &Path,
     trailer: Trailer<'_>,
@@ -76,6 +77,7 @@ pub(crate) fn write_atomically(
     };
     let mut contents = FsContents {
         paths,
+        shared_crc,
         buf: vec![0; BUF],
         progress,
     };
@@ -85,6 +87,9 @@ pub(crate) fn write_atomically(
             return Err(input_error(&path, InputProblem::Io(e)))
         }
         Err(EmitError::Output(EmitFail::Write(e))) => return Err(out_err(e)),
+        Err(EmitError::Output(EmitFail::Rewritten(path))) => {
+            return Err(BuildError::Rewritten { path })
+        }
         Err(EmitError::ContentLength {
             path,
             expected,
@@ -159,6 +164,8 @@ fn host_path(tree: &SourceTree, rel: &str) -> Option<PathBuf> {
 enum EmitFail {
     Read(PathBuf, io::Error),
     Write(io::Error),
+    /// A file whose data other files share changed after they were compared.
+    Rewritten(PathBuf),
 }
 
 struct FileOutput<W: Write> {
@@ -182,6 +189,7 @@ impl<W: Write> Output for FileOutput<W> {
 
 struct FsContents<'a> {
     paths: &'a [PathBuf],
+    shared_crc: &'a [Option<u32>],
     buf: Vec<u8>,
     progress: &'a dyn Progress,
 }
@@ -196,6 +204,8 @@ impl Contents<EmitFail> for FsContents<'_> {
         let path = &self.paths[source as usize];
         let read_err = |e: io::Error| EmitFail::Read(path.clone(), e);
         let mut f = fs::File::open(path).map_err(read_err)?;
+        let shared_crc = self.shared_crc.get(source as usize).copied().flatten();
+        let mut crc = romfs_format::crc32::Hasher::new();
         // One byte more than expected, so a file that grew is noticed.
         let mut remaining = len + 1;
         while remaining > 0 {
@@ -207,8 +217,16 @@ impl Contents<EmitFail> for FsContents<'_> {
                 Err(e) => return Err(read_err(e)),
             };
             sink(&self.buf[..n])?;
+            if shared_crc.is_some() {
+                crc.update(&self.buf[..n]);
+            }
             self.progress.advance(n as u64);
             remaining -= n as u64;
+        }
+        // Same length, other bytes: the files sharing this data would get
+        // bytes they never had.
+        if shared_crc.is_some_and(|want| remaining == 1 && crc.finalize() != want) {
+            return Err(EmitFail::Rewritten(path.clone()));
         }
         Ok(())
     }

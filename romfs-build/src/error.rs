@@ -129,6 +129,23 @@ pub enum BuildError {
         /// Bytes read.
         actual: u64,
     },
+    /// A file whose data other files share (deduplication) was rewritten
+    /// with other bytes of the same length after they were compared.
+    #[error("{}: file changed while the image was built (other files share its data and were compared with its earlier contents); nothing was written", .path.display())]
+    Rewritten {
+        /// The host path.
+        path: PathBuf,
+    },
+    /// The image would be larger than the format allows.
+    #[error("{}: the image would be {size} bytes ({}); the format allows at most 4 GiB ({} bytes){}; nothing was written", .path.display(), human(*.size), romfs_format::varuint::MAX_VALUE, largest_note(.largest))]
+    ImageTooLarge {
+        /// The output path.
+        path: PathBuf,
+        /// The size it would have.
+        size: u64,
+        /// The largest source file and its length.
+        largest: Option<(PathBuf, u64)>,
+    },
     /// The writer refused the layout (an alignment that is not a power of
     /// two, an image over 4 GiB...).
     #[error("{0}")]
@@ -144,6 +161,13 @@ pub enum BuildError {
         /// What the system said.
         error: io::Error,
     },
+}
+
+fn largest_note(largest: &Option<(PathBuf, u64)>) -> String {
+    match largest {
+        Some((path, len)) => format!("; the largest file is {} ({})", path.display(), human(*len)),
+        None => String::new(),
+    }
 }
 
 fn list(settings: &[Setting]) -> String {
@@ -263,6 +287,18 @@ pub enum ReadError {
         path: String,
         /// What is wrong with its name.
         problem: NameProblem,
+    },
+    /// A path in the image longer than
+    /// [`MAX_PATH_LEN`](crate::inspect::MAX_PATH_LEN): the image nests
+    /// deeper than any host tree, and is not listed or extracted.
+    #[error("{}: offset {offset:#x}: the path of this entry (depth {depth}) is longer than {} bytes; an image nested this deep is not listed or extracted", .path.display(), crate::inspect::MAX_PATH_LEN)]
+    TooDeep {
+        /// The image path.
+        path: PathBuf,
+        /// Offset of the entry's record.
+        offset: usize,
+        /// Its depth (1 for entries of the root).
+        depth: usize,
     },
     /// A directory to extract exists as something else.
     #[error("{}: exists and is not a directory", .path.display())]

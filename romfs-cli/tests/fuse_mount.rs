@@ -1018,3 +1018,251 @@ fn wait_child(child: &mut Child, deadline: Duration) -> std::process::ExitStatus
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+// Hostile conditions with reader *processes*: the image changed or the
+// daemon killed under them. Readers use `dd iflag=direct`, so every read
+// reaches the daemon instead of the page cache.
+
+/// An image of `n` files of `len` pseudo-random bytes each, `f0`, `f1`...
+fn files_image(s: &Scratch, n: usize, len: usize) -> (PathBuf, Vec<Vec<u8>>) {
+    let files: Vec<Vec<u8>> = (0..n as u64).map(|i| Rng(0xD1CE ^ i).bytes(len)).collect();
+    let mut tree = MemoryTree::new();
+    let root = tree.root();
+    for (i, data) in files.iter().enumerate() {
+        tree.add_file(root, format!("f{i}").as_bytes(), data.clone())
+            .unwrap();
+    }
+    let img = s.path("files.img");
+    fs::write(&img, tree.build(&Options::default()).unwrap()).unwrap();
+    (img, files)
+}
+
+/// A reader process: `script` run by `sh` with `$F` the file to read.
+fn reader(file: &Path, script: &str) -> Child {
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .env("F", file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Wait for every reader, none longer than `deadline` in all (a hang fails
+/// the test, after killing what is left); their exit codes and stderr.
+fn wait_readers(children: Vec<Child>, deadline: Duration) -> Vec<(Option<i32>, String)> {
+    let start = Instant::now();
+    let mut children: Vec<Option<Child>> = children.into_iter().map(Some).collect();
+    let mut done: Vec<Option<(Option<i32>, String)>> = children.iter().map(|_| None).collect();
+    while done.iter().any(Option::is_none) {
+        for (slot, out) in children.iter_mut().zip(done.iter_mut()) {
+            let Some(child) = slot else { continue };
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut err = String::new();
+                child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
+                // A signal (SIGBUS, SIGSEGV...) has no exit code.
+                *out = Some((status.code(), err));
+                *slot = None;
+            }
+        }
+        if start.elapsed() > deadline {
+            for child in children.iter_mut().flatten() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            panic!("reader processes hung");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    done.into_iter().map(Option::unwrap).collect()
+}
+
+#[test]
+fn many_reader_processes_read_correctly() {
+    if !fuse_ready() {
+        return;
+    }
+    let s = Scratch::new();
+    let (img, files) = files_image(&s, 8, 3 << 20);
+    for (i, data) in files.iter().enumerate() {
+        fs::write(s.path(&format!("src{i}")), data).unwrap();
+    }
+    s.mount(&img, &[]);
+    let pid = s.daemon_pid();
+    // 32 processes, 4 per file, each with its own request size.
+    let readers: Vec<Child> = (0..32)
+        .map(|k| {
+            let i = k % files.len();
+            let bs = [4096, 65536, 131072, 1 << 20][k / files.len()];
+            let src = s.path(&format!("src{i}"));
+            let script = format!(
+                "dd if=\"$F\" bs={bs} iflag=direct status=none | cmp - '{}'",
+                src.display()
+            );
+            reader(&s.mnt.join(format!("f{i}")), &script)
+        })
+        .collect();
+    for (k, (code, err)) in wait_readers(readers, Duration::from_secs(120))
+        .into_iter()
+        .enumerate()
+    {
+        assert_eq!(code, Some(0), "reader {k}: {err}");
+    }
+    assert!(pid_alive(pid));
+}
+
+#[test]
+fn image_truncated_and_overwritten_under_reader_processes() {
+    if !fuse_ready() {
+        return;
+    }
+    let s = Scratch::new();
+    let (img, files) = files_image(&s, 4, 8 << 20);
+    let original = fs::read(&img).unwrap();
+    s.mount(&img, &[]);
+    let pid = s.daemon_pid();
+    // Two looping readers per file; they report each failed read and go on.
+    let readers: Vec<Child> = (0..8)
+        .map(|k| {
+            let script = "i=0; while [ $i -lt 300 ]; do \
+                 dd if=\"$F\" of=/dev/null bs=262144 iflag=direct status=none; \
+                 i=$((i+1)); done";
+            reader(&s.mnt.join(format!("f{}", k % 4)), script)
+        })
+        .collect();
+    let pause = || std::thread::sleep(Duration::from_millis(300));
+    pause();
+    // Cut to a quarter, then the same length of other bytes, then back.
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&img)
+        .unwrap()
+        .set_len(original.len() as u64 / 4)
+        .unwrap();
+    pause();
+    fs::write(&img, vec![0x55; original.len()]).unwrap();
+    pause();
+    fs::write(&img, &original).unwrap();
+    let mut failed_reads = 0;
+    for (k, (code, err)) in wait_readers(readers, Duration::from_secs(300))
+        .into_iter()
+        .enumerate()
+    {
+        // No signal; the only complaint is an I/O error.
+        assert!(code.is_some(), "reader {k} was killed by a signal: {err}");
+        for line in err.lines() {
+            assert!(line.ends_with("Input/output error"), "reader {k}: {line}");
+            failed_reads += 1;
+        }
+    }
+    assert!(failed_reads > 0, "no read ran into the cut");
+    assert!(pid_alive(pid), "the mounter died");
+    // With the bytes back, every file reads as built again.
+    for (i, data) in files.iter().enumerate() {
+        let out = Command::new("dd")
+            .arg(format!("if={}", s.mnt.join(format!("f{i}")).display()))
+            .args(["bs=1048576", "iflag=direct", "status=none"])
+            .output()
+            .unwrap();
+        assert!(out.stdout == *data, "f{i} after the image was restored");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_romfs"))
+        .arg("umount")
+        .arg(&s.mnt)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!mounted(&s.mnt));
+    wait_until("the daemon to exit", Duration::from_secs(10), || {
+        !pid_alive(pid)
+    });
+}
+
+/// SIGKILL to the daemon while reader processes are mid-read: they get an
+/// error (not a hang, not a signal), and the mountpoint is cleaned up:
+/// by `romfs umount` when auto-unmount is off, by itself when it is on.
+#[test]
+fn daemon_killed_mid_read() {
+    if !fuse_ready() {
+        return;
+    }
+    for auto_unmount in [false, true] {
+        let s = Scratch::new();
+        let (img, _) = files_image(&s, 4, 8 << 20);
+        let extra: &[&str] = if auto_unmount {
+            &[]
+        } else {
+            &["-o", "noauto_unmount"]
+        };
+        s.mount(&img, extra);
+        let pid = s.daemon_pid();
+        // Each reader loops until a read fails, and says how.
+        let readers: Vec<Child> = (0..8)
+            .map(|k| {
+                let script =
+                    "while dd if=\"$F\" of=/dev/null bs=65536 iflag=direct status=none; do :; done";
+                reader(&s.mnt.join(format!("f{}", k % 4)), script)
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(300));
+        // SAFETY: signals the daemon this test started.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        for (k, (code, err)) in wait_readers(readers, Duration::from_secs(30))
+            .into_iter()
+            .enumerate()
+        {
+            assert!(code.is_some(), "reader {k} was killed by a signal: {err}");
+            assert!(
+                err.contains("Transport endpoint is not connected")
+                    || err.contains("Software caused connection abort")
+                    || err.contains("Input/output error")
+                    // Auto-unmounted before the next open.
+                    || (auto_unmount && err.contains("No such file or directory")),
+                "reader {k}: {err}"
+            );
+        }
+        wait_until("the daemon to die", Duration::from_secs(10), || {
+            !pid_alive(pid)
+        });
+        let umount = || {
+            Command::new(env!("CARGO_BIN_EXE_romfs"))
+                .arg("umount")
+                .arg(&s.mnt)
+                .output()
+                .unwrap()
+        };
+        if auto_unmount {
+            wait_until("auto-unmount", Duration::from_secs(10), || !mounted(&s.mnt));
+            let out = umount();
+            assert_eq!(out.status.code(), Some(1));
+            assert!(String::from_utf8_lossy(&out.stderr).contains("nothing is mounted there"));
+        } else {
+            // A dead mount: stat says so, and `romfs umount` removes it.
+            assert!(mounted(&s.mnt), "noauto_unmount: the dead mount stays");
+            let e = fs::metadata(&s.mnt).unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::ENOTCONN), "{e}");
+            let out = umount();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(!mounted(&s.mnt));
+        }
+        assert!(
+            fs::read_dir(&s.mnt).unwrap().next().is_none(),
+            "a clean, empty mountpoint"
+        );
+    }
+}

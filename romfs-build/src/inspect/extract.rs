@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use romfs_format::name::{self, NameRules};
 use romfs_format::Node;
 
-use super::{join, ImageFile};
+use super::{join, too_deep_error, ImageFile, MAX_PATH_LEN};
 use crate::error::ReadError;
 
 /// What to create, in order: a directory, or a file with its data range.
@@ -31,8 +31,8 @@ pub fn extract(file: &ImageFile, dest: &Path, force: bool) -> Result<(usize, usi
     let image = file.image()?;
     // Collect and check everything first.
     let mut steps = Vec::new();
-    let mut stack = vec![(image.root(), PathBuf::new(), String::new())];
-    while let Some((dir, rel, shown)) = stack.pop() {
+    let mut stack = vec![(image.root(), PathBuf::new(), String::new(), 1)];
+    while let Some((dir, rel, shown, depth)) = stack.pop() {
         let mut seen = HashSet::new();
         for e in dir.entries() {
             let e = e.map_err(|e| file.corrupt(e))?;
@@ -48,10 +48,13 @@ pub fn extract(file: &ImageFile, dest: &Path, force: bool) -> Result<(usize, usi
                 continue;
             }
             let path = rel.join(std::ffi::OsStr::from_bytes(name));
+            if path.as_os_str().len() > MAX_PATH_LEN {
+                return Err(too_deep_error(file, &e, depth));
+            }
             match e {
                 Node::Dir(d) => {
                     steps.push(Step::Dir(path.clone()));
-                    stack.push((d, path, shown_path));
+                    stack.push((d, path, shown_path, depth + 1));
                 }
                 Node::File(f) => {
                     let start = f.data_offset();

@@ -193,20 +193,41 @@ pub struct WalkEntry {
     pub last: bool,
 }
 
+/// The longest path in an image (in bytes, `/` separators included) that
+/// [`walk`], [`info()`] and [`extract()`] handle: Linux's `PATH_MAX`, longer
+/// than any path a host can build an image from. Every entry's path is
+/// kept in memory, so without a bound a small image nested deep enough
+/// (a chain of directories) would need memory quadratic in its size.
+pub const MAX_PATH_LEN: usize = 4096;
+
+/// The error for a path longer than [`MAX_PATH_LEN`].
+pub(crate) fn too_deep_error(file: &ImageFile, node: &Node<'_>, depth: usize) -> ReadError {
+    ReadError::TooDeep {
+        path: file.path().to_path_buf(),
+        offset: node.id(),
+        depth,
+    }
+}
+
 /// Every node, depth-first in stored order.
 pub fn walk(file: &ImageFile) -> Result<Vec<WalkEntry>, ReadError> {
     let image = file.image()?;
     let entries_of = |d| entries(file, d);
     let mut out = Vec::new();
-    // An explicit stack: any nesting depth is safe.
-    let mut stack = vec![(entries_of(image.root())?, 0, String::new(), 1)];
-    while let Some((nodes, i, prefix, depth)) = stack.last_mut() {
+    // An explicit stack: any nesting depth is safe. Each level keeps the
+    // length of its path in bytes (names as stored, not as shown).
+    let mut stack = vec![(entries_of(image.root())?, 0, String::new(), 1, 0)];
+    while let Some((nodes, i, prefix, depth, prefix_len)) = stack.last_mut() {
         let Some(node) = nodes.get(*i).copied() else {
             stack.pop();
             continue;
         };
         *i += 1;
         let last = *i == nodes.len();
+        let path_len = *prefix_len + usize::from(*prefix_len > 0) + node.name().len();
+        if path_len > MAX_PATH_LEN {
+            return Err(too_deep_error(file, &node, *depth));
+        }
         let path = join(prefix, node.name());
         let depth = *depth;
         out.push(WalkEntry {
@@ -215,7 +236,7 @@ pub fn walk(file: &ImageFile) -> Result<Vec<WalkEntry>, ReadError> {
             last,
         });
         if let Node::Dir(d) = node {
-            stack.push((entries_of(d)?, 0, path, depth + 1));
+            stack.push((entries_of(d)?, 0, path, depth + 1, path_len));
         }
     }
     Ok(out)
