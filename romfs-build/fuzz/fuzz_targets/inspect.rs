@@ -36,24 +36,49 @@ fn scratch() -> &'static Path {
 }
 
 /// A walk entry whose path a lookup can find: every name on the way is
-/// the first of its name in its directory, and none is empty, holds `/` or
-/// NUL, or was not UTF-8 (shown with U+FFFD).
+/// clean (not empty, no `/` or NUL, UTF-8: U+FFFD stands for bytes that
+/// were not), the first of its name in its directory, and no earlier
+/// sibling of the entry or of an ancestor holds a `/` and so matches the
+/// rest of the path first (a lookup takes the first name that equals the
+/// rest of the path or is followed by `/` in it, and never backtracks).
 fn reachable(walk: &[WalkEntry]) -> Vec<bool> {
+    // Per depth: names seen in the current directory, those of them that
+    // hold a `/`, whether the directory itself is reachable, and the name
+    // of the entry at that depth on the current path.
     let mut seen: Vec<HashSet<&str>> = vec![HashSet::new()];
+    let mut slashed: Vec<Vec<&str>> = vec![Vec::new()];
     let mut open: Vec<bool> = vec![true];
+    let mut names: Vec<&str> = Vec::new();
     let mut out = Vec::with_capacity(walk.len());
     for w in walk {
         let d = w.depth;
         assert!(d >= 1 && d <= seen.len(), "depth {d} out of order");
         seen.truncate(d);
+        slashed.truncate(d);
         open.truncate(d);
+        names.truncate(d - 1);
         let name = w.entry.name.as_str();
+        names.push(name);
         let first = seen[d - 1].insert(name);
         let clean = !name.is_empty() && !name.contains(['/', '\0', '\u{fffd}']);
-        let ok = open[d - 1] && first && clean;
+        let shadowed = (0..d).any(|k| {
+            if slashed[k].is_empty() {
+                return false;
+            }
+            let rest = names[k..].join("/");
+            slashed[k].iter().any(|n| {
+                rest.strip_prefix(n)
+                    .is_some_and(|tail| tail.is_empty() || tail.starts_with('/'))
+            })
+        });
+        let ok = open[d - 1] && first && clean && !shadowed;
         out.push(ok);
+        if name.contains('/') {
+            slashed[d - 1].push(name);
+        }
         if w.entry.is_dir() {
             seen.push(HashSet::new());
+            slashed.push(Vec::new());
             open.push(ok);
         }
     }
