@@ -5,13 +5,19 @@
 //! input). Either makes the allocation fail, which aborts the process with
 //! a message, and libFuzzer keeps the input as a crash.
 //!
-//! ```ignore
+//! ```no_run
+//! use romfs_testkit::alloc_limit::LimitedAlloc;
+//!
 //! #[global_allocator]
-//! static ALLOC: romfs_testkit::alloc_limit::LimitedAlloc = LimitedAlloc::new();
-//! fuzz_target!(|data: &[u8]| {
-//!     let _limit = ALLOC.limit(1 << 20 + 128 * data.len(), 16 << 20 + 1024 * data.len());
-//!     // ...
-//! });
+//! static ALLOC: LimitedAlloc = LimitedAlloc::new();
+//!
+//! // The body of a fuzz target (`fuzz_target!(|data: &[u8]| ...)`).
+//! fn fuzz_one(data: &[u8]) {
+//!     let n = data.len();
+//!     let _limits = ALLOC.limit((1 << 20) + 128 * n, (32 << 20) + 1024 * n);
+//!     // ... parse `data`: an allocation out of proportion aborts here.
+//! }
+//! # fuzz_one(b"");
 //! ```
 
 use std::alloc::{GlobalAlloc, Layout, System};
