@@ -7,7 +7,7 @@ from a RAM-backed VFS on the same board.
 
 Usage: python deploy.py WORKDIR ROMFS MPREMOTE MPY_CROSS FIRMWARE RUNS
 """
-import json, os, pty, random, re, select, shutil, socket, statistics, subprocess, sys, termios, threading, time, tty
+import json, os, pty, re, select, shutil, socket, statistics, subprocess, sys, termios, threading, time, tty
 
 WORK, ROMFS, MPREMOTE, MPY_CROSS, FIRMWARE, RUNS = sys.argv[1:7]
 RUNS = int(RUNS)
@@ -15,43 +15,17 @@ ERASE = 4096
 
 
 # ---- corpora -----------------------------------------------------------------
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import corpora  # noqa: E402  (bench/corpora.py, beside this script)
+
+
 def pyapp(root, count=400, seed=4, funcs=(4, 30)):
-    """Modules as in bench/build.sh's pyapp: 1-8 KiB of source each, in packages."""
-    r = random.Random(seed)
-    for i in range(count):
-        d = os.path.join(root, "lib", "pkg%d" % (i % 10))
-        os.makedirs(d, exist_ok=True)
-        lines = ["# module %d" % i, "import math", ""]
-        for j in range(r.randint(*funcs)):
-            lines += [
-                "def f%d(x, y=%d):" % (j, j),
-                "    s = 0",
-                "    for i in range(x):",
-                "        s += (i * %d + y) %% 7" % (j + 1),
-                "        if s > %d:" % (100 + j),
-                "            s = math.sqrt(s) + %r" % (j / 3),
-                "    return {'v': s, 'name': 'f%d', 'items': [1, 2, 3]}" % j,
-                "",
-                "class C%d:" % j,
-                "    def __init__(self, a):",
-                "        self.a = a",
-                "    def m(self, b):",
-                "        return [self.a + k for k in range(b)]",
-                "",
-            ]
-        open(os.path.join(d, "mod%03d.py" % i), "w").write("\n".join(lines) + "\n")
-    for p in range(10):
-        open(os.path.join(root, "lib", "pkg%d" % p, "__init__.py"), "w").write("")
-    open(os.path.join(root, "main.py"), "w").write("import math\nprint(math.pi)\n")
+    """bench/build.sh's pyapp, as packages (with their `__init__.py`)."""
+    corpora.pyapp(root, count, seed, funcs, packages=True)
 
 
 def corpus(name, make):
-    path = os.path.join(WORK, name)
-    if not os.path.exists(path + ".done"):
-        shutil.rmtree(path, ignore_errors=True)
-        make(path)
-        open(path + ".done", "w").close()
-    return path
+    return corpora.make(WORK, name, make)
 
 
 # ---- the board ---------------------------------------------------------------
