@@ -1,5 +1,8 @@
-//! Parse + walk + lookup + verify (+ .mpy headers of the files found) on arbitrary bytes: no panic, no hang, and
-//! every entry the walk finds is found again by lookup (first match wins).
+//! Parse + walk + lookup + verify (+ .mpy headers of the files found) on
+//! arbitrary bytes: no panic, no hang; every entry the walk finds is found
+//! again by lookup (first match wins), by its directory's `find` and by its
+//! id; file data is where the file says; every record of the payload
+//! resolves or fails cleanly.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -24,7 +27,24 @@ fn walk(image: &Image<'_>, root: Dir<'_>) {
                 None => return,
             };
             let Ok(node) = entry else { break };
+            // The node by its id is the same node; the directory finds a
+            // node of this name (this one or an earlier one of the name).
+            if let Ok(again) = image.node(node.id()) {
+                assert_eq!((again.id(), again.name(), again.size()), (node.id(), node.name(), node.size()));
+                assert_eq!(again.is_dir(), node.is_dir());
+            }
+            if let Ok(Some(found)) = dir.find(node.name()) {
+                assert_eq!(found.name(), node.name());
+                assert!(found.id() <= node.id());
+            }
             if let Node::File(f) = node {
+                assert_eq!(f.len(), f.data().len());
+                assert_eq!(f.is_empty(), f.data().is_empty());
+                let at = f.data_offset();
+                assert_eq!(&image.bytes()[at..at + f.len()], f.data());
+                for r in f.records().take(8) {
+                    let _ = r;
+                }
                 let _ = f.data().iter().fold(0u8, |a, &b| a ^ b);
                 // Every file is also a candidate .mpy header.
                 if let Ok(h) = MpyHeader::parse(f.data()) {
@@ -67,6 +87,15 @@ fn walk(image: &Image<'_>, root: Dir<'_>) {
 
 fuzz_target!(|data: &[u8]| {
     let Ok(image) = Image::parse(data) else { return };
+    assert_eq!(image.is_empty(), image.payload().is_empty());
+    assert!(image.payload_offset() <= image.len() && image.len() <= data.len());
+    for w in [1, 2, 4, 8, 16, 256] {
+        let _ = image.is_header_safe(w);
+    }
+    for rec in image.records().take(64) {
+        let Ok(rec) = rec else { break };
+        let _ = image.node_from_record(&rec);
+    }
     let _ = image.metadata();
     let _ = image.checksum();
     let _ = image.verify(|_| {});
@@ -76,5 +105,16 @@ fuzz_target!(|data: &[u8]| {
     }
     if data.len() > 8 {
         let _ = image.node(usize::from(data[4]) * 7);
+    }
+    // The input's last bytes as a .mpy header, checked for every target.
+    if let Ok(h) = MpyHeader::parse(&data[data.len().saturating_sub(4)..]) {
+        for name in Arch::names() {
+            let arch = Arch::from_name(name).expect("a listed name");
+            assert_eq!(arch.name(), name);
+            assert_eq!(Arch::from_code(arch.code()), arch);
+            if let Err(e) = h.check(Some(arch), None).and(h.check(None, Some(31))) {
+                assert!(!e.to_string().is_empty());
+            }
+        }
     }
 });
