@@ -20,7 +20,9 @@ fn walk(image: &Image<'_>, root: Dir<'_>) {
     let mut depth = 1;
     while depth > 0 {
         depth -= 1;
-        let (Some(dir), plen) = stack[depth] else { continue };
+        let (Some(dir), plen) = stack[depth] else {
+            continue;
+        };
         for entry in dir.entries() {
             budget = match budget.checked_sub(1) {
                 Some(b) => b,
@@ -30,7 +32,10 @@ fn walk(image: &Image<'_>, root: Dir<'_>) {
             // The node by its id is the same node; the directory finds a
             // node of this name (this one or an earlier one of the name).
             if let Ok(again) = image.node(node.id()) {
-                assert_eq!((again.id(), again.name(), again.size()), (node.id(), node.name(), node.size()));
+                assert_eq!(
+                    (again.id(), again.name(), again.size()),
+                    (node.id(), node.name(), node.size())
+                );
                 assert_eq!(again.is_dir(), node.is_dir());
             }
             if let Ok(Some(found)) = dir.find(node.name()) {
@@ -68,8 +73,8 @@ fn walk(image: &Image<'_>, root: Dir<'_>) {
             // name is a whole-component tail of the path.
             if let Ok(Some(found)) = image.lookup(&path[..len]) {
                 let f = found.name();
-                let tail = path[..len].ends_with(f)
-                    && (f.len() == len || path[len - f.len() - 1] == b'/');
+                let tail =
+                    path[..len].ends_with(f) && (f.len() == len || path[len - f.len() - 1] == b'/');
                 assert!(tail, "lookup found a name that is not a tail of the path");
                 if !f.contains(&b'/') {
                     assert_eq!(f, name);
@@ -86,7 +91,9 @@ fn walk(image: &Image<'_>, root: Dir<'_>) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(image) = Image::parse(data) else { return };
+    let Ok(image) = Image::parse(data) else {
+        return;
+    };
     assert_eq!(image.is_empty(), image.payload().is_empty());
     assert!(image.payload_offset() <= image.len() && image.len() <= data.len());
     for w in [1, 2, 4, 8, 16, 256] {
@@ -100,7 +107,15 @@ fuzz_target!(|data: &[u8]| {
     let _ = image.checksum();
     let _ = image.verify(|_| {});
     walk(&image, image.root());
-    for path in [&b""[..], b"/", b"a", b"a/b", b"/a/", b"main.py", b"lib/x.mpy"] {
+    for path in [
+        &b""[..],
+        b"/",
+        b"a",
+        b"a/b",
+        b"/a/",
+        b"main.py",
+        b"lib/x.mpy",
+    ] {
         let _ = image.lookup(path);
     }
     if data.len() > 8 {
