@@ -5,7 +5,7 @@
 
 use crate::error::{Error, ErrorKind};
 use crate::image::Image;
-use crate::record::{kind, Record};
+use crate::record::{kind, Record, RecordHeader};
 use crate::signature::{ManifestError, SignedManifest};
 use crate::varuint;
 
@@ -156,9 +156,14 @@ impl<'a> Image<'a> {
     /// its manifest does not describe this image's extent.
     pub fn signature(&self) -> Option<Result<SignedManifest, ManifestError>> {
         let h = self.reader().signature_record().ok()??;
+        Some(self.signature_in(h))
+    }
+
+    /// [`Image::signature`] of the signature record `h`.
+    pub(crate) fn signature_in(&self, h: RecordHeader) -> Result<SignedManifest, ManifestError> {
         let rec = Record::from_header(self.bytes(), h);
         let body = rec.payload.get(EXTENSION_PREFIX_LEN..).unwrap_or(&[]);
-        Some(SignedManifest::parse(body).and_then(|signed| {
+        SignedManifest::parse(body).and_then(|signed| {
             let m = &signed.manifest;
             match m.signed_len as usize == rec.offset && m.image_len as usize == self.len() {
                 true => Ok(signed),
@@ -167,7 +172,7 @@ impl<'a> Image<'a> {
                     signed_len: m.signed_len,
                 }),
             }
-        }))
+        })
     }
 
     /// The image's identity (see [`Reader::identity`](crate::Reader::identity)).

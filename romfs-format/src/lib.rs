@@ -32,7 +32,7 @@ pub use header::{
     MAX_HEADER_LEN,
 };
 pub use image::{Dir, Entries, File, Image, Node};
-pub use reader::{NodeInfo, Reader};
+pub use reader::{NodeInfo, Reader, Trailer};
 pub use record::{Cursor, Record, RecordHeader, Records};
 pub use source::{ReadError, Source};
 pub use verify::{Finding, FindingKind, Summary, MAX_DEPTH_NO_ALLOC};

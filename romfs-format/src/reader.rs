@@ -397,6 +397,42 @@ impl<S: Source> Reader<S> {
         Ok(ext::checksum_value(&payload).map(|crc| (rec, crc)))
     }
 
+    /// The checksum and signature records that end the image, found in one
+    /// pass over the top level (each of [`Reader::checksum_record`] and
+    /// [`Reader::signature_record`] makes a pass of its own).
+    pub fn trailer(&mut self) -> Result<Trailer, S> {
+        let mut trailer = Trailer::default();
+        let [before, Some(last)] = self.last_top_level_records()? else {
+            return Ok(trailer);
+        };
+        let checksum = if self.is_extension(&last, TAG_SIGNATURE)? {
+            trailer.signature = Some(last);
+            before
+        } else {
+            Some(last)
+        };
+        if let Some(rec) = checksum.filter(|r| r.kind == kind::PADDING) {
+            let mut payload = [0u8; ext::CHECKSUM_PAYLOAD_LEN];
+            if rec.len == payload.len() {
+                self.src.read_exact_at(rec.payload_offset, &mut payload)?;
+                trailer.checksum = ext::checksum_value(&payload).map(|crc| (rec, crc));
+            }
+        }
+        Ok(trailer)
+    }
+
+    /// [`Reader::checksum`] given the image's [`Reader::trailer`].
+    pub fn checksum_of(&mut self, trailer: &Trailer) -> Result<Checksum, S> {
+        let Some((rec, stored)) = trailer.checksum else {
+            return Ok(Checksum::Absent);
+        };
+        let computed = self.crc32(0, rec.end() - 4)?;
+        Ok(match computed == stored {
+            true => Checksum::Valid(stored),
+            false => Checksum::Mismatch { stored, computed },
+        })
+    }
+
     /// Check the integrity checksum: CRC-32 of every image byte before the
     /// stored value, which is the image's last 4 bytes.
     pub fn checksum(&mut self) -> Result<Checksum, S> {
@@ -440,6 +476,16 @@ impl<S: Source> Reader<S> {
         }
         Ok(None)
     }
+}
+
+/// The records that end an image (see [`Reader::trailer`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Trailer {
+    /// The checksum record and its stored value: the last top-level record,
+    /// or the last before a final signature record.
+    pub checksum: Option<(RecordHeader, u32)>,
+    /// The signature record, when it is the last top-level record.
+    pub signature: Option<RecordHeader>,
 }
 
 /// A position in a directory's entries; see [`Reader::entries`]. Padding

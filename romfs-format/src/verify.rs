@@ -206,22 +206,25 @@ impl<'a> Image<'a> {
         if self.len() % 2 == 1 {
             emit(FindingKind::OddImageSize, 0);
         }
-        let checksum = self.checksum();
+        // One pass over the top level finds both; a wide root makes each
+        // pass count.
+        let trailer = self.reader().trailer().unwrap_or_default();
+        let checksum = self
+            .reader()
+            .checksum_of(&trailer)
+            .unwrap_or(Checksum::Absent);
         if let Checksum::Mismatch { stored, computed } = checksum {
             emit(
                 FindingKind::ChecksumMismatch { stored, computed },
                 self.len() - 4,
             );
         }
-        let checksum_at = self.checksum_record().map(|(off, _)| off);
-        let signature_at = self
-            .reader()
-            .signature_record()
-            .ok()
-            .flatten()
-            .map(|r| r.offset);
-        if let (Some(offset), Some(Err(e))) = (signature_at, self.signature()) {
-            emit(FindingKind::BadSignature(e), offset);
+        let checksum_at = trailer.checksum.map(|(rec, _)| rec.offset);
+        let signature_at = trailer.signature.map(|rec| rec.offset);
+        if let Some(rec) = trailer.signature {
+            if let Err(e) = self.signature_in(rec) {
+                emit(FindingKind::BadSignature(e), rec.offset);
+            }
         }
 
         let root = self.root();

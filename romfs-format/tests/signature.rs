@@ -208,3 +208,46 @@ fn the_scanner_agrees_with_the_reader() {
         );
     }
 }
+
+/// `Reader::trailer`, the one-pass lookup `verify` uses, finds exactly what
+/// `checksum_record` and `signature_record` find, on every layout and on
+/// damaged images.
+#[test]
+fn the_trailer_agrees_with_the_record_lookups() {
+    let mut rng = Rng(17);
+    for round in 0..300 {
+        let tree = random_tree(&mut rng, 10);
+        let options = match round % 3 {
+            0 => signed("p", round),
+            1 => Options::default(),
+            _ => Options::mpremote(),
+        };
+        let mut bytes = tree.build(&options).unwrap();
+        if round % 2 == 1 {
+            for _ in 0..1 + rng.below(3) {
+                let at = rng.below(bytes.len() as u64) as usize;
+                bytes[at] ^= 1 << rng.below(8);
+            }
+        }
+        let Ok(image) = Image::parse(&bytes) else {
+            continue;
+        };
+        let mut reader = image.reader();
+        let trailer = reader.trailer().unwrap();
+        assert_eq!(
+            trailer.checksum.map(|(rec, crc)| (rec.offset, crc)),
+            reader.checksum_record().unwrap(),
+            "round {round}"
+        );
+        assert_eq!(
+            trailer.signature,
+            reader.signature_record().unwrap(),
+            "round {round}"
+        );
+        assert_eq!(
+            reader.checksum_of(&trailer).unwrap(),
+            image.checksum(),
+            "round {round}"
+        );
+    }
+}

@@ -105,6 +105,13 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = image.metadata();
     let _ = image.checksum();
+    // The one-pass trailer (what verify uses) finds what the lookups find.
+    let mut reader = image.reader();
+    if let Ok(t) = reader.trailer() {
+        let checksum = t.checksum.map(|(rec, crc)| (rec.offset, crc));
+        assert_eq!(Ok(checksum), reader.checksum_record());
+        assert_eq!(Ok(t.signature), reader.signature_record());
+    }
     let _ = image.verify(|_| {});
     walk(&image, image.root());
     for path in [
