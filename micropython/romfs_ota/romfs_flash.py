@@ -173,5 +173,5 @@ class Flash:
             self.erase(0, self.erase_unit)
 
     def info(self):
-        return (self.size, self.block, self.kind == 'blockdev', self.prog,
+        return (self.size, self.block, int(self.kind == 'blockdev'), self.prog,
                 self.erase_unit, MODES.index(self.mode))

@@ -10,8 +10,24 @@ use crate::repl::{last_line, RawRepl, Timeouts, Traffic};
 use crate::reply::{self, HashKind, HelperInfo, MpyTarget};
 use crate::transport::{SerialTransport, Transport};
 
-/// The helper's source, sent in raw-paste mode when connecting.
-const HELPER: &str = include_str!("helper.py");
+/// The write layer shared with the `romfs_ota` package: every write to a
+/// partition goes through it.
+const WRITE_LAYER: &str = include_str!("../../micropython/romfs_ota/romfs_flash.py");
+/// The deploy helper's own functions, run after the write layer.
+const HELPER_OPS: &str = include_str!("helper.py");
+
+/// The program sent once per connection: the write layer and the helper,
+/// without comment lines (they would only cross the link).
+fn helper_source() -> String {
+    let mut out = String::new();
+    for line in WRITE_LAYER.lines().chain(HELPER_OPS.lines()) {
+        if !line.trim_start().starts_with('#') && !line.trim().is_empty() {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
 
 /// The largest piece of data sent in one write: also the deflate window the
 /// board needs (the board decompresses with a window of this size).
@@ -44,30 +60,90 @@ pub enum DeltaOp {
     },
 }
 
-/// A ROM partition's geometry.
+/// How a partition's flash is erased (the write layer's `mode`, from the
+/// port's sources: FORMAT.md, "Writing a ROM partition").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EraseMode {
+    /// Any erase unit can be erased, then each program unit written once.
+    Block,
+    /// Only a prefix `[0, n)` of the partition can be erased (esp8266,
+    /// renesas-ra: `vfs.rom_ioctl(3)` with three arguments).
+    Prefix,
+    /// Nothing is erased: writes overwrite (alif MRAM).
+    None,
+    /// A write erases and rewrites what it covers by itself (samd).
+    Rewrite,
+    /// The firmware cannot write the partition.
+    ReadOnly,
+}
+
+impl EraseMode {
+    /// Does the flash read 0xFF after an erase, so that trailing 0xFF need
+    /// not be written?
+    pub fn erases(self) -> bool {
+        matches!(self, EraseMode::Block | EraseMode::Prefix)
+    }
+
+    /// The name `romfs query` shows.
+    pub fn name(self) -> &'static str {
+        match self {
+            EraseMode::Block => "erase blocks",
+            EraseMode::Prefix => "erase from the partition start",
+            EraseMode::None => "no erase (overwrite)",
+            EraseMode::Rewrite => "write rewrites",
+            EraseMode::ReadOnly => "read-only",
+        }
+    }
+}
+
+/// A ROM partition's geometry, as the board's write layer derives it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Partition {
     /// Its number (`vfs.rom_ioctl(2, id)`).
     pub id: u32,
     /// Size in bytes.
     pub size: u64,
-    /// Erase block size (`vfs.rom_ioctl(6, id)`; the whole partition when
-    /// the firmware does not say).
-    pub erase_size: u64,
-    /// Exposed as a block device (rp2, mimxrt, nrf) rather than memory.
+    /// The unit changes are planned, hashed and written in: the erase unit
+    /// where the flash erases, 4 KiB where it does not.
+    pub block_size: u64,
+    /// Exposed as a block device (rp2, esp32, nrf, mimxrt, samd) rather
+    /// than memory.
     pub block_device: bool,
+    /// Every write is aligned to this and a whole number of it.
+    pub program_unit: u64,
+    /// The smallest erase (0 where nothing is erased).
+    pub erase_unit: u64,
+    /// How the flash is erased.
+    pub mode: EraseMode,
 }
 
 impl Partition {
-    /// Number of erase blocks.
+    /// Number of blocks.
     pub fn blocks(&self) -> u64 {
-        self.size.div_ceil(self.erase_size)
+        self.size.div_ceil(self.block_size)
     }
 
-    /// Byte range of erase block `k`.
+    /// Byte range of block `k`.
     pub fn block_range(&self, k: u64) -> std::ops::Range<u64> {
-        let start = k * self.erase_size;
-        start..(start + self.erase_size).min(self.size)
+        let start = k * self.block_size;
+        start..(start + self.block_size).min(self.size)
+    }
+
+    /// The first bytes of the partition, which hold the image header's
+    /// magic: written last by a deploy. One program unit, or where that is
+    /// a whole page of NOR flash (rp2, mimxrt), its first
+    /// [`MAX_HEADER_WRITE_SIZE`](romfs_format::write::MAX_HEADER_WRITE_SIZE)
+    /// bytes: the page is programmed once with them still erased and once
+    /// more with them set and the rest of the page unchanged.
+    pub fn header_unit(&self) -> u64 {
+        let max = u64::from(romfs_format::write::MAX_HEADER_WRITE_SIZE);
+        (3u64.div_ceil(self.program_unit) * self.program_unit).min(max)
+    }
+
+    /// The first program of the partition: the one that writes the header
+    /// last.
+    pub fn header_program(&self) -> u64 {
+        self.header_unit().max(self.program_unit)
     }
 }
 
@@ -107,7 +183,7 @@ impl<T: Transport> Board<T> {
         // the source as it is (running the helper twice is harmless).
         let mut out = repl.exec(packed_helper().as_bytes())?;
         if !out.stderr.is_empty() {
-            out = repl.exec(HELPER.as_bytes())?;
+            out = repl.exec(helper_source().as_bytes())?;
         }
         if !out.stderr.is_empty() {
             return Err(repl.error(ErrorKind::Raised(format!(
@@ -174,15 +250,36 @@ impl<T: Transport> Board<T> {
             return Err(self.error(ErrorKind::NoPartition { id, count }));
         }
         let out = self.call(&format!("rq({id})"))?;
-        let v = reply::ints(&out, 3)
-            .filter(|v| v[0] > 0 && v[1] > 0 && v[1] <= v[0] && (v[2] == 0 || v[2] == 1))
+        let v = reply::ints(&out, 6)
+            .filter(|v| {
+                v[0] > 0
+                    && v[1] > 0
+                    && v[1] <= v[0]
+                    && (v[2] == 0 || v[2] == 1)
+                    && (1..=4096).contains(&v[3])
+                    && (0..=v[0]).contains(&v[4])
+            })
+            .and_then(|v| {
+                let mode = match v[5] {
+                    0 => EraseMode::Block,
+                    1 => EraseMode::Prefix,
+                    2 => EraseMode::None,
+                    3 => EraseMode::Rewrite,
+                    4 => EraseMode::ReadOnly,
+                    _ => return None,
+                };
+                Some(Partition {
+                    id,
+                    size: v[0] as u64,
+                    block_size: v[1] as u64,
+                    block_device: v[2] == 1,
+                    program_unit: v[3] as u64,
+                    erase_unit: v[4] as u64,
+                    mode,
+                })
+            })
             .ok_or_else(|| self.garbage("reading the partition geometry", &out))?;
-        Ok(Partition {
-            id,
-            size: v[0] as u64,
-            erase_size: v[1] as u64,
-            block_device: v[2] == 1,
-        })
+        Ok(v)
     }
 
     /// Hashes of `count` erase blocks from block `first`, computed on the
@@ -200,7 +297,7 @@ impl<T: Transport> Board<T> {
         let mut k = first;
         while k < first + count {
             let n = batch.min(first + count - k);
-            let out = self.call(&format!("rh({},{},{n})", part.id, k * part.erase_size))?;
+            let out = self.call(&format!("rh({},{},{n})", part.id, k * part.block_size))?;
             let hashes = reply::hashes(&out, n as usize, self.info.hash.size())
                 .ok_or_else(|| self.garbage("reading block hashes", &out))?;
             all.extend(hashes);
@@ -250,6 +347,23 @@ impl<T: Transport> Board<T> {
             .filter(|v| (0..=1 << 16).contains(&v[0]))
             .ok_or_else(|| self.garbage("erasing", &out))?;
         Ok(v[0].max(1) as u64)
+    }
+
+    /// Make the partition mount nothing: erase its first erase unit, or
+    /// where nothing is erased overwrite the header's unit with 0xFF.
+    pub fn invalidate(&mut self, part: &Partition) -> Result<()> {
+        let out = self.call(&format!("ri({})", part.id))?;
+        reply::ints(&out, 1)
+            .map(|_| ())
+            .ok_or_else(|| self.garbage("invalidating the image", &out))
+    }
+
+    /// The emulated flash models' rule counters (`vfs.rom_ioctl(99)`, not
+    /// on any real board): `None` where the firmware has none.
+    pub fn flash_counters(&mut self) -> Result<Option<String>> {
+        let out = self.call("print(rv())")?;
+        let text = String::from_utf8_lossy(&out).trim().to_string();
+        Ok(text.starts_with('{').then_some(text))
     }
 
     /// In one program: erase `erase` (offset, length) if given, then
@@ -317,7 +431,7 @@ impl<T: Transport> Board<T> {
         let mut k = first;
         while k < first + count {
             let n = batch.min(first + count - k);
-            let out = self.call(&format!("rs({},{},{n})", part.id, k * part.erase_size))?;
+            let out = self.call(&format!("rs({},{},{n})", part.id, k * part.block_size))?;
             let lens: Vec<usize> = (k..k + n)
                 .map(|b| {
                     let r = part.block_range(b);
@@ -451,7 +565,7 @@ impl<T: Transport> Board<T> {
 
 /// A program that inflates and runs [`HELPER`].
 fn packed_helper() -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(deflate(HELPER.as_bytes()));
+    let b64 = base64::engine::general_purpose::STANDARD.encode(deflate(helper_source().as_bytes()));
     format!(
         "from deflate import DeflateIO,RAW\nfrom io import BytesIO\nfrom binascii import a2b_base64\nexec(DeflateIO(BytesIO(a2b_base64('{b64}')),RAW,12).read())"
     )
@@ -502,7 +616,8 @@ mod tests {
     #[test]
     fn the_packed_helper_is_smaller_and_inflates_to_the_helper() {
         let packed = packed_helper();
-        assert!(packed.len() * 4 < HELPER.len() * 3, "{}", packed.len());
+        let helper = helper_source();
+        assert!(packed.len() * 4 < helper.len() * 3, "{}", packed.len());
         let b64 = packed.split('\'').nth(1).unwrap();
         let raw = base64::engine::general_purpose::STANDARD
             .decode(b64)
@@ -512,6 +627,6 @@ mod tests {
         flate2::read::DeflateDecoder::new(&raw[..])
             .read_to_end(&mut out)
             .unwrap();
-        assert_eq!(out, HELPER.as_bytes());
+        assert_eq!(out, helper.as_bytes());
     }
 }

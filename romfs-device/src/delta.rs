@@ -60,7 +60,7 @@ impl OldPieces {
     /// Add erase block `k` whose contents the host knows.
     pub fn add_known(&mut self, part: &Partition, k: u64, contents: &[u8]) {
         let start = part.block_range(k).start;
-        self.erase_size = part.erase_size;
+        self.erase_size = part.block_size;
         self.known.insert(k, contents.to_vec());
         for (i, piece) in contents.chunks(SUB_BLOCK).enumerate() {
             let sig = self.signature(piece);
@@ -117,7 +117,7 @@ pub fn recipe(
         len: want.len(),
         sources: BTreeSet::new(),
     };
-    let block_of = |offset: u64| offset / part.erase_size;
+    let block_of = |offset: u64| offset / part.block_size;
     let mut p = 0;
     let mut literal_from = 0;
     while p + SUB_BLOCK <= want.len() {
@@ -141,7 +141,7 @@ pub fn recipe(
         }
         // Where the old bytes are known, extend byte by byte both ways.
         while p > literal_from
-            && from % part.erase_size > 0
+            && from % part.block_size > 0
             && old.byte(from - 1) == Some(want[p - 1])
         {
             p -= 1;
@@ -224,8 +224,11 @@ mod tests {
         Partition {
             id: 0,
             size: 16 * 4096,
-            erase_size: 4096,
+            block_size: 4096,
             block_device: false,
+            program_unit: 4,
+            erase_unit: 4096,
+            mode: crate::board::EraseMode::Block,
         }
     }
 

@@ -6,12 +6,13 @@ pub mod delta;
 pub mod deploy;
 pub mod discover;
 pub mod error;
+pub mod plan;
 pub mod query;
 pub mod repl;
 pub mod reply;
 pub mod transport;
 
-pub use board::{Board, Partition};
+pub use board::{Board, EraseMode, Partition};
 pub use deploy::{deploy, deploy_with, DeployProgress, DeployReport};
 pub use error::{Error, ErrorKind, Result};
 pub use query::{query, PartitionReport};

@@ -30,6 +30,8 @@ pub struct PartitionReport {
     pub writable: bool,
     /// What it holds.
     pub contents: Contents,
+    /// The port (`sys.platform`).
+    pub platform: String,
 }
 
 /// What a partition holds.
@@ -79,34 +81,18 @@ pub enum ChecksumState {
 }
 
 /// Describe partition `id` (every partition: call for each id below
-/// [`Board::partition_count`]).
-///
-/// To learn the minimum write size, the firmware is asked to erase zero
-/// bytes at the start of the partition's last erase block, when no image
-/// reaches into that block: every port either erases nothing or, at most,
-/// that unused block.
+/// [`Board::partition_count`]). Nothing is erased or written: the write
+/// layer derives the program unit and erase mode from the port.
 pub fn query<T: Transport>(board: &mut Board<T>, id: u32) -> Result<PartitionReport> {
     let part = board.partition(id)?;
     let contents = contents(board, &part)?;
-    let image_end = match &contents {
-        Contents::Image(s) => s.len,
-        _ => 0,
-    };
-    let last = part.blocks() - 1;
-    let (write_size, writable) = if last * part.erase_size >= image_end {
-        match board.erase(&part, last * part.erase_size, 0) {
-            Ok(w) => (Some(w), true),
-            Err(e) if matches!(e.kind, crate::ErrorKind::Ioctl { .. }) => (None, false),
-            Err(e) => return Err(e),
-        }
-    } else {
-        (None, true)
-    };
+    let writable = part.mode != crate::board::EraseMode::ReadOnly;
     Ok(PartitionReport {
         partition: part,
-        write_size,
+        write_size: writable.then_some(part.program_unit),
         writable,
         contents,
+        platform: board.info().platform.clone(),
     })
 }
 

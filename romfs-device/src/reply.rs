@@ -77,6 +77,8 @@ pub struct HelperInfo {
     pub hash: HashKind,
     /// The `.mpy` target; `None` when the firmware does not say.
     pub mpy: Option<MpyTarget>,
+    /// `sys.platform`: the port (`rp2`, `esp32`, `pyboard` for stm32, ...).
+    pub platform: String,
 }
 
 /// `romfs-helper <partitions|False> <0|1> <s|c> <_mpy|-1> <small-int bits>`.
@@ -102,6 +104,14 @@ pub fn helper_info(stdout: &[u8]) -> Option<HelperInfo> {
     };
     let mpy: i64 = words.next()?.parse().ok()?;
     let bits: u8 = words.next()?.parse().ok()?;
+    // `sys.platform` (older helpers did not send it).
+    let platform = match words.next() {
+        Some(p) if !p.is_empty() && p.len() <= 32 && p.bytes().all(|b| b.is_ascii_graphic()) => {
+            p.to_string()
+        }
+        Some(_) => return None,
+        None => String::new(),
+    };
     if words.next().is_some() {
         return None;
     }
@@ -115,6 +125,7 @@ pub fn helper_info(stdout: &[u8]) -> Option<HelperInfo> {
         deflate,
         hash,
         mpy,
+        platform,
     })
 }
 
@@ -177,7 +188,8 @@ pub fn base64_lines(stdout: &[u8], lens: &[usize]) -> Option<Vec<Vec<u8>>> {
 /// traceback's last line `RomErr: ('erase', 4096, -22)`.
 pub fn rom_error(stderr_last_line: &str) -> Option<(String, i64, i64)> {
     let rest = stderr_last_line
-        .strip_prefix("RomErr: (")?
+        .strip_prefix("FlashError: (")
+        .or_else(|| stderr_last_line.strip_prefix("RomErr: ("))?
         .strip_suffix(')')?;
     let mut parts = rest.splitn(3, ", ");
     let op = parts.next()?.strip_prefix('\'')?.strip_suffix('\'')?;
@@ -232,7 +244,8 @@ mod tests {
         for bad in [
             &b""[..],
             b"romfs-helper 1 1 s 6918 31",
-            b"romfs-helper 1 1 s 6918 31 9\r\n",
+            b"romfs-helper 1 1 s 6918 31 qemu 9\r\n",
+            b"romfs-helper 1 1 s 6918 31 \xff\r\n",
             b"romfs-helper 1 2 s 6918 31\r\n",
             b"romfs-helper x 1 s 6918 31\r\n",
             b"romfs-helper 1 1 s 99999999 31\r\n",

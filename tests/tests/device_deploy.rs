@@ -23,7 +23,7 @@ fn query_empty_then_full_partition() {
     let mut board = connect(&qemu);
     let empty = query(&mut board, 0).unwrap();
     assert_eq!(empty.partition.size, PARTITION_SIZE as u64);
-    assert_eq!(empty.partition.erase_size, 4096);
+    assert_eq!(empty.partition.block_size, 4096);
     assert_eq!(empty.write_size, Some(4));
     assert!(empty.writable);
     assert_eq!(empty.contents, Contents::Empty);

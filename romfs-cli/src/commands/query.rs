@@ -104,7 +104,11 @@ fn partition_json(r: &PartitionReport) -> serde_json::Value {
     json!({
         "id": p.id,
         "size": p.size,
-        "erase_block_size": p.erase_size,
+        "erase_block_size": p.block_size,
+        "erase_unit": p.erase_unit,
+        "program_unit": p.program_unit,
+        "erase_mode": p.mode.name(),
+        "port": r.platform,
         "min_write_size": r.write_size,
         "writable": r.writable,
         "block_device": p.block_device,
@@ -116,16 +120,26 @@ fn print_partition(out: &mut dyn Write, r: &PartitionReport) -> io::Result<()> {
     let p = &r.partition;
     let write = match (r.writable, r.write_size) {
         (false, _) => "read-only (the firmware refuses to erase it)".to_string(),
-        (true, Some(w)) => format!("minimum write {w} bytes"),
+        (true, Some(w)) => format!("writes in {w}-byte units, {}", p.mode.name()),
         (true, None) => "minimum write size unknown (the image fills the partition)".to_string(),
     };
     writeln!(
         out,
-        "partition {}: {} bytes ({}), erase blocks of {} bytes, {write}",
+        "partition {}: {} bytes ({}), {} port, {} blocks of {} bytes, {write}",
         p.id,
         p.size,
         human(p.size),
-        p.erase_size
+        if r.platform.is_empty() {
+            "unknown"
+        } else {
+            &r.platform
+        },
+        if p.block_device {
+            "block device"
+        } else {
+            "memory-mapped"
+        },
+        p.block_size
     )?;
     match &r.contents {
         Contents::Empty => writeln!(out, "  no image"),
