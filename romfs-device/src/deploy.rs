@@ -173,7 +173,7 @@ pub fn deploy_with<T: Transport>(
         let old = old_pieces(board, image, &part, &survey, &hashes, previous)?;
         let plan = Plan::new(image, &part, &survey, old.as_ref());
         report.skipped = plan.skipped;
-        let w = part.program_unit;
+        let w = part.header_unit();
         if w > 3 && !romfs_format::header_is_write_safe(image, w as usize) {
             report.warnings.push(format!(
                 "the image header is not safe for {w}-byte flash writes: a power cut during the last write could leave a header MicroPython misreads; build it with --flash-write-size {w} (romfs deploy DIR does)"

@@ -30,7 +30,16 @@ pub enum Build {
     Stock,
     /// The ROM partition is writable through `vfs.rom_ioctl`, like NOR flash.
     Writable,
+    /// A model of one port's ROM partition (`../shared/device/MODELS.md`):
+    /// `rp2`, `esp32`, `stm32-internal`, `alif-mram` (shipped), `esp8266`,
+    /// `nrf` (built by its script).
+    Model(&'static str),
 }
+
+/// The port models shipped with the emulated board, which CI requires.
+pub const SHIPPED_MODELS: [&str; 4] = ["rp2", "esp32", "stm32-internal", "alif-mram"];
+/// Models its script builds but does not ship: tested when present.
+pub const OPTIONAL_MODELS: [&str; 2] = ["esp8266", "nrf"];
 
 /// The firmware files and QEMU.
 #[derive(Debug, Clone)]
@@ -45,11 +54,36 @@ pub struct Firmware {
 
 impl Firmware {
     /// The ELF of `build`.
-    pub fn elf(&self, build: Build) -> &Path {
+    pub fn elf(&self, build: Build) -> PathBuf {
         match build {
-            Build::Stock => &self.stock,
-            Build::Writable => &self.writable,
+            Build::Stock => self.stock.clone(),
+            Build::Writable => self.writable.clone(),
+            Build::Model(m) => self
+                .stock
+                .with_file_name(format!("micropython-mps2-an385-{m}-model.elf")),
         }
+    }
+
+    /// The port models to test: every shipped one (a missing one fails in
+    /// CI), and the optional ones that are present.
+    pub fn models(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        for m in SHIPPED_MODELS {
+            let elf = self.elf(Build::Model(m));
+            if elf.is_file() {
+                out.push(m);
+            } else if crate::in_ci() {
+                panic!("{} is missing in CI", elf.display());
+            } else {
+                eprintln!("SKIPPED: model {m}: {} is missing", elf.display());
+            }
+        }
+        out.extend(
+            OPTIONAL_MODELS
+                .into_iter()
+                .filter(|m| self.elf(Build::Model(m)).is_file()),
+        );
+        out
     }
 }
 
