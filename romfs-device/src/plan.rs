@@ -367,11 +367,13 @@ mod tests {
             let p = self.part;
             match p.mode {
                 EraseMode::Block => assert!(
-                    off % p.erase_unit == 0 && n % p.erase_unit == 0 && n > 0,
+                    off.is_multiple_of(p.erase_unit) && n.is_multiple_of(p.erase_unit) && n > 0,
                     "erase {off:#x}+{n:#x} not in whole {:#x} units",
                     p.erase_unit
                 ),
-                EraseMode::Prefix => assert!(off == 0 && n % p.erase_unit == 0, "prefix erase"),
+                EraseMode::Prefix => {
+                    assert!(off == 0 && n.is_multiple_of(p.erase_unit), "prefix erase")
+                }
                 m => panic!("{m:?} flash erased"),
             }
             assert!(off + n <= p.size, "erase past the partition");
@@ -385,7 +387,7 @@ mod tests {
         fn program(&mut self, off: u64, data: &[u8]) {
             let w = self.part.program_unit as usize;
             assert!(
-                off % w as u64 == 0,
+                off.is_multiple_of(w as u64),
                 "program at {off:#x} not aligned to {w}"
             );
             let mut data = data.to_vec();
