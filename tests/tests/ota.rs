@@ -5,3 +5,5 @@
 mod ed25519;
 #[path = "ota/support.rs"]
 mod support;
+#[path = "ota/update.rs"]
+mod update;

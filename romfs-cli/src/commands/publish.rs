@@ -177,6 +177,14 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .prefix(".romfs-publish-")
         .tempfile_in(dir)
         .with_context(|| format!("{}: cannot write", dir.display()))?;
+    // Readable by the web server, as an ordinary new file would be.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let _ = tmp
+            .as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644));
+    }
     tmp.write_all(bytes)
         .and_then(|_| tmp.as_file().sync_all())
         .with_context(|| format!("{}: cannot write", path.display()))?;
