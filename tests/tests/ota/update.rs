@@ -390,15 +390,27 @@ except romfs_ota.OtaError as e:
 }
 
 /// A power cut after every possible number of flash operations: each cut
-/// leaves a device that mounts nothing or the new image; a rerun completes.
+/// leaves a device that mounts nothing or the new image (the old one only
+/// when the cut came before the first write); a rerun completes. Once for
+/// a one-module update, once for a full update over another image (every
+/// third operation).
 #[test]
 fn ota_power_cut_at_every_write_then_resume() {
     let Some(f) = fixture() else { return };
     f.run("update('v1')");
     std::fs::write(f.root.join("v1.bin"), f.partition()).unwrap();
     std::fs::write(f.root.join("v2.bin"), &f.v2).unwrap();
-    let out = f.run(&format!(
-        r#"
+    let old = std::fs::read_dir(f.root.join("www/old"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "romfs"))
+        .unwrap();
+    for (release, target, step, min_cuts) in
+        [("v2", f.root.join("v2.bin"), 1, 6), ("old", old, 3, 5)]
+    {
+        let n2 = std::fs::metadata(&target).unwrap().len();
+        let out = f.run(&format!(
+            r#"
 import os
 def fresh():
     with open({v1:?}, "rb") as a, open(PART, "wb") as b:
@@ -407,43 +419,43 @@ def fresh():
         os.remove(STATE)
     except OSError:
         pass
+want = open({target:?}, "rb").read()
+base = open({v1:?}, "rb").read()
 n = 0
 while True:
     d.close()
     fresh()
     d = ota_device.FileDevice(PART, cut_after=n)
     try:
-        update('v2')
+        update({release:?})
         print("NOCUT", n)
         break
     except ota_device.PowerCut:
         pass
     img = ota_device.mounts(d.contents())
-    # Mounts nothing, or the new image; the old one only when the cut came
-    # before the first write.
-    old = n == 0 and img == open({v1:?}, "rb").read()
-    if img is not None and img[:{n2}] != open({v2:?}, "rb").read() and not old:
+    old = n == 0 and img == base
+    if img is not None and img[:{n2}] != want and not old:
         print("BAD", n)
     d.cut_after = None
-    update('v2')
-    if d.contents()[:{n2}] != open({v2:?}, "rb").read():
+    update({release:?})
+    if d.contents()[:{n2}] != want:
         print("NOT RESUMED", n)
-    n += 1
-print("CUTS", n)
+    n += {step}
+print("CUTS", n // {step})
 "#,
-        v1 = f.root.join("v1.bin").to_str().unwrap(),
-        v2 = f.root.join("v2.bin").to_str().unwrap(),
-        n2 = f.v2.len(),
-    ));
-    assert!(
-        !out.contains("BAD") && !out.contains("NOT RESUMED"),
-        "{out}"
-    );
-    let cuts: usize = out
-        .lines()
-        .find_map(|l| l.strip_prefix("CUTS "))
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(cuts >= 3, "{out}");
+            v1 = f.root.join("v1.bin").to_str().unwrap(),
+            target = target.to_str().unwrap(),
+        ));
+        assert!(
+            !out.contains("BAD") && !out.contains("NOT RESUMED"),
+            "{out}"
+        );
+        let cuts: usize = out
+            .lines()
+            .find_map(|l| l.strip_prefix("CUTS "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(cuts >= min_cuts, "{release}: {out}");
+    }
 }
