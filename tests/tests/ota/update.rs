@@ -50,10 +50,6 @@ impl Server {
         let stats: serde_json::Value = serde_json::from_str(&self.get("/_stats")).unwrap();
         stats["bytes"].as_u64().unwrap()
     }
-
-    fn url(&self, release: &str) -> String {
-        format!("http://127.0.0.1:{}/{release}/ota.manifest", self.port)
-    }
 }
 
 impl Drop for Server {
@@ -530,4 +526,36 @@ fn ota_package_compiles_with_mpy_cross() {
         String::from_utf8_lossy(&out.stdout).trim(),
         "True ddaf35a193617aba"
     );
+}
+
+/// `romfs publish`: the same inputs give the same bytes, from a folder or
+/// from the image it built; a file that is not an image is refused, naming
+/// it, with nothing written.
+#[test]
+fn publish_is_deterministic_and_refuses_non_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    app(&d.join("app"), 9, 5);
+    let image = publish(&d.join("app"), &d.join("a"), 4, "p", None);
+    publish(&d.join("app"), &d.join("b"), 4, "p", None);
+    let manifest = std::fs::read(d.join("a/ota.manifest")).unwrap();
+    assert_eq!(manifest, std::fs::read(d.join("b/ota.manifest")).unwrap());
+    std::fs::write(d.join("app.img"), &image).unwrap();
+    publish(&d.join("app.img"), &d.join("c"), 4, "p", None);
+    assert_eq!(manifest, std::fs::read(d.join("c/ota.manifest")).unwrap());
+    assert_eq!(&manifest[..8], b"ROMFSOTA");
+    assert_eq!(manifest.len(), 192 + 8 * image.len().div_ceil(4096));
+
+    std::fs::write(d.join("notes.txt"), "not an image").unwrap();
+    let out = Command::new(romfs_bin())
+        .args(["publish"])
+        .arg(d.join("notes.txt"))
+        .arg("-o")
+        .arg(d.join("e"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("notes.txt: not a ROMFS image"), "{err}");
+    assert!(!d.join("e").exists(), "nothing written");
 }
