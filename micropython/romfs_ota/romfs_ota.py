@@ -70,6 +70,9 @@ class Manifest:
 
 
 def _floor(state):
+    # state=None: no floor kept here (the caller checks generations).
+    if state is None:
+        return -1
     try:
         with open(state) as f:
             return int(f.read())
@@ -78,6 +81,8 @@ def _floor(state):
 
 
 def _set_floor(state, gen):
+    if state is None:
+        return
     tmp = state + ".tmp"
     with open(tmp, "w") as f:
         f.write(str(gen))
