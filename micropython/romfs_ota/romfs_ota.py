@@ -409,6 +409,7 @@ def _apply(fl, m, make_src, stats, progress, same_generation):
 
 
 def _run(m, make_src, key, product, device, state, progress, stats, t0, index):
+    # update() checked the manifest already (key=None here then).
     floor = _floor(state)
     _check(m, key, product, floor)
     fl = romfs_flash.Flash(index, device)
@@ -459,7 +460,8 @@ def update(url, *, key=None, product=None, device=None, progress=None, state=STA
         return _StreamSource(s.read, image_url, stats)
 
     try:
-        return _run(m, make_src, key, product, device, state, progress, stats, t0, index)
+        # Checked above: the signature is not verified twice.
+        return _run(m, make_src, None, product, device, state, progress, stats, t0, index)
     finally:
         for s in opened:
             s.close()
