@@ -3,8 +3,8 @@
 use clap::{Parser, Subcommand};
 
 use crate::commands::{
-    build, cat, completions, deploy, extract, info, keygen, ls, mount, query, sign, tree, umount,
-    verify,
+    build, cat, completions, deploy, extract, info, keygen, ls, mount, publish, query, sign, tree,
+    umount, verify,
 };
 use crate::ui::{Status, Ui};
 
@@ -81,6 +81,11 @@ pub enum Command {
     /// interrupted deploy leaves the old image, none, or the new one. Then
     /// the board soft-resets to run it.
     Deploy(Box<deploy::DeployArgs>),
+    /// Publish an app for over-the-air updates: write its image and a
+    /// manifest (block hashes, generation, product, Ed25519 signature with
+    /// --sign) into a folder any static HTTP server can serve to devices
+    /// running the `romfs_ota` MicroPython package (FORMAT.md, section 7).
+    Publish(Box<publish::PublishArgs>),
     /// Print shell completions.
     Completions(completions::CompletionsArgs),
 }
@@ -102,6 +107,7 @@ impl Command {
             Command::Umount(args) => args.run(ui),
             Command::Query(args) => args.run(ui),
             Command::Deploy(args) => (*args).run(ui),
+            Command::Publish(args) => (*args).run(ui),
             Command::Completions(args) => args.run(ui),
         }
     }

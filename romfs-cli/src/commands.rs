@@ -11,6 +11,7 @@ pub mod info;
 pub mod keygen;
 pub mod ls;
 pub mod mount;
+pub mod publish;
 pub mod query;
 pub mod sign;
 pub mod tree;

@@ -116,6 +116,12 @@ impl SigningKey {
     pub(crate) fn sign(&self, message: &[u8; MANIFEST_LEN]) -> [u8; SIGNATURE_LEN] {
         self.0.sign(message).to_bytes()
     }
+
+    /// The Ed25519 signature of any message (e.g. an OTA manifest's
+    /// header, FORMAT.md section 7).
+    pub fn sign_message(&self, message: &[u8]) -> [u8; SIGNATURE_LEN] {
+        self.0.sign(message).to_bytes()
+    }
 }
 
 /// An Ed25519 public key.
