@@ -8,9 +8,7 @@ use std::path::Path;
 
 use romfs_format::write::{self, build_stable, StableOptions, StableReport, WriteError};
 
-use crate::build::{
-    check_paths, largest_file, write_error, writer_options, AlignRules, ImageTree,
-};
+use crate::build::{check_paths, largest_file, write_error, writer_options, AlignRules, ImageTree};
 use crate::compile;
 use crate::dedup;
 use crate::error::{BuildError, InputProblem};
@@ -80,12 +78,14 @@ pub fn build_with_base(
         });
     }
     let signature = match opts.sign.as_deref() {
-        Some(key) => Some(romfs_sign::sign(&mut built.bytes, key).map_err(|error| {
-            BuildError::Sign {
-                path: out.to_path_buf(),
-                error,
-            }
-        })?),
+        Some(key) => {
+            Some(
+                romfs_sign::sign(&mut built.bytes, key).map_err(|error| BuildError::Sign {
+                    path: out.to_path_buf(),
+                    error,
+                })?,
+            )
+        }
         None => None,
     };
     write_atomically(out, &built.bytes)?;

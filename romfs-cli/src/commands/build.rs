@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::ValueEnum;
-use romfs_build::{build, build_with_base, human, StableOptions, StableReport, BuildOptions, BuildReport, BuildTime, Layout, MpyMode, Progress};
+use romfs_build::{
+    build, build_with_base, human, BuildOptions, BuildReport, BuildTime, Layout, MpyMode, Progress,
+    StableOptions, StableReport,
+};
 use romfs_format::mpy::Arch;
 use romfs_format::write::MAX_HEADER_WRITE_SIZE;
 use romfs_sign::SigningKey;
@@ -189,15 +192,17 @@ impl Run for BuildArgs {
         let mut stable_report = None;
         let result = if self.base.is_some() || self.stable || self.erase_block.is_some() {
             let base = match &self.base {
-                Some(path) => Some(std::fs::read(path).map_err(|e| {
-                    anyhow::anyhow!("base image {}: {e}", path.display())
-                })?),
+                Some(path) => Some(
+                    std::fs::read(path)
+                        .map_err(|e| anyhow::anyhow!("base image {}: {e}", path.display()))?,
+                ),
                 None => None,
             };
             let erase_block = match self.erase_block {
-                Some(n) => Some(u32::try_from(n).map_err(|_| {
-                    anyhow::anyhow!("--erase-block {n}: at most 16 MiB")
-                })?),
+                Some(n) => Some(
+                    u32::try_from(n)
+                        .map_err(|_| anyhow::anyhow!("--erase-block {n}: at most 16 MiB"))?,
+                ),
                 None => None,
             };
             let stable = StableOptions { erase_block };
