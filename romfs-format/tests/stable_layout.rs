@@ -271,11 +271,13 @@ fn metadata_changes_keep_the_tree_in_place() {
 fn signed_and_unchecked_stable_images_verify() {
     let files = app(9);
     let tree = tree_of(&files);
-    let mut opts = Options::default();
-    opts.signature = Some(romfs_format::write::SignatureSpec {
-        product: "board".into(),
-        generation: 3,
-    });
+    let opts = Options {
+        signature: Some(romfs_format::write::SignatureSpec {
+            product: "board".into(),
+            generation: 3,
+        }),
+        ..Options::default()
+    };
     let signed = tree
         .build_stable(&opts, &StableOptions::default(), None)
         .unwrap();

@@ -225,7 +225,7 @@ impl Run for BuildArgs {
         let report = result?;
         if let Some(s) = &stable_report {
             if let (Some(reason), Some(base)) = (&s.fresh, &self.base) {
-                ui.note(&format!(
+                ui.note(format!(
                     "laid out afresh, not against {}: {reason}",
                     base.display()
                 ));

@@ -509,7 +509,7 @@ fn lay_out(
         .copied()
         .collect();
     if base.is_some() {
-        rest.sort_by(|a, b| b.1.len.cmp(&a.1.len));
+        rest.sort_by_key(|&(_, spec)| core::cmp::Reverse(spec.len));
     }
     for (node, spec) in rest {
         let data = contents[spec.source as usize];
