@@ -148,7 +148,7 @@ pub fn build(
 
 /// The source must exist, and the output must be a file outside it whose
 /// directory exists.
-fn check_paths(src: &Path, out: &Path) -> Result<(), BuildError> {
+pub(crate) fn check_paths(src: &Path, out: &Path) -> Result<(), BuildError> {
     let src_canon = fs::canonicalize(src).map_err(|e| scan::classify(src, e))?;
     let out_canon = scan::canonical_lenient(out).ok_or_else(|| BuildError::Output {
         path: out.to_path_buf(),
@@ -174,13 +174,13 @@ fn check_paths(src: &Path, out: &Path) -> Result<(), BuildError> {
 
 /// `--align-rule`s: a file gets the largest alignment of the rules matching
 /// its path or name.
-struct AlignRules<'a> {
+pub(crate) struct AlignRules<'a> {
     globs: Patterns,
     rules: &'a [(String, u32)],
 }
 
 impl<'a> AlignRules<'a> {
-    fn new(rules: &'a [(String, u32)]) -> Result<Self, BuildError> {
+    pub(crate) fn new(rules: &'a [(String, u32)]) -> Result<Self, BuildError> {
         let globs: Vec<&str> = rules.iter().map(|(g, _)| g.as_str()).collect();
         Ok(AlignRules {
             globs: Patterns::new(&globs)?,
@@ -198,20 +198,22 @@ impl<'a> AlignRules<'a> {
 }
 
 /// The tree handed to the writer, with the host file behind each file.
-struct ImageTree {
-    tree: Tree,
+pub(crate) struct ImageTree {
+    pub(crate) tree: Tree,
     /// Host path of each file, indexed by `FileSpec::source`.
-    paths: Vec<PathBuf>,
+    pub(crate) paths: Vec<PathBuf>,
     /// For files whose data other files share: the CRC-32 their bytes had
     /// when compared (indexed like `paths`).
     shared_crc: Vec<Option<u32>>,
     /// Source node of each writer node (by writer node index).
-    source_node: Vec<usize>,
+    pub(crate) source_node: Vec<usize>,
+    /// The writer node of each file, indexed like `paths`.
+    pub(crate) file_nodes: Vec<write::NodeRef>,
 }
 
 impl ImageTree {
     /// Mirror `tree` in the order its entries were scanned.
-    fn new(
+    pub(crate) fn new(
         tree: &SourceTree,
         classes: &HashMap<usize, Shared>,
         align_rules: &AlignRules<'_>,
@@ -221,6 +223,7 @@ impl ImageTree {
             paths: Vec::new(),
             shared_crc: Vec::new(),
             source_node: vec![0],
+            file_nodes: Vec::new(),
         };
         let mut stack = vec![(0usize, out.tree.root())];
         while let Some((snode, wnode)) = stack.pop() {
@@ -243,9 +246,11 @@ impl ImageTree {
                         };
                         out.paths.push(path.clone());
                         out.shared_crc.push(classes.get(&c).map(|s| s.crc));
-                        out.tree
+                        let w = out
+                            .tree
                             .add_file(wnode, &n.name, spec)
                             .map_err(write_error)?;
+                        out.file_nodes.push(w);
                     }
                 }
                 out.source_node.push(c);
@@ -256,7 +261,7 @@ impl ImageTree {
 }
 
 /// The writer's options for `opts` (the build time resolved).
-fn writer_options(opts: &BuildOptions) -> Result<Options, BuildError> {
+pub(crate) fn writer_options(opts: &BuildOptions) -> Result<Options, BuildError> {
     if opts.layout == Layout::Mpremote {
         return Ok(Options {
             sort: false, // entries in mpremote's order: by source name
@@ -320,7 +325,7 @@ fn packed_entries(plan: &Plan<'_>, image: &ImageTree, compiled: &Compiled) -> Ve
 
 /// The largest source file and its length, for the message of an image
 /// over the format's limit.
-fn largest_file(tree: &SourceTree) -> Option<(PathBuf, u64)> {
+pub(crate) fn largest_file(tree: &SourceTree) -> Option<(PathBuf, u64)> {
     tree.nodes
         .iter()
         .filter_map(|n| match &n.kind {
@@ -332,7 +337,7 @@ fn largest_file(tree: &SourceTree) -> Option<(PathBuf, u64)> {
 
 /// The writer's errors, with a better message for the one a build can
 /// cause by itself (`foo.py` compiled next to a `foo.mpy` directory).
-fn write_error(e: romfs_format::write::WriteError) -> BuildError {
+pub(crate) fn write_error(e: romfs_format::write::WriteError) -> BuildError {
     match e {
         romfs_format::write::WriteError::DuplicateName { path } => {
             BuildError::DuplicateName { path }

@@ -12,9 +12,12 @@ pub mod inspect;
 mod mpy_check;
 mod options;
 pub mod scan;
+mod stable;
 
 pub use build::{build, BuildReport, NoProgress, PackedEntry, Progress};
 pub use error::{human, BuildError, InputProblem, MpyProblem, ReadError};
 pub use inspect::ImageFile;
 pub use options::{BuildOptions, BuildTime, MpyMode, Setting};
 pub use romfs_format::write::Layout;
+pub use romfs_format::write::{FreshReason, StableOptions, StableReport};
+pub use stable::build_with_base;

@@ -3,8 +3,8 @@
 use clap::{Parser, Subcommand};
 
 use crate::commands::{
-    build, cat, completions, deploy, extract, info, keygen, ls, mount, publish, query, sign, tree,
-    umount, verify,
+    build, cat, completions, deploy, diff, extract, info, keygen, ls, mount, publish, query, sign,
+    tree, umount, verify,
 };
 use crate::ui::{Status, Ui};
 
@@ -55,6 +55,9 @@ pub enum Command {
     /// Check an image completely (and its signature, with --key); exit
     /// status 0 only when it is clean.
     Verify(verify::VerifyArgs),
+    /// Write a delta patch that turns OLD into NEW (copied ranges and
+    /// literal bytes; FORMAT.md, section 7).
+    Diff(diff::DiffArgs),
     /// Make an Ed25519 key pair for signing images (PKCS#8 and SPKI PEM,
     /// the files OpenSSL reads and writes).
     Keygen(keygen::KeygenArgs),
@@ -101,6 +104,7 @@ impl Command {
             Command::Extract(args) => args.run(ui),
             Command::Info(args) => args.run(ui),
             Command::Verify(args) => args.run(ui),
+            Command::Diff(args) => args.run(ui),
             Command::Keygen(args) => args.run(ui),
             Command::Sign(args) => args.run(ui),
             Command::Mount(args) => (*args).run(ui),

@@ -6,6 +6,7 @@ pub mod build;
 pub mod cat;
 pub mod completions;
 pub mod deploy;
+pub mod diff;
 pub mod extract;
 pub mod info;
 pub mod keygen;

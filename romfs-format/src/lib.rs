@@ -9,6 +9,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod crc32;
+pub mod delta;
 mod error;
 pub mod ext;
 mod header;

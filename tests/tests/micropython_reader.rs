@@ -299,3 +299,49 @@ fn micropython_never_mounts_a_wrong_length_from_a_header_safe_image() {
         );
     }
 }
+
+/// Stable-layout images (FORMAT.md, section 2.3), fresh and rebuilt against
+/// a base after edits, read in MicroPython exactly as in our reader.
+#[test]
+fn micropython_reads_our_stable_layout_like_we_do() {
+    use romfs_format::write::StableOptions;
+    let Some(micropython) = venv_tool("micropython") else {
+        return;
+    };
+    for seed in 1..=4u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut tree = MemoryTree::new();
+        let root = tree.root();
+        random_tree(&mut rng, &mut tree, root, 0);
+        let stable = StableOptions {
+            erase_block: Some([256, 4096][seed as usize % 2]),
+        };
+        let old = tree
+            .build_stable(&Options::default(), &stable, None)
+            .unwrap();
+        assert!(Image::parse(&old.bytes)
+            .unwrap()
+            .verify(|f| panic!("{f}"))
+            .is_clean());
+        check(&micropython, &old.bytes);
+        // The same names with other contents, plus new files: rebuilt
+        // against the first image.
+        let mut next = MemoryTree::new();
+        let root = next.root();
+        random_tree(
+            &mut Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
+            &mut next,
+            root,
+            0,
+        );
+        next.add_file(root, b"added.bin", vec![9; 5000]).unwrap();
+        let new = next
+            .build_stable(&Options::default(), &stable, Some(&old.bytes))
+            .unwrap();
+        assert!(Image::parse(&new.bytes)
+            .unwrap()
+            .verify(|f| panic!("{f}"))
+            .is_clean());
+        check(&micropython, &new.bytes);
+    }
+}

@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::ValueEnum;
-use romfs_build::{build, human, BuildOptions, BuildReport, BuildTime, Layout, MpyMode, Progress};
+use romfs_build::{
+    build, build_with_base, human, BuildOptions, BuildReport, BuildTime, Layout, MpyMode, Progress,
+    StableOptions, StableReport,
+};
 use romfs_format::mpy::Arch;
 use romfs_format::write::MAX_HEADER_WRITE_SIZE;
 use romfs_sign::SigningKey;
@@ -41,6 +44,18 @@ pub struct BuildArgs {
     /// Print the tree as it is packed.
     #[arg(short, long)]
     verbose: bool,
+    /// Lay the image out stably against OLD (the image it replaces):
+    /// unchanged files keep their place, so an update rewrites few flash
+    /// erase blocks (FORMAT.md, section 2.3). Implies --stable.
+    #[arg(long, value_name = "OLD")]
+    base: Option<PathBuf>,
+    /// Use the stable layout (without --base: a first stable image).
+    #[arg(long)]
+    stable: bool,
+    /// Flash erase-block size for the stable layout (e.g. 4K, 64K;
+    /// default: the base's, else 4096).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    erase_block: Option<u64>,
 }
 
 /// The options of `romfs build` that decide the image (shared with
@@ -174,9 +189,48 @@ impl Run for BuildArgs {
     fn run(self, ui: &mut Ui) -> anyhow::Result<Status> {
         let options = self.flags.options()?;
         let bar = Bar::new(!self.quiet && io::stderr().is_terminal());
-        let result = build(&self.dir, &self.output, &options, &bar);
+        let mut stable_report = None;
+        let result = if self.base.is_some() || self.stable || self.erase_block.is_some() {
+            let base = match &self.base {
+                Some(path) => Some(
+                    std::fs::read(path)
+                        .map_err(|e| anyhow::anyhow!("base image {}: {e}", path.display()))?,
+                ),
+                None => None,
+            };
+            let erase_block = match self.erase_block {
+                Some(n) => Some(
+                    u32::try_from(n)
+                        .map_err(|_| anyhow::anyhow!("--erase-block {n}: at most 16 MiB"))?,
+                ),
+                None => None,
+            };
+            let stable = StableOptions { erase_block };
+            build_with_base(
+                &self.dir,
+                &self.output,
+                &options,
+                &stable,
+                base.as_deref(),
+                &bar,
+            )
+            .map(|(report, stable)| {
+                stable_report = Some(stable);
+                report
+            })
+        } else {
+            build(&self.dir, &self.output, &options, &bar)
+        };
         bar.finish();
         let report = result?;
+        if let Some(s) = &stable_report {
+            if let (Some(reason), Some(base)) = (&s.fresh, &self.base) {
+                ui.note(format!(
+                    "laid out afresh, not against {}: {reason}",
+                    base.display()
+                ));
+            }
+        }
         for w in &report.warnings {
             ui.warn(w);
         }
@@ -191,6 +245,9 @@ impl Run for BuildArgs {
         }
         if !self.quiet {
             write_summary(&mut io::stderr().lock(), &self.output, &report)?;
+            if let Some(s) = &stable_report {
+                write_stable_summary(&mut io::stderr().lock(), s)?;
+            }
         }
         Ok(Status::Success)
     }
@@ -220,6 +277,24 @@ fn write_packed(out: &mut dyn Write, r: &BuildReport) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// What the stable layout did, on stderr.
+fn write_stable_summary(out: &mut dyn Write, s: &StableReport) -> io::Result<()> {
+    writeln!(
+        out,
+        "  stable layout ({} byte erase blocks): {} contents kept in place, {} placed anew",
+        s.erase_block, s.kept, s.placed
+    )?;
+    writeln!(
+        out,
+        "  stable layout costs {} bytes over a fresh build ({} bytes): tree slack {}, room at the end {}, holes {}",
+        s.cost(),
+        s.fresh_len,
+        s.tree_slack,
+        s.tail_slack,
+        s.holes
+    )
 }
 
 /// What was written, on stderr.

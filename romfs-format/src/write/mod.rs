@@ -9,6 +9,7 @@
 
 mod emit;
 mod plan;
+mod stable;
 mod tree;
 
 use alloc::string::String;
@@ -21,6 +22,10 @@ use crate::name::{self, NameProblem, NameRules};
 pub use emit::IoOutput;
 pub use emit::{Contents, EmitError, Output};
 pub use plan::{Placement, Plan, Stats};
+pub use stable::{
+    build_stable, FreshReason, StableImage, StableOptions, StableReport, DATA_AREA_PREFIX,
+    DEFAULT_ERASE_BLOCK, FIXED_WIDTH, HOLE_LIMIT_BLOCKS, METADATA_SLACK, TAG_DATA_AREA,
+};
 pub use tree::{FileSpec, MemoryTree, NodeRef, Tree};
 
 /// Files shorter than this are never stored as shared data: an indirect
@@ -193,6 +198,19 @@ pub enum WriteError {
         /// The identifier.
         product: String,
     },
+    /// The stable layout was asked for with the mpremote layout.
+    StableNeedsDefaultLayout,
+    /// An erase-block size that is not a power of two from 256 to 16 MiB.
+    BadEraseBlock {
+        /// The size asked for.
+        size: u32,
+    },
+    /// A stable build was given no contents (or contents of another
+    /// length) for a file.
+    ContentsMissing {
+        /// Path of the file.
+        path: String,
+    },
 }
 
 impl fmt::Display for WriteError {
@@ -223,6 +241,16 @@ impl fmt::Display for WriteError {
                 "product {product:?}: at most {} bytes of UTF-8 without NUL",
                 crate::signature::MAX_PRODUCT_LEN
             ),
+            WriteError::StableNeedsDefaultLayout => {
+                f.write_str("a stable layout (--base) needs the default layout")
+            }
+            WriteError::BadEraseBlock { size } => write!(
+                f,
+                "erase block {size}: must be a power of two from 256 bytes to 16 MiB"
+            ),
+            WriteError::ContentsMissing { path } => {
+                write!(f, "{path:?}: contents missing or of another length")
+            }
             WriteError::BadHeaderWriteSize { size } => {
                 write!(
                     f,

@@ -245,6 +245,20 @@ impl MemoryTree {
     }
 }
 
+impl MemoryTree {
+    /// Build the image in the stable layout (FORMAT.md, section 2.3), with
+    /// `base` the image it replaces.
+    pub fn build_stable(
+        &self,
+        opts: &Options,
+        stable: &super::StableOptions,
+        base: Option<&[u8]>,
+    ) -> Result<super::StableImage, WriteError> {
+        let contents: Vec<&[u8]> = self.contents.iter().map(|c| c.as_slice()).collect();
+        super::build_stable(&self.tree, &contents, opts, stable, base)
+    }
+}
+
 struct MemoryContents<'a>(&'a [Vec<u8>]);
 
 impl<E> Contents<E> for MemoryContents<'_> {

@@ -1,0 +1,168 @@
+//! Building in the stable layout: the image a board (or the last release)
+//! holds is the base, so that unchanged files keep their place in flash
+//! (FORMAT.md, section 2.3).
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::Path;
+
+use romfs_format::write::{self, build_stable, StableOptions, StableReport, WriteError};
+
+use crate::build::{check_paths, largest_file, write_error, writer_options, AlignRules, ImageTree};
+use crate::compile;
+use crate::dedup;
+use crate::error::{BuildError, InputProblem};
+use crate::mpy_check;
+use crate::options::BuildOptions;
+use crate::scan::{self, input_error, Patterns};
+use crate::{BuildReport, PackedEntry, Progress};
+
+/// Build `src` at `out` in the stable layout, reusing the placement of
+/// `base` (the bytes of the image the new one replaces) where it can; with
+/// no base, or one that cannot help, the image is laid out afresh and
+/// [`StableReport::fresh`] says why. The output is replaced atomically.
+pub fn build_with_base(
+    src: &Path,
+    out: &Path,
+    opts: &BuildOptions,
+    stable: &StableOptions,
+    base: Option<&[u8]>,
+    progress: &dyn Progress,
+) -> Result<(BuildReport, StableReport), BuildError> {
+    opts.validate()?;
+    let options = writer_options(opts)?;
+    check_paths(src, out)?;
+    let exclude = Patterns::new(&opts.exclude)?;
+    let align_rules = AlignRules::new(&opts.align_rules)?;
+    let mut tree = scan::scan(src, &exclude, write::name_rules(opts.layout))?;
+    let compiled = compile::compile_sources(&mut tree, src, opts, progress)?;
+    let warnings = mpy_check::check_mpy(&tree, opts)?;
+    let classes = if options.dedup {
+        dedup::content_classes(&tree)?
+    } else {
+        Default::default()
+    };
+    let image = ImageTree::new(&tree, &classes, &align_rules)?;
+    let mut contents = Vec::with_capacity(image.paths.len());
+    for (i, path) in image.paths.iter().enumerate() {
+        let mut data = Vec::new();
+        fs::File::open(path)
+            .and_then(|f| f.take(u64::MAX).read_to_end(&mut data))
+            .map_err(|e| input_error(path, InputProblem::Io(e)))?;
+        let want = image.tree.file(nth_file(&image, i)).map_or(0, |s| s.len);
+        if data.len() as u64 != want {
+            return Err(BuildError::Changed {
+                path: path.clone(),
+                expected: want,
+                actual: data.len() as u64,
+            });
+        }
+        contents.push(data);
+    }
+    let slices: Vec<&[u8]> = contents.iter().map(Vec::as_slice).collect();
+    let mut built =
+        build_stable(&image.tree, &slices, &options, stable, base).map_err(|e| match e {
+            WriteError::TooLarge { size } => BuildError::ImageTooLarge {
+                path: out.to_path_buf(),
+                size,
+                largest: largest_file(&tree),
+            },
+            other => write_error(other),
+        })?;
+    let len = built.bytes.len() as u64;
+    if let Some(max) = opts.max_size.filter(|&max| len > max) {
+        return Err(BuildError::TooBig {
+            path: out.to_path_buf(),
+            size: len,
+            max,
+        });
+    }
+    let signature = match opts.sign.as_deref() {
+        Some(key) => {
+            Some(
+                romfs_sign::sign(&mut built.bytes, key).map_err(|error| BuildError::Sign {
+                    path: out.to_path_buf(),
+                    error,
+                })?,
+            )
+        }
+        None => None,
+    };
+    write_atomically(out, &built.bytes)?;
+    let checksum = romfs_format::Image::parse(&built.bytes)
+        .ok()
+        .and_then(|i| i.checksum_record())
+        .map(|(_, crc)| crc);
+    let mut stats = write::Stats {
+        files: built.placements.len(),
+        dirs: built.order.len() - built.placements.len(),
+        bytes_in: built.placements.iter().map(|p| p.len).sum(),
+        image_len: len,
+        ..Default::default()
+    };
+    for p in built.placements.iter().filter(|p| p.shared) {
+        stats.dedup_files += 1;
+        stats.dedup_saved += p.len;
+    }
+    let placements: std::collections::HashMap<usize, _> = built
+        .placements
+        .iter()
+        .map(|p| (p.node.index(), *p))
+        .collect();
+    let packed = built
+        .order
+        .iter()
+        .map(|&(node, depth)| {
+            let p = placements.get(&node.index());
+            PackedEntry {
+                path: scan::lossy(&image.tree.path(node)),
+                depth,
+                is_dir: p.is_none(),
+                len: p.map_or(0, |p| p.len),
+                data_offset: p.map_or(0, |p| p.data_offset),
+                shared: p.is_some_and(|p| p.shared),
+                compiled: compiled.nodes.contains(&image.source_node[node.index()]),
+            }
+        })
+        .collect();
+    progress.finish();
+    Ok((
+        BuildReport {
+            stats,
+            checksum,
+            signature,
+            compiled: compiled.nodes.len(),
+            mpy_cross: compiled.compiler.map(|c| c.program),
+            excluded: tree.excluded,
+            notes: compiled.notes,
+            warnings,
+            packed,
+        },
+        built.report,
+    ))
+}
+
+/// The writer node of the `i`-th file source.
+fn nth_file(image: &ImageTree, i: usize) -> write::NodeRef {
+    image.file_nodes[i]
+}
+
+fn write_atomically(out: &Path, bytes: &[u8]) -> Result<(), BuildError> {
+    let out_err = |error: io::Error| BuildError::Output {
+        path: out.to_path_buf(),
+        error,
+    };
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".romfs-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(out_err)?;
+    tmp.write_all(bytes).map_err(out_err)?;
+    tmp.as_file().sync_all().map_err(out_err)?;
+    tmp.persist(out).map_err(|e| out_err(e.error))?;
+    Ok(())
+}
