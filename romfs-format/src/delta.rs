@@ -1,4 +1,4 @@
-//! Delta patches between two images (FORMAT.md, section 7): ranges copied
+//! Delta patches between two images (FORMAT.md, section 9): ranges copied
 //! from the old image plus literal bytes, decoded as a stream in chunks of
 //! any size with a fixed-size state (no allocation), so a device can apply
 //! one while it receives it.
