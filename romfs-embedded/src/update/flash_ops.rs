@@ -123,6 +123,7 @@ impl<F: NorFlash> Updater<'_, F> {
 
     /// Make sure no reader will accept the target while it is modified:
     /// A/B erases the target's commit record, single-slot the first sector.
+    #[inline]
     pub(super) fn invalidate(&mut self) -> Result<(), UpdateError<F::Error>> {
         if self.invalidated {
             return Ok(());
@@ -201,6 +202,7 @@ impl<F: NorFlash> Updater<'_, F> {
             }
             piece_at += len;
         }
+        self.staged_at = self.received.position();
         Ok(())
     }
 

@@ -95,6 +95,9 @@ impl Staging {
     /// and `write`-byte units, holding back `held_unit` bytes beyond the
     /// chunk when a whole sector does not fit (0 for A/B). `Err`: the
     /// smallest buffer that works.
+    /// Inlined into the generic caller, where `erase` and `write` are
+    /// constants (no division routine on cores without a divider).
+    #[inline(always)]
     fn new(len: usize, erase: usize, write: usize, single: bool) -> Result<Self, usize> {
         let whole = if single { 2 * erase } else { erase };
         if len >= whole {
@@ -150,6 +153,8 @@ pub struct Updater<'b, F: ErrorType> {
     region: Region,
     buf: &'b mut [u8],
     staging: Staging,
+    /// Where in the image the piece being staged in `buf` starts.
+    staged_at: u32,
     received: Received,
     header_safe: Option<bool>,
     require_header_safe: bool,
@@ -199,6 +204,7 @@ impl<'b, F: NorFlash> Updater<'b, F> {
             region,
             buf,
             staging,
+            staged_at: 0,
             received: Received::new(),
             header_safe: None,
             require_header_safe: false,

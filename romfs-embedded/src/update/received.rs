@@ -51,7 +51,7 @@ impl Received {
             false => self.scanner.current_record(),
         };
         let value_start = record
-            .filter(|r| r.is_extension(ext::TAG_CHECKSUM))
+            .filter(|r| r.header.kind == romfs_format::record::kind::PADDING)
             .filter(|r| r.header.len == ext::CHECKSUM_PAYLOAD_LEN)
             .map(|r| (r.header.offset, r.header.end() - 4));
         match value_start {

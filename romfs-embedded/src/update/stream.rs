@@ -66,7 +66,7 @@ impl<F: NorFlash> Updater<'_, F> {
             });
         }
         self.check_header_safe()?;
-        let staged = self.staged_from(total);
+        let staged = self.staged_at;
         if staged < total {
             self.flush(staged, (total - staged) as usize)?;
         }
@@ -124,14 +124,6 @@ impl<F: NorFlash> Updater<'_, F> {
         self.check_header_safe()
     }
 
-    /// Where the piece being staged starts, for a stream at `at`: pieces
-    /// start at every multiple of the chunk within a sector.
-    fn staged_from(&self, at: u32) -> u32 {
-        let e = F::ERASE_SIZE as u32;
-        let in_sector = at % e;
-        at - in_sector % self.staging.chunk as u32
-    }
-
     /// Copy `piece`, which starts at image offset `at`, into the buffer,
     /// writing every piece of a sector it completes. When `piece` completes
     /// the header, the header is checked before anything is written.
@@ -144,7 +136,8 @@ impl<F: NorFlash> Updater<'_, F> {
         let e = F::ERASE_SIZE as u32;
         let chunk = self.staging.chunk as u32;
         while !piece.is_empty() {
-            let start = self.staged_from(at);
+            // Pieces start at every multiple of the chunk within a sector.
+            let start = self.staged_at;
             let offset = (at - start) as usize;
             let end = (start + chunk).min(start - start % e + e);
             let n = piece.len().min((end - at) as usize);
@@ -157,6 +150,7 @@ impl<F: NorFlash> Updater<'_, F> {
             }
             if at == end {
                 self.flush(start, (end - start) as usize)?;
+                self.staged_at = end;
             }
         }
         Ok(())
@@ -172,8 +166,10 @@ impl<F: NorFlash> Updater<'_, F> {
         // Single slot: the image's first bytes wait until the end.
         let held = self.staging.held.saturating_sub(at as usize).min(padded);
         if held > 0 {
-            let to = self.staging.chunk + at as usize;
-            self.buf.copy_within(..held, to);
+            // The held area follows the chunk: the copy never overlaps
+            // (and needs no memmove).
+            let (staged, held_area) = self.buf.split_at_mut(self.staging.chunk);
+            held_area[at as usize..at as usize + held].copy_from_slice(&staged[..held]);
             if held == padded {
                 return Ok(());
             }
@@ -206,23 +202,21 @@ impl<F: NorFlash> Updater<'_, F> {
         padded: usize,
     ) -> Result<bool, UpdateError<F::Error>> {
         let e = F::ERASE_SIZE;
-        let erased = if self.staging.whole_sectors(e) {
-            let (equal, erased) = self.compare(addr, 0, n, padded)?;
+        let mut erased = None;
+        if self.staging.whole_sectors(e) {
+            let (equal, blank) = self.compare(addr, 0, n, padded)?;
             if equal {
                 return Ok(false);
             }
-            erased
-        } else {
-            // Only the part of the sector the image covers must be blank.
-            let image_end = self
-                .received
-                .total()
-                .map_or(e, |t| round_up(t as usize, F::WRITE_SIZE));
-            let span = (self.region.offset as usize + image_end).saturating_sub(addr as usize);
-            self.invalidate()?;
-            self.all_erased(addr, span.min(e))?
-        };
+            erased = Some(blank);
+        }
+        // Single slot: this erases the first sector, perhaps this one.
         self.invalidate()?;
+        let erased = match erased {
+            Some(blank) => blank,
+            // A sector staged in pieces must be blank before the first.
+            None => self.all_erased(addr, e)?,
+        };
         if !erased {
             self.erase(addr)?;
         }
