@@ -6,7 +6,9 @@
 #  2. measures the code size each part adds to a firmware
 #     (thumbv7em-none-eabihf and thumbv6m-none-eabi, opt-level "z", LTO);
 #  3. measures each CRC-32 implementation's speed on both cores;
-#  4. fails, naming the part and its figure, when a budget is exceeded.
+#  4. builds the real-HAL example firmware (examples/rp2040-firmware:
+#     embassy-rp's flash driver on an RP2040, thumbv6m-none-eabi);
+#  5. fails, naming the part and its figure, when a budget is exceeded.
 # Installs what it needs (rust targets, llvm-tools, qemu-system-arm).
 #
 #   bash scripts/mcu.sh          # all of the above
@@ -170,6 +172,15 @@ if $crc_rows; then
     fi
     echo "| $feature | ${by_feature[thumbv7em-none-eabihf,crc32]} | ${by_feature[thumbv6m-none-eabi,crc32]} | ${by_feature[thumbv7em-none-eabihf,updater]} | ${by_feature[thumbv6m-none-eabi,updater]} |" | tee -a "$out/size-crc.md"
   done
+fi
+
+step "example firmware on a real HAL (examples/rp2040-firmware, embassy-rp, thumbv6m-none-eabi)"
+if (cd ../examples/rp2040-firmware && cargo fmt -- --check &&
+  cargo clippy -q --release -- -D warnings && cargo build -q --release); then
+  rp2040_elf=../examples/rp2040-firmware/target/thumbv6m-none-eabi/release/romfs-rp2040-firmware
+  echo "rp2040-firmware: $(code_size "$rp2040_elf") bytes of code (text + rodata + data)"
+else
+  failures+=("the RP2040 example firmware does not build: see examples/rp2040-firmware")
 fi
 
 echo

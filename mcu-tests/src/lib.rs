@@ -11,6 +11,10 @@
 //!   would link it, and `size-baseline` with everything but it; the code
 //!   size of a part is its binary minus the baseline.
 //!
+//! - `size-user`, `size-user-halt` (binaries): an A/B update and mount as
+//!   a user writes it ([`user`]), the driver inlined into romfs code, with
+//!   panic-semihosting and with a looping panic handler.
+//!
 //! `scripts/mcu.sh` builds and runs all of it and checks the budgets.
 
 #![no_std]
@@ -21,3 +25,4 @@ pub mod nor;
 pub mod ops;
 pub mod probe;
 pub mod stack;
+pub mod user;

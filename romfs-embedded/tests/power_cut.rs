@@ -25,33 +25,54 @@ use romfs_embedded::Region;
 use romfs_format::write::{MetadataSpec, Options};
 use romfs_format::{Checksum, Image};
 
+/// The small-sector geometry: 4 KiB sectors, 64 KiB slots, whole sectors
+/// staged (a buffer of one sector, two for a single slot).
 const E: usize = 4096;
-const SLOT: u32 = 64 * 1024;
+/// The large-sector geometry (STM32F4/F7/H7 internal flash): 128 KiB
+/// sectors, slots of two, and a buffer of 4 KiB whatever the mode.
+const LARGE: usize = 128 * 1024;
+/// The bounded buffer used with large sectors.
+const BOUNDED_BUF: usize = 4096;
 
-fn layout<const W: usize>() -> AbLayout {
-    AbLayout::new(Region::new(0, SLOT), Region::new(SLOT, SLOT), E, W).unwrap()
+/// A slot (A/B: image and commit sector; single: the partition).
+const fn slot(e: usize) -> u32 {
+    if e == E {
+        64 * 1024
+    } else {
+        2 * e as u32
+    }
 }
 
-fn update_ab<const W: usize>(
+/// The buffer an update gets: whole sectors for the small geometry,
+/// `BOUNDED_BUF` for large sectors.
+fn buffer(e: usize, sectors: usize) -> Vec<u8> {
+    vec![0u8; if e == E { sectors * e } else { BOUNDED_BUF }]
+}
+
+fn layout<const W: usize, const E: usize>() -> AbLayout {
+    AbLayout::new(Region::new(0, slot(E)), Region::new(slot(E), slot(E)), E, W).unwrap()
+}
+
+fn update_ab<const W: usize, const E: usize>(
     flash: &mut SimFlash<1, W, E>,
     image: &[u8],
     chunk: usize,
 ) -> Result<Report, UpdateError<SimError>> {
-    let mut buf = vec![0u8; E];
-    let mut up = Updater::begin_ab(flash, layout::<W>(), Verify::Full, &mut buf)?;
+    let mut buf = buffer(E, 1);
+    let mut up = Updater::begin_ab(flash, layout::<W, E>(), Verify::Full, &mut buf)?;
     for c in image.chunks(chunk) {
         up.write(c)?;
     }
     up.finish(None)
 }
 
-fn update_single<const W: usize>(
+fn update_single<const W: usize, const E: usize>(
     flash: &mut SimFlash<1, W, E>,
     image: &[u8],
     chunk: usize,
 ) -> Result<Report, UpdateError<SimError>> {
-    let mut buf = vec![0u8; 2 * E];
-    let mut up = Updater::begin_single(flash, Region::new(0, SLOT), &mut buf)?;
+    let mut buf = buffer(E, 2);
+    let mut up = Updater::begin_single(flash, Region::new(0, slot(E)), &mut buf)?;
     for c in image.chunks(chunk) {
         up.write(c)?;
     }
@@ -68,16 +89,20 @@ enum Seen {
 /// Mount the A/B flash from its contents alone, three ways (mapped with
 /// commit-only and full verification, and through the streaming reader),
 /// and require they agree on exactly the old or exactly the new image.
-fn boot_ab<const W: usize>(flash: &mut SimFlash<1, W, E>, old: &[u8], new: &[u8]) -> Seen {
+fn boot_ab<const W: usize, const E: usize>(
+    flash: &mut SimFlash<1, W, E>,
+    old: &[u8],
+    new: &[u8],
+) -> Seen {
     flash.reboot();
-    let quick = mapped::mount_ab(flash.contents(), &layout::<W>(), Verify::CommitOnly)
+    let quick = mapped::mount_ab(flash.contents(), &layout::<W, E>(), Verify::CommitOnly)
         .map(|(_, fs)| fs.image().bytes().to_vec());
-    let full = mapped::mount_ab(flash.contents(), &layout::<W>(), Verify::Full)
+    let full = mapped::mount_ab(flash.contents(), &layout::<W, E>(), Verify::Full)
         .map(|(_, fs)| fs.image().bytes().to_vec());
     assert_eq!(quick, full, "commit-only and full verification disagree");
     let bytes = quick.expect("A/B must always have an image");
     let (info, mut fs) =
-        slots::mount_ab::<_, 128>(&mut *flash, &layout::<W>(), Verify::CommitOnly).unwrap();
+        slots::mount_ab::<_, 128>(&mut *flash, &layout::<W, E>(), Verify::CommitOnly).unwrap();
     assert_eq!(info.image_len as usize, bytes.len());
     assert_eq!(
         fs.checksum().unwrap(),
@@ -169,7 +194,7 @@ fn micropython_sees(part: &[u8], old: &[u8], new: &[u8]) -> Option<Seen> {
 
 /// Single slot: read the partition with `reader`. Whatever is accepted
 /// must be exactly old or new.
-fn boot_single<const W: usize>(
+fn boot_single<const W: usize, const E: usize>(
     flash: &mut SimFlash<1, W, E>,
     old: &[u8],
     new: &[u8],
@@ -177,7 +202,7 @@ fn boot_single<const W: usize>(
     rejected: &mut u32,
 ) -> Seen {
     flash.reboot();
-    let part = &flash.contents()[..SLOT as usize];
+    let part = &flash.contents()[..slot(E) as usize];
     let verify = match reader {
         Reader::Ours { verify } => verify,
         Reader::MicroPython => {
@@ -207,10 +232,14 @@ struct Campaign {
     ops_per_update: u64,
 }
 
-fn ab_campaign<const W: usize>(old: &[u8], new: &[u8], previous: &[u8]) -> Campaign {
+fn ab_campaign<const W: usize, const E: usize>(
+    old: &[u8],
+    new: &[u8],
+    previous: &[u8],
+) -> Campaign {
     // A holds `previous` (generation 1, valid), B holds `old` (generation 2,
     // active): the update of `new` overwrites A, the hardest case.
-    let mut base = SimFlash::<1, W, E>::new(2 * SLOT as usize);
+    let mut base = SimFlash::<1, W, E>::new(2 * slot(E) as usize);
     update_ab(&mut base, previous, 4096).unwrap();
     update_ab(&mut base, old, 4096).unwrap();
     assert_eq!(boot_ab(&mut base, old, new), Seen::Old);
@@ -268,8 +297,12 @@ fn ab_campaign<const W: usize>(old: &[u8], new: &[u8], previous: &[u8]) -> Campa
     c
 }
 
-fn single_campaign<const W: usize>(old: &[u8], new: &[u8], reader: Reader) -> (Campaign, u32) {
-    let mut base = SimFlash::<1, W, E>::new(SLOT as usize);
+fn single_campaign<const W: usize, const E: usize>(
+    old: &[u8],
+    new: &[u8],
+    reader: Reader,
+) -> (Campaign, u32) {
+    let mut base = SimFlash::<1, W, E>::new(slot(E) as usize);
     update_single(&mut base, old, 4096).unwrap();
     let mut rejected = 0;
     assert_eq!(
@@ -344,7 +377,7 @@ fn ab_update_survives_every_power_cut() {
     let old = build(&app_files(31, 40, 1), 1, None);
     let new = build(&app_files(32, 44, 2), 2, None);
     assert!(new.len() > 40 * 1024);
-    let c = ab_campaign::<4>(&old, &new, &previous);
+    let c = ab_campaign::<4, E>(&old, &new, &previous);
     report("A/B full update (W=4)", &c);
     assert!(c.ops_per_update >= 20);
     assert_eq!(c.cut_points, c.ops_per_update * 5);
@@ -359,7 +392,7 @@ fn ab_small_change_survives_every_power_cut() {
     let old = build(&files, 1, None);
     let new = build(&changed, 2, None);
     // A holds the old image too (B active): only the differing sectors move.
-    let c = ab_campaign::<4>(&old, &new, &old);
+    let c = ab_campaign::<4, E>(&old, &new, &old);
     report("A/B one-file update (W=4)", &c);
     assert!(
         c.ops_per_update <= 8,
@@ -373,14 +406,14 @@ fn single_slot_never_mounts_a_corrupt_image() {
     // Our default layout (checksummed), 4-byte writes, our verified mount.
     let old = build(&app_files(50, 40, 1), 1, None);
     let new = build(&app_files(51, 44, 2), 2, None);
-    let (c, rejected) = single_campaign::<4>(&old, &new, Reader::Ours { verify: true });
+    let (c, rejected) = single_campaign::<4, E>(&old, &new, Reader::Ours { verify: true });
     report("single slot, checksummed, W=4", &c);
     eprintln!("  states refused by the checksum: {rejected}");
     // mpremote's layout (no checksum), byte writes, and no check at all
     // beyond what MicroPython's VfsRom does: still never corrupt.
     let old = build(&app_files(52, 40, 1), 1, Some(Options::mpremote()));
     let new = build(&app_files(53, 44, 2), 2, Some(Options::mpremote()));
-    let (c, rejected) = single_campaign::<1>(&old, &new, Reader::MicroPython);
+    let (c, rejected) = single_campaign::<1, E>(&old, &new, Reader::MicroPython);
     assert_eq!(rejected, 0);
     report("single slot, mpremote layout, W=1, unverified", &c);
 }
@@ -444,8 +477,8 @@ fn unit0_states(target: &[u8], mut each: impl FnMut(&[u8])) {
 /// Update old -> new in a single slot, cut power during the final program
 /// of the first write unit, and count the states of that unit in which a
 /// MicroPython-like reader mounts a corrupt image.
-fn corrupt_unit0_states<const W: usize>(old: &[u8], new: &[u8]) -> (usize, usize) {
-    let mut base = SimFlash::<1, W, E>::new(SLOT as usize);
+fn corrupt_unit0_states<const W: usize, const E: usize>(old: &[u8], new: &[u8]) -> (usize, usize) {
+    let mut base = SimFlash::<1, W, E>::new(slot(E) as usize);
     update_single(&mut base, old, 4096).unwrap();
     let mut probe = base.clone();
     probe.reboot();
@@ -462,7 +495,7 @@ fn corrupt_unit0_states<const W: usize>(old: &[u8], new: &[u8]) -> (usize, usize
     unit0_states(&new[..W], |unit| {
         f.load(0, unit);
         states += 1;
-        if micropython_sees(&f.contents()[..SLOT as usize], old, new).is_none() {
+        if micropython_sees(&f.contents()[..slot(E) as usize], old, new).is_none() {
             corrupt += 1;
         }
     });
@@ -475,8 +508,8 @@ fn header_safe_images_never_fool_micropython_when_the_first_unit_is_cut() {
         let old = header_safe_build(60, 1, w as u32);
         let new = header_safe_build(61, 2, w as u32);
         let (states, corrupt) = match w {
-            4 => corrupt_unit0_states::<4>(&old, &new),
-            _ => corrupt_unit0_states::<8>(&old, &new),
+            4 => corrupt_unit0_states::<4, E>(&old, &new),
+            _ => corrupt_unit0_states::<8, E>(&old, &new),
         };
         eprintln!("W={w}, header-safe: {states} first-unit states, {corrupt} corrupt");
         assert!(states >= states_min);
@@ -490,8 +523,8 @@ fn header_safe_images_never_fool_micropython_when_the_first_unit_is_cut() {
         let new = build(&app_files(61, 44, 2), 2, None);
         assert!(!Image::parse(&new).unwrap().is_header_safe(w));
         let (states, corrupt) = match w {
-            4 => corrupt_unit0_states::<4>(&old, &new),
-            _ => corrupt_unit0_states::<8>(&old, &new),
+            4 => corrupt_unit0_states::<4, E>(&old, &new),
+            _ => corrupt_unit0_states::<8, E>(&old, &new),
         };
         eprintln!("W={w}, unpadded: {states} first-unit states, {corrupt} corrupt");
         assert!(corrupt > 0, "W={w}: the unpadded header should be unsafe");
@@ -504,16 +537,48 @@ fn single_slot_header_safe_never_fools_micropython() {
     // only MicroPython's checks, 4- and 8-byte writes.
     let old = header_safe_build(70, 1, 4);
     let new = header_safe_build(71, 2, 4);
-    let (c, _) = single_campaign::<4>(&old, &new, Reader::MicroPython);
+    let (c, _) = single_campaign::<4, E>(&old, &new, Reader::MicroPython);
     report(
         "single slot, header-safe, W=4, MicroPython's checks only",
         &c,
     );
     let old = header_safe_build(72, 1, 8);
     let new = header_safe_build(73, 2, 8);
-    let (c, _) = single_campaign::<8>(&old, &new, Reader::MicroPython);
+    let (c, _) = single_campaign::<8, E>(&old, &new, Reader::MicroPython);
     report(
         "single slot, header-safe, W=8, MicroPython's checks only",
+        &c,
+    );
+}
+
+#[test]
+fn ab_update_with_large_sectors_and_a_bounded_buffer_survives_every_power_cut() {
+    // 128 KiB sectors, a 4 KiB buffer: each sector is erased, then
+    // programmed a buffer at a time as the stream arrives.
+    let previous = build(&app_files(80, 36, 0), 0, None);
+    let old = build(&app_files(81, 40, 1), 1, None);
+    let new = build(&app_files(82, 44, 2), 2, None);
+    let c = ab_campaign::<4, LARGE>(&old, &new, &previous);
+    report("A/B full update, 128 KiB sectors, 4 KiB buffer (W=4)", &c);
+    // Pieces of a sector, not whole sectors: many programs per erase.
+    assert!(c.ops_per_update as usize >= new.len() / BOUNDED_BUF);
+    assert_eq!(c.cut_points, c.ops_per_update * 5);
+}
+
+#[test]
+fn single_slot_with_large_sectors_and_a_bounded_buffer_never_mounts_a_corrupt_image() {
+    // Checksummed images, our verified reader.
+    let old = build(&app_files(83, 40, 1), 1, None);
+    let new = build(&app_files(84, 44, 2), 2, None);
+    let (c, rejected) = single_campaign::<4, LARGE>(&old, &new, Reader::Ours { verify: true });
+    report("single slot, 128 KiB sectors, 4 KiB buffer, W=4", &c);
+    eprintln!("  states refused by the checksum: {rejected}");
+    // Header-safe images and only MicroPython's checks.
+    let old = header_safe_build(85, 1, 8);
+    let new = header_safe_build(86, 2, 8);
+    let (c, _) = single_campaign::<8, LARGE>(&old, &new, Reader::MicroPython);
+    report(
+        "single slot, 128 KiB sectors, 4 KiB buffer, header-safe, W=8, MicroPython's checks only",
         &c,
     );
 }

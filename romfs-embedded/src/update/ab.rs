@@ -11,15 +11,21 @@ use crate::LayoutError;
 impl<'b, F: NorFlash> Updater<'b, F> {
     /// Start an A/B update of `flash` (offsets of `layout` are offsets of
     /// `flash`). The target is the slot that mounting with `verify` would
-    /// *not* pick; the active slot is never written. `buf` must hold one
-    /// sector (`ERASE_SIZE` bytes).
+    /// *not* pick; the active slot is never written.
+    ///
+    /// With a `buf` of one sector (`ERASE_SIZE` bytes) or more, sectors that
+    /// already hold the new bytes are left alone. A smaller `buf` (at least
+    /// 64 bytes, rounded down to whole write units) works with sectors of
+    /// any size: each sector the image covers is erased, then programmed a
+    /// buffer at a time as the stream arrives. Either way a power cut leaves
+    /// the old image or the new one.
     pub fn begin_ab(
         mut flash: F,
         layout: AbLayout,
         verify: Verify,
         buf: &'b mut [u8],
     ) -> Result<Self, UpdateError<F::Error>> {
-        Self::check_geometry(buf.len(), 1)?;
+        let staging = Self::staging(buf.len(), false)?;
         if layout.erase_size() as usize != F::ERASE_SIZE
             || layout.write_size() as usize != F::WRITE_SIZE
         {
@@ -53,7 +59,14 @@ impl<'b, F: NorFlash> Updater<'b, F> {
             header_safe: |_| true,
             finish: Self::finish_ab,
         };
-        let mut up = Self::with(flash, target, mode, layout.image_region(index), buf);
+        let mut up = Self::with(
+            flash,
+            target,
+            mode,
+            layout.image_region(index),
+            buf,
+            staging,
+        );
         up.reads = reads;
         up.installed = active;
         Ok(up)

@@ -1,5 +1,6 @@
 //! Single slot: the image replaces itself in place (MicroPython's layout,
-//! one ROM partition), its first sector kept in RAM and its header unit
+//! one ROM partition), its first sector (or, with a buffer smaller than two
+//! sectors, its first write unit) kept in RAM and its header unit
 //! programmed last.
 
 use embedded_storage::nor_flash::NorFlash;
@@ -10,15 +11,27 @@ use crate::LayoutError;
 
 impl<'b, F: NorFlash> Updater<'b, F> {
     /// Start a single-slot update of the image at the start of `region`
-    /// (MicroPython's layout: one ROM partition). `buf` must hold two
-    /// sectors: the first sector's new contents are kept until the end,
-    /// when the header is written last.
+    /// (MicroPython's layout: one ROM partition). The image's first write
+    /// unit, which holds its header, is programmed last, after the rest was
+    /// verified: a power cut leaves the old image, no image, or the new one,
+    /// never a corrupt one.
+    ///
+    /// With a `buf` of two sectors or more, the first sector's new contents
+    /// are kept in RAM until the end: sectors that already hold the new
+    /// bytes are left alone, and the old image survives until the first
+    /// sector that differs. A smaller `buf` (at least 64 bytes and one write
+    /// unit) works with sectors of any size, e.g. the 128 KiB sectors of
+    /// STM32 internal flash, but cannot compare before erasing: the first
+    /// sector is erased as soon as the image arrives (the old image is gone
+    /// from then on; until the update completes there is no image), every
+    /// sector is rewritten, and an identical image is written again. Where
+    /// that window matters, use A/B.
     pub fn begin_single(
         flash: F,
         region: Region,
         buf: &'b mut [u8],
     ) -> Result<Self, UpdateError<F::Error>> {
-        Self::check_geometry(buf.len(), 2)?;
+        let staging = Self::staging(buf.len(), true)?;
         if !region.is_aligned(F::ERASE_SIZE) {
             return Err(LayoutError::NotAligned.into());
         }
@@ -34,25 +47,26 @@ impl<'b, F: NorFlash> Updater<'b, F> {
             },
             region,
             buf,
+            staging,
         ))
     }
 
-    /// Write sector 0 (all but its header unit), verify the whole image in
-    /// flash, then program the header unit.
+    /// Write what is held of sector 0 (all but its header unit), verify the
+    /// whole image in flash, then program the header unit.
     fn finish_single(
         &mut self,
         total: u32,
         crc: u32,
         image_id: u32,
     ) -> Result<Report, UpdateError<F::Error>> {
-        let e = F::ERASE_SIZE;
         let w = F::WRITE_SIZE;
-        let n0 = (total as usize).min(e);
+        let n0 = (total as usize).min(F::ERASE_SIZE);
         let padded0 = round_up(n0, w);
-        let s0 = e;
-        self.buf[s0 + n0..s0 + padded0].fill(0xff);
+        // What is held (padded when the image ends in it), at `s0`.
+        let held = self.staging.held.min(padded0);
+        let s0 = self.staging.chunk;
         if !self.invalidated {
-            let (equal, _) = self.compare(self.region.offset, s0, n0, padded0)?;
+            let (equal, _) = self.compare(self.region.offset, s0, n0.min(held), held)?;
             if equal {
                 self.stats.sectors_skipped += 1;
                 return Ok(self.report(total, image_id, None, true));
@@ -61,8 +75,10 @@ impl<'b, F: NorFlash> Updater<'b, F> {
         self.invalidate()?;
         // Everything but the header's write unit, then verify, then the header.
         let hold = w.min(padded0);
-        self.program(self.region.offset + hold as u32, s0 + hold, padded0 - hold)?;
-        self.stats.sectors_programmed += 1;
+        if self.stages_whole_sectors() {
+            self.program(self.region.offset + hold as u32, s0 + hold, held - hold)?;
+            self.stats.sectors_programmed += 1;
+        }
         if self.readback_crc(total, hold, s0)? != crc {
             return Err(UpdateError::VerifyFailed);
         }

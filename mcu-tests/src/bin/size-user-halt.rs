@@ -1,0 +1,40 @@
+//! Size probe: an A/B update and a mapped mount as a user writes them
+//! (`romfs_mcu_tests::user`), the flash driver inlined into romfs code,
+//! panics in a looping handler (panic-halt style).
+#![no_std]
+#![no_main]
+
+use core::hint::black_box;
+
+use romfs_embedded::{mapped, AbLayout, Region, Verify};
+use romfs_mcu_tests::{probe, user};
+
+#[cortex_m_rt::entry]
+fn main() -> ! {
+    let mut c = probe::common();
+    let half = black_box(12 * probe::SECTOR as u32);
+    if let Ok(layout) = AbLayout::new(
+        Region::new(0, half),
+        Region::new(half, half),
+        probe::SECTOR,
+        probe::WRITE,
+    ) {
+        let flash = &mut c.flash.0;
+        let chunks = c.update.chunks(black_box(100));
+        probe::sink(user::update(&mut *flash, layout, &mut c.buf[..], chunks).is_ok());
+        let path: &[u8] = black_box(b"note.txt");
+        let opened = mapped::mount_ab(flash.bytes(), &layout, Verify::CommitOnly)
+            .ok()
+            .and_then(|(_, fs)| fs.open(path).ok());
+        probe::sink(opened.map(|d| (d.as_ptr(), d.len())));
+    }
+    probe::sink((c.image, c.rom, c.buf));
+    #[allow(clippy::empty_loop)]
+    loop {}
+}
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    #[allow(clippy::empty_loop)]
+    loop {}
+}
