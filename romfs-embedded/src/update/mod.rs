@@ -16,7 +16,7 @@ mod signed;
 mod single;
 
 #[cfg(feature = "signed")]
-pub use signed::{key_id, TrustPolicy};
+pub use signed::{key_id, verify_signature, TrustPolicy};
 
 use embedded_storage::nor_flash::{ErrorType, NorFlash};
 use romfs_format::crc32::Hasher;
