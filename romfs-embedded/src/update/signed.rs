@@ -149,7 +149,7 @@ pub(super) struct SignedStream {
     /// The signed generation of the image that runs.
     installed: Option<u32>,
     /// The manifest sent ahead of the image, already checked.
-    sent: Option<SignedManifest>,
+    sent: Option<Sent>,
     /// The manifest found valid at the end.
     verified: Option<Manifest>,
     sha: Sha256,
@@ -167,6 +167,16 @@ impl core::fmt::Debug for SignedStream {
             .field("progress", &self.progress)
             .finish_non_exhaustive()
     }
+}
+
+/// What is kept of a manifest sent ahead (its SHA-256 rather than its
+/// bytes: the updater is moved by value, and its size is stack).
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    /// SHA-256 of the signed manifest's bytes.
+    digest: [u8; 32],
+    /// The image length it declares.
+    image_len: u32,
 }
 
 /// The progress log of an A/B update whose manifest was sent ahead: one
@@ -274,7 +284,10 @@ impl<'b, F: NorFlash> Updater<'b, F> {
                 capacity: self.region.len,
             });
         }
-        signed.sent = Some(manifest);
+        signed.sent = Some(Sent {
+            digest: Sha256::hash(&manifest.to_bytes()),
+            image_len: manifest.manifest.image_len,
+        });
         if let Target::Ab { layout, .. } = target {
             let areas = layout.commit_areas();
             let units = areas.progress_units() as u32;
@@ -298,8 +311,8 @@ impl<'b, F: NorFlash> Updater<'b, F> {
         let sent = self.received.signed.as_ref()?.sent?;
         let mut rec = [0u8; RESUME_BEGIN_LEN];
         rec[..4].copy_from_slice(&RESUME_MAGIC);
-        rec[4..8].copy_from_slice(&sent.manifest.image_len.to_le_bytes());
-        rec[8..].copy_from_slice(&Sha256::hash(&sent.to_bytes()));
+        rec[4..8].copy_from_slice(&sent.image_len.to_le_bytes());
+        rec[8..].copy_from_slice(&sent.digest);
         Some(rec)
     }
 
@@ -433,7 +446,9 @@ impl<'b, F: NorFlash> Updater<'b, F> {
         self.read_image(rec.header.payload_offset + EXTENSION_PREFIX_LEN, &mut body)?;
         let manifest = SignedManifest::parse(&body).map_err(UpdateError::BadManifest)?;
         match sent {
-            Some(sent) if sent.to_bytes() != body => return Err(UpdateError::ManifestMismatch),
+            Some(sent) if Sha256::hash(&body) != sent.digest => {
+                return Err(UpdateError::ManifestMismatch)
+            }
             Some(_) => {}
             None => policy.check(&manifest, installed)?,
         }
@@ -451,7 +466,7 @@ impl<'b, F: NorFlash> Updater<'b, F> {
     /// With a signed stream, the header must declare the manifest's length.
     pub(super) fn check_declared_len(&self, image_len: u64) -> Result<(), UpdateError<F::Error>> {
         match self.received.signed.as_ref().and_then(|s| s.sent) {
-            Some(sent) if u64::from(sent.manifest.image_len) != image_len => {
+            Some(sent) if u64::from(sent.image_len) != image_len => {
                 Err(UpdateError::ManifestMismatch)
             }
             _ => Ok(()),
