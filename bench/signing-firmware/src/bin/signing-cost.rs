@@ -27,7 +27,7 @@ use romfs_signing_firmware::{manifest_of, other_product, policy, v1, v2};
 
 
 const SECTOR: usize = 256;
-const SLOT_SECTORS: usize = 16;
+const SLOT_SECTORS: usize = 8;
 const FLASH_BYTES: usize = 2 * SLOT_SECTORS * SECTOR;
 type Flash = RamNorFlash<'static, 4, 8, SECTOR>;
 
