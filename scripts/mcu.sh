@@ -8,6 +8,10 @@
 #  3. measures each CRC-32 implementation's speed on both cores;
 #  4. builds the real-HAL example firmware (examples/rp2040-firmware:
 #     embassy-rp's flash driver on an RP2040, thumbv6m-none-eabi);
+
+#  4. does the same for signed updates (bench/signing-firmware): signed A/B
+#     updates and the attacks they refuse on the Cortex-M3, the verifier's
+#     and the signed updater's code size on both size targets;
 #  5. fails, naming the part and its figure, when a budget is exceeded.
 # Installs what it needs (rust targets, llvm-tools, qemu-system-arm).
 #
@@ -23,6 +27,12 @@ budget_flashfs=4096
 budget_updater=12800 # 12 KiB + 512 B for bounded-buffer (large-sector) updates: see BENCHMARKS.md
 budget_stack=2048
 budget_crc32=- # shown, not a budget (the updater includes it)
+# Signed updates (feature `signed`, bench/signing-firmware): the signature
+# verifier, the signed A/B updater, and the peak stack of every signed
+# operation on the Cortex-M3 (see BENCHMARKS.md, "Signed updates").
+budget_verifier=23552
+budget_signed_updater=39936
+budget_signed_stack=9216
 
 crc_rows=false
 [ "${1:-}" = "--crc" ] && crc_rows=true
@@ -159,6 +169,49 @@ for part in "${parts[@]}"; do
   done
   echo "$row" | tee -a "$out/size.md"
 done
+
+step "signed updates (bench/signing-firmware): code size (budgets $budget_verifier, $budget_signed_updater) and stack (budget $budget_signed_stack)"
+fw=../bench/signing-firmware
+printf '| signed part | budget | thumbv7em-none-eabihf | thumbv6m-none-eabi |\n|---|---|---|---|\n' | tee "$out/size-signed.md"
+declare -A signed_size
+for target in "${size_targets[@]}"; do
+  (cd "$fw" && cargo build -q --release --target "$target" --bin size-baseline --bin size-verifier --bin size-signed-updater)
+  base=$(code_size "$fw/target/$target/release/size-baseline")
+  for probe in verifier signed-updater; do
+    signed_size[$target,$probe]=$(($(code_size "$fw/target/$target/release/size-$probe") - base))
+  done
+done
+for probe in verifier signed-updater; do
+  budget_var=budget_${probe//-/_}
+  budget=${!budget_var}
+  row="| $probe | $budget |"
+  for target in "${size_targets[@]}"; do
+    bytes=${signed_size[$target,$probe]}
+    row="$row $bytes |"
+    if [ "$bytes" -gt "$budget" ]; then
+      failures+=("code size of the $probe on $target: $bytes bytes > budget $budget")
+    fi
+  done
+  echo "$row" | tee -a "$out/size-signed.md"
+done
+(cd "$fw" && cargo build -q --release --target thumbv7m-none-eabi --bin signing-cost)
+log="$out/signing-cost-thumbv7m-none-eabi.log"
+if timeout 600 qemu-system-arm -machine lm3s6965evb -nographic -semihosting-config enable=on,target=native \
+  -kernel "$fw/target/thumbv7m-none-eabi/release/signing-cost" >"$log" 2>&1; then rc=0; else rc=$?; fi
+grep -E '^(ok|FAIL) ' "$log" || true
+if [ "$rc" -ne 0 ] || ! grep -q '^[0-9]* passed, 0 failed$' "$log"; then
+  failures+=("signed updates failed on thumbv7m-none-eabi (lm3s6965evb), exit $rc: see mcu-tests/$log")
+fi
+signed_ops=0
+while read -r _ op bytes; do
+  case $op in signed.* | TrustPolicy::check | sha256) ;; *) continue ;; esac
+  signed_ops=$((signed_ops + 1))
+  echo "stack of $op: $bytes bytes"
+  if [ "$bytes" -gt "$budget_signed_stack" ]; then
+    failures+=("stack of $op on thumbv7m-none-eabi: $bytes bytes > budget $budget_signed_stack")
+  fi
+done < <(grep '^stack ' "$log" || true)
+[ "$signed_ops" -gt 0 ] || failures+=("no stack figures for signed operations were reported")
 
 if $crc_rows; then
   step "CRC-32 alone and updater with A/B mount, by CRC-32 feature (bytes)"

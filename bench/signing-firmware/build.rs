@@ -14,7 +14,7 @@ fn image(key: &SigningKey, product: &str, generation: u32) -> Vec<u8> {
     let mut tree = MemoryTree::new();
     let root = tree.root();
     let lib = tree.add_dir(root, b"lib").unwrap();
-    let blob: Vec<u8> = (0..2400u32)
+    let blob: Vec<u8> = (0..1000u32)
         .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8 ^ generation as u8)
         .collect();
     tree.add_file(lib, b"blob.bin", blob).unwrap();

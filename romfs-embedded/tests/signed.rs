@@ -2,6 +2,8 @@
 //! they must refuse, and power cuts at every erase and write of each path.
 
 mod common;
+#[path = "signed/ed25519.rs"]
+mod ed25519;
 
 use common::{app_files, build, partials, Rng};
 use ed25519_dalek::{Signer, SigningKey};

@@ -35,7 +35,7 @@ mod stream;
 pub use error::UpdateError;
 pub use report::{Report, UpdateStats};
 #[cfg(feature = "signed")]
-pub use signed::{key_id, TrustPolicy};
+pub use signed::{key_id, verify_signature, TrustPolicy};
 
 use embedded_storage::nor_flash::{ErrorType, NorFlash};
 

@@ -9,7 +9,6 @@
 //! erased, and an A/B update keeps a progress log from which
 //! [`Updater::resume`] continues after a power cut.
 
-use ed25519_dalek::{Signature, VerifyingKey};
 use embedded_storage::nor_flash::{ErrorType, NorFlash};
 use romfs_format::ext::EXTENSION_PREFIX_LEN;
 use romfs_format::signature::{
@@ -18,7 +17,9 @@ use romfs_format::signature::{
 };
 use romfs_format::source::SubSource;
 use romfs_format::{Reader, Source};
-use sha2::{Digest, Sha256};
+
+/// SHA-256 (hmac-sha256, built for size).
+type Sha256 = hmac_sha256::Hash;
 
 use super::{Target, UpdateError, Updater, SCRATCH};
 use crate::buffered::BufferedFlash;
@@ -27,10 +28,25 @@ use crate::commit::{read_unit, Unit, RESUME_BEGIN_LEN, RESUME_MAGIC};
 /// The key id of an Ed25519 public key: the first bytes of its SHA-256, as
 /// manifests carry it.
 pub fn key_id(public_key: &[u8; 32]) -> [u8; KEY_ID_LEN] {
-    let digest = Sha256::digest(public_key);
+    let digest = Sha256::hash(public_key);
     let mut id = [0u8; KEY_ID_LEN];
     id.copy_from_slice(&digest[..KEY_ID_LEN]);
     id
+}
+
+/// Whether `signature` is a valid Ed25519 signature (RFC 8032) of `message`
+/// by `public_key`, under the strict rules of ed25519-dalek's
+/// `verify_strict`: a non-canonical S (not below the group order), a public
+/// key or an R of small order, and (stricter than dalek) a non-canonical
+/// encoding of either point are refused. One difference, which only the key
+/// holder can bring about: an R off by a small-order point from the one the
+/// signer's nonce gives is accepted (the check is cofactored), where dalek
+/// refuses it. The arithmetic is ed25519-compact's.
+#[inline(never)]
+pub fn verify_signature(public_key: &[u8; 32], message: &[u8], signature: &[u8; 64]) -> bool {
+    let key = ed25519_compact::PublicKey::new(*public_key);
+    let signature = ed25519_compact::Signature::new(*signature);
+    key.verify(message, &signature).is_ok()
 }
 
 /// What a device accepts: images signed with this key, for this product,
@@ -75,11 +91,9 @@ impl TrustPolicy {
         if m.key_id != self.key_id {
             return Err(UpdateError::WrongKey { key_id: m.key_id });
         }
-        let key =
-            VerifyingKey::from_bytes(&self.public_key).map_err(|_| UpdateError::BadSignature)?;
-        let signature = Signature::from_bytes(&signed.signature);
-        key.verify_strict(&signed.message, &signature)
-            .map_err(|_| UpdateError::BadSignature)?;
+        if !verify_signature(&self.public_key, &signed.message, &signed.signature) {
+            return Err(UpdateError::BadSignature);
+        }
         if m.product != self.product {
             return Err(UpdateError::WrongProduct);
         }
@@ -135,7 +149,7 @@ pub(super) struct SignedStream {
     /// The signed generation of the image that runs.
     installed: Option<u32>,
     /// The manifest sent ahead of the image, already checked.
-    sent: Option<SignedManifest>,
+    sent: Option<Sent>,
     /// The manifest found valid at the end.
     verified: Option<Manifest>,
     sha: Sha256,
@@ -153,6 +167,16 @@ impl core::fmt::Debug for SignedStream {
             .field("progress", &self.progress)
             .finish_non_exhaustive()
     }
+}
+
+/// What is kept of a manifest sent ahead (its SHA-256 rather than its
+/// bytes: the updater is moved by value, and its size is stack).
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    /// SHA-256 of the signed manifest's bytes.
+    digest: [u8; 32],
+    /// The image length it declares.
+    image_len: u32,
 }
 
 /// The progress log of an A/B update whose manifest was sent ahead: one
@@ -175,7 +199,7 @@ impl SignedStream {
     fn hash(&mut self, piece: &[u8], boundary: bool) {
         self.sha.update(piece);
         if boundary {
-            self.at_previous_boundary = core::mem::replace(&mut self.at_boundary, self.sha.clone());
+            self.at_previous_boundary = core::mem::replace(&mut self.at_boundary, self.sha);
         }
     }
 }
@@ -208,8 +232,8 @@ impl<'b, F: NorFlash> Updater<'b, F> {
             installed,
             sent: None,
             verified: None,
-            at_boundary: sha.clone(),
-            at_previous_boundary: sha.clone(),
+            at_boundary: sha,
+            at_previous_boundary: sha,
             sha,
             progress: None,
         });
@@ -260,7 +284,10 @@ impl<'b, F: NorFlash> Updater<'b, F> {
                 capacity: self.region.len,
             });
         }
-        signed.sent = Some(manifest);
+        signed.sent = Some(Sent {
+            digest: Sha256::hash(&manifest.to_bytes()),
+            image_len: manifest.manifest.image_len,
+        });
         if let Target::Ab { layout, .. } = target {
             let areas = layout.commit_areas();
             let units = areas.progress_units() as u32;
@@ -284,8 +311,8 @@ impl<'b, F: NorFlash> Updater<'b, F> {
         let sent = self.received.signed.as_ref()?.sent?;
         let mut rec = [0u8; RESUME_BEGIN_LEN];
         rec[..4].copy_from_slice(&RESUME_MAGIC);
-        rec[4..8].copy_from_slice(&sent.manifest.image_len.to_le_bytes());
-        rec[8..].copy_from_slice(&Sha256::digest(sent.to_bytes()));
+        rec[4..8].copy_from_slice(&sent.image_len.to_le_bytes());
+        rec[8..].copy_from_slice(&sent.digest);
         Some(rec)
     }
 
@@ -402,7 +429,7 @@ impl<'b, F: NorFlash> Updater<'b, F> {
             return Ok(());
         };
         let (sent, policy, installed) = (signed.sent, signed.policy, signed.installed);
-        let digest: [u8; 32] = signed.at_previous_boundary.clone().finalize().into();
+        let digest: [u8; 32] = signed.at_previous_boundary.finalize();
         let rec = self
             .received
             .scanner
@@ -419,7 +446,9 @@ impl<'b, F: NorFlash> Updater<'b, F> {
         self.read_image(rec.header.payload_offset + EXTENSION_PREFIX_LEN, &mut body)?;
         let manifest = SignedManifest::parse(&body).map_err(UpdateError::BadManifest)?;
         match sent {
-            Some(sent) if sent.to_bytes() != body => return Err(UpdateError::ManifestMismatch),
+            Some(sent) if Sha256::hash(&body) != sent.digest => {
+                return Err(UpdateError::ManifestMismatch)
+            }
             Some(_) => {}
             None => policy.check(&manifest, installed)?,
         }
@@ -437,7 +466,7 @@ impl<'b, F: NorFlash> Updater<'b, F> {
     /// With a signed stream, the header must declare the manifest's length.
     pub(super) fn check_declared_len(&self, image_len: u64) -> Result<(), UpdateError<F::Error>> {
         match self.received.signed.as_ref().and_then(|s| s.sent) {
-            Some(sent) if u64::from(sent.manifest.image_len) != image_len => {
+            Some(sent) if u64::from(sent.image_len) != image_len => {
                 Err(UpdateError::ManifestMismatch)
             }
             _ => Ok(()),

@@ -24,10 +24,10 @@ use romfs_format::signature::SignedManifest;
 use romfs_mcu_tests::nor::{FlashError, RamNorFlash};
 use romfs_mcu_tests::stack;
 use romfs_signing_firmware::{manifest_of, other_product, policy, v1, v2};
-use sha2::{Digest, Sha256};
+
 
 const SECTOR: usize = 256;
-const SLOT_SECTORS: usize = 16;
+const SLOT_SECTORS: usize = 8;
 const FLASH_BYTES: usize = 2 * SLOT_SECTORS * SECTOR;
 type Flash = RamNorFlash<'static, 4, 8, SECTOR>;
 
@@ -232,7 +232,7 @@ fn main() -> ! {
     check("v1's manifest verifies", trusted);
     let image = v2();
     let digest = peaks.measure("sha256", || {
-        clock.count("sha256-of-v2", || Sha256::digest(image))
+        clock.count("sha256-of-v2", || hmac_sha256::Hash::hash(image))
     });
     hprintln!("bytes sha256-of-v2 {}", image.len());
     check("SHA-256 of v2 computed", digest[..] != [0; 32]);
