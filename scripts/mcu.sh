@@ -8,11 +8,10 @@
 #  3. measures each CRC-32 implementation's speed on both cores;
 #  4. builds the real-HAL example firmware (examples/rp2040-firmware:
 #     embassy-rp's flash driver on an RP2040, thumbv6m-none-eabi);
-
-#  4. does the same for signed updates (bench/signing-firmware): signed A/B
+#  5. does the same for signed updates (bench/signing-firmware): signed A/B
 #     updates and the attacks they refuse on the Cortex-M3, the verifier's
 #     and the signed updater's code size on both size targets;
-#  5. fails, naming the part and its figure, when a budget is exceeded.
+#  6. fails, naming the part and its figure, when a budget is exceeded.
 # Installs what it needs (rust targets, llvm-tools, qemu-system-arm).
 #
 #   bash scripts/mcu.sh          # all of the above
