@@ -312,6 +312,13 @@ pub enum ReadError {
         /// The host path.
         path: PathBuf,
     },
+    /// A file to extract exists as a device, FIFO or socket: never replaced,
+    /// even with `--force`.
+    #[error("{}: exists and is not a regular file; it is never replaced", .path.display())]
+    NotAFile {
+        /// The host path.
+        path: PathBuf,
+    },
     /// Writing an extracted file or directory failed.
     #[error("{}: {error}", .path.display())]
     Write {

@@ -11,6 +11,7 @@ pub mod error;
 pub mod inspect;
 mod mpy_check;
 mod options;
+pub mod output;
 pub mod scan;
 
 pub use build::{build, BuildReport, NoProgress, PackedEntry, Progress};

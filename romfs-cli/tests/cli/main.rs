@@ -13,6 +13,7 @@ mod golden;
 mod info;
 mod ls;
 mod mount;
+mod outputs;
 mod sign;
 mod tree;
 mod verify;
