@@ -11,7 +11,7 @@ pub mod values;
 
 use std::process::ExitCode;
 
-pub use ui::{Status, Ui};
+pub use ui::{count, Status, Ui};
 
 /// The `romfs` command: parse the arguments of this process and run.
 pub fn romfs_main() -> ExitCode {
