@@ -15,7 +15,7 @@ pub mod output;
 pub mod scan;
 
 pub use build::{build, BuildReport, NoProgress, PackedEntry, Progress};
-pub use error::{human, BuildError, InputProblem, MpyProblem, ReadError};
+pub use error::{escaped, human, BuildError, InputProblem, MpyProblem, ReadError};
 pub use inspect::ImageFile;
 pub use options::{BuildOptions, BuildTime, MpyMode, Setting};
 pub use romfs_format::write::Layout;

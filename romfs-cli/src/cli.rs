@@ -1,11 +1,12 @@
 //! The `romfs` command line: one variant per subcommand.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::commands::{
     build, cat, completions, deploy, extract, info, keygen, ls, mount, query, sign, tree, umount,
     verify,
 };
+use crate::exit::CheckUsage;
 use crate::ui::{Status, Ui};
 
 /// Build, inspect and mount MicroPython ROMFS images.
@@ -104,5 +105,23 @@ impl Command {
             Command::Deploy(args) => (*args).run(ui),
             Command::Completions(args) => args.run(ui),
         }
+    }
+}
+
+impl CheckUsage for Cli {
+    fn check_usage(&self) -> Result<(), clap::Error> {
+        let (name, checked) = match &self.command {
+            Command::Build(args) => ("build", args.check_usage()),
+            Command::Deploy(args) => ("deploy", args.check_usage()),
+            _ => return Ok(()),
+        };
+        checked.map_err(|message| {
+            let mut cli = Cli::command();
+            cli.build();
+            let sub = cli
+                .find_subcommand_mut(name)
+                .expect("the subcommand exists");
+            sub.error(clap::error::ErrorKind::ArgumentConflict, message)
+        })
     }
 }

@@ -129,3 +129,5 @@ impl RomfsMountCli {
         }
     }
 }
+
+impl crate::exit::CheckUsage for RomfsMountCli {}

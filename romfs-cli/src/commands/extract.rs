@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use romfs_build::inspect::{self, ImageFile};
 
 use crate::cli::Run;
-use crate::ui::{Status, Ui};
+use crate::ui::{count, Status, Ui};
 
 /// Arguments of `romfs extract`.
 #[derive(Debug, clap::Args)]
@@ -24,7 +24,9 @@ impl Run for ExtractArgs {
         let file = ImageFile::open(&self.image)?;
         let (dirs, files) = inspect::extract(&file, &self.dir, self.force)?;
         eprintln!(
-            "extracted {files} files and {dirs} directories into {}",
+            "extracted {} and {} into {}",
+            count(files, "file"),
+            count(dirs, "directory"),
             self.dir.display()
         );
         Ok(Status::Success)

@@ -9,7 +9,7 @@ use romfs_build::output;
 use romfs_sign::{sign_image, SigningKey};
 
 use crate::cli::Run;
-use crate::ui::{Status, Ui};
+use crate::ui::{count, Status, Ui};
 
 /// Arguments of `romfs sign`.
 #[derive(Debug, clap::Args)]
@@ -49,12 +49,12 @@ impl Run for SignArgs {
         output::write_file(out, &image).with_context(|| out.display().to_string())?;
         writeln!(
             ui.out,
-            "{}: signed by key {} for product {:?}, generation {} ({} bytes)",
+            "{}: signed by key {} for product {:?}, generation {} ({})",
             out.display(),
             signed.key_id,
             signed.product,
             signed.generation,
-            signed.image_len
+            count(signed.image_len as usize, "byte")
         )?;
         Ok(Status::Success)
     }

@@ -10,12 +10,15 @@ mod completions;
 mod errors;
 mod extract;
 mod golden;
+mod ignored_flags;
 mod info;
 mod ls;
+mod messages;
 mod mount;
 mod outputs;
 mod sign;
 mod tree;
+mod usage;
 mod verify;
 
 use std::ffi::OsStr;
