@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod commands;
 mod exit;
+mod integrity;
 pub mod mount_cli;
 mod progress;
 mod ui;

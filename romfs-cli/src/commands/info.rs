@@ -11,6 +11,7 @@ use romfs_sign::{KeyId, SignatureState};
 use serde::Serialize;
 
 use crate::cli::Run;
+use crate::integrity::{self, Damage};
 use crate::ui::{count, Status, Ui};
 
 /// Arguments of `romfs info`.
@@ -26,6 +27,17 @@ pub struct InfoArgs {
 impl Run for InfoArgs {
     fn run(self, ui: &mut Ui) -> anyhow::Result<Status> {
         let info = inspect::info(&ImageFile::open(&self.image)?)?;
+        let damage = Damage::of(&info.checksum, &info.signature);
+        integrity::warn(&self.image, &damage, ui);
+        // A checksum mismatch is one of the findings: said once.
+        if damage.is_empty() && info.findings > 0 {
+            ui.warn(format_args!(
+                "{}: {}; run `romfs verify {}`",
+                self.image.display(),
+                count(info.findings, "finding"),
+                self.image.display()
+            ));
+        }
         if self.json {
             ui.json(&InfoJson::from(&info))?;
         } else {

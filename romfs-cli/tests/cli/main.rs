@@ -7,6 +7,7 @@ mod build;
 mod build_mpy;
 mod cat;
 mod completions;
+mod damaged;
 mod errors;
 mod extract;
 mod golden;
