@@ -211,10 +211,21 @@ mod tests {
 
     #[test]
     fn descriptors() {
-        for p in ["/dev/stdout", "/dev/fd/1", "/proc/self/fd/3", "/proc/42/fd/1"] {
+        for p in [
+            "/dev/stdout",
+            "/dev/fd/1",
+            "/proc/self/fd/3",
+            "/proc/42/fd/1",
+        ] {
             assert!(names_descriptor(Path::new(p)), "{p}");
         }
-        for p in ["/dev/full", "dev/stdout", "/dev/fd", "/proc/self/fd", "/tmp/x"] {
+        for p in [
+            "/dev/full",
+            "dev/stdout",
+            "/dev/fd",
+            "/proc/self/fd",
+            "/tmp/x",
+        ] {
             assert!(!names_descriptor(Path::new(p)), "{p}");
         }
     }

@@ -96,7 +96,12 @@ pub(crate) fn signed_digest(bytes: &[u8]) -> Option<Damage> {
 
 /// For a command that reads file data: an error naming the damage, or
 /// with `ignore`, a warning per damage and on.
-pub(crate) fn require_intact(path: &Path, bytes: &[u8], ignore: bool, ui: &Ui) -> anyhow::Result<()> {
+pub(crate) fn require_intact(
+    path: &Path,
+    bytes: &[u8],
+    ignore: bool,
+    ui: &Ui,
+) -> anyhow::Result<()> {
     let damage = check(bytes);
     match damage.first() {
         None => Ok(()),

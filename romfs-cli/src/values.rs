@@ -156,12 +156,18 @@ mod tests {
         for bad in ["0", "3", "131072", "x", "-4"] {
             assert_eq!(
                 parse_align(bad),
-                Err(format!("alignment {bad:?} is not a power of two up to 65536"))
+                Err(format!(
+                    "alignment {bad:?} is not a power of two up to 65536"
+                ))
             );
         }
         assert_eq!(parse_glob("*.pyc"), Ok("*.pyc".to_string()));
-        assert!(parse_glob("[").unwrap_err().contains("invalid glob pattern"));
-        assert!(parse_rule("[=4").unwrap_err().contains("invalid glob pattern"));
+        assert!(parse_glob("[")
+            .unwrap_err()
+            .contains("invalid glob pattern"));
+        assert!(parse_rule("[=4")
+            .unwrap_err()
+            .contains("invalid glob pattern"));
     }
 
     #[test]

@@ -16,7 +16,10 @@ fn example(device: &std::path::Path, out: &std::path::Path) -> std::process::Out
         // The debug build the test suite already has, not a release build.
         .env("ROMFS_EXAMPLE_PROFILE", "dev")
         .env("ROMFS_DEVICE_DIR", device)
-        .env("ROMFS_CACHE_DIR", std::env::temp_dir().join("romfs-test-cache"))
+        .env(
+            "ROMFS_CACHE_DIR",
+            std::env::temp_dir().join("romfs-test-cache"),
+        )
         .output()
         .unwrap()
 }

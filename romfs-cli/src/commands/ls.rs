@@ -34,7 +34,11 @@ impl Run for LsArgs {
             ui.json(&json)?;
         } else {
             if self.long {
-                writeln!(ui.out, "{:<4} {:>10} {:>10}  NAME", "TYPE", "SIZE", "OFFSET")?;
+                writeln!(
+                    ui.out,
+                    "{:<4} {:>10} {:>10}  NAME",
+                    "TYPE", "SIZE", "OFFSET"
+                )?;
             }
             for e in &entries {
                 if self.long {

@@ -41,14 +41,16 @@ impl Run for VerifyArgs {
                 None
             }
         };
-        let clean = report.is_clean() && digest.is_none() && signature.as_ref().is_none_or(|s| s.is_ok());
+        let clean =
+            report.is_clean() && digest.is_none() && signature.as_ref().is_none_or(|s| s.is_ok());
         if self.json {
             let mut json = VerifyJson::from(&report);
             json.clean = clean;
-            json.findings.extend(digest.as_ref().map(|(offset, message)| FindingJson {
-                offset: *offset,
-                message: message.clone(),
-            }));
+            json.findings
+                .extend(digest.as_ref().map(|(offset, message)| FindingJson {
+                    offset: *offset,
+                    message: message.clone(),
+                }));
             json.signature = signature.as_ref().map(SignatureJson::from);
             ui.json(&json)?;
         } else {

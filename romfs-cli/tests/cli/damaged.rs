@@ -21,7 +21,11 @@ fn flipped(img: &Path, name: &str, fix_crc: bool) -> PathBuf {
         .as_file()
         .unwrap()
         .data_offset();
-    let end = image.reader().stored_checksum().unwrap().map(|(end, _)| end);
+    let end = image
+        .reader()
+        .stored_checksum()
+        .unwrap()
+        .map(|(end, _)| end);
     bytes[off + 10] ^= 0x01;
     if fix_crc {
         let end = end.unwrap();
@@ -76,7 +80,12 @@ fn cat_and_extract_refuse_a_corrupt_image() {
     assert_ne!(fs::read(dest.join("blob.bin")).unwrap(), blob());
 
     // The intact image reads without a word.
-    let out = romfs().arg("cat").arg(&img).arg("blob.bin").output().unwrap();
+    let out = romfs()
+        .arg("cat")
+        .arg(&img)
+        .arg("blob.bin")
+        .output()
+        .unwrap();
     assert!(out.status.success() && out.stderr.is_empty());
     assert_eq!(out.stdout, blob());
 }
@@ -108,7 +117,10 @@ fn cat_refuses_a_signed_image_whose_signed_bytes_changed() {
     let out = romfs().arg("info").arg(&bad).output().unwrap();
     assert!(out.status.success());
     let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(stderr.contains("warning: ") && stderr.contains("SHA-256"), "{stderr}");
+    assert!(
+        stderr.contains("warning: ") && stderr.contains("SHA-256"),
+        "{stderr}"
+    );
     // The mounter's own checks (structure, CRC) pass: the digest refuses it,
     // before anything is mounted.
     let mnt = t.path().join("mnt");
@@ -144,6 +156,9 @@ fn info_warns_and_ls_reads_only_directory_records() {
     for cmd in ["ls", "tree"] {
         let out = romfs().arg(cmd).arg(&bad).output().unwrap();
         assert!(out.status.success());
-        assert_eq!(out.stdout, romfs().arg(cmd).arg(&img).output().unwrap().stdout);
+        assert_eq!(
+            out.stdout,
+            romfs().arg(cmd).arg(&img).output().unwrap().stdout
+        );
     }
 }

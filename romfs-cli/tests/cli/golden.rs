@@ -180,7 +180,8 @@ fn golden_outputs() {
         assert_eq!(out.status.code(), Some(code), "romfs {args:?}");
         // Inspecting a damaged image warns (on stderr).
         let stderr = String::from_utf8_lossy(&out.stderr);
-        match args.contains(&"info") && (args.contains(&"bad.img") || args.contains(&"altered.img")) {
+        match args.contains(&"info") && (args.contains(&"bad.img") || args.contains(&"altered.img"))
+        {
             true => assert!(stderr.contains(": warning: "), "romfs {args:?}: {stderr}"),
             false => assert!(stderr.is_empty(), "romfs {args:?}: {stderr}"),
         }

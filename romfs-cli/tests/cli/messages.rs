@@ -17,13 +17,16 @@ fn one_is_singular() {
     let out = build_cmd(&src, &img).arg("--no-mpy").output().unwrap();
     assert!(out.status.success());
     let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(stderr.contains("  1 file, 0 directories, 1 byte in"), "{stderr}");
-    assert!(!stderr.contains(" 1 files") && !stderr.contains(" 1 bytes"), "{stderr}");
+    assert!(
+        stderr.contains("  1 file, 0 directories, 1 byte in"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(" 1 files") && !stderr.contains(" 1 bytes"),
+        "{stderr}"
+    );
 
-    let tree = String::from_utf8(
-        romfs().arg("tree").arg(&img).output().unwrap().stdout,
-    )
-    .unwrap();
+    let tree = String::from_utf8(romfs().arg("tree").arg(&img).output().unwrap().stdout).unwrap();
     assert!(tree.ends_with("\n0 directories, 1 file\n"), "{tree}");
 
     fs::write(src.join("b.py"), b"print(1)\n").unwrap();
@@ -32,9 +35,17 @@ fn one_is_singular() {
     assert!(stderr.contains(": 1 .py file stored as source"), "{stderr}");
 
     let dest = t.path().join("x");
-    let out = romfs().arg("extract").arg(&img).arg(&dest).output().unwrap();
+    let out = romfs()
+        .arg("extract")
+        .arg(&img)
+        .arg(&dest)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(stderr.contains("extracted 2 files and 0 directories"), "{stderr}");
+    assert!(
+        stderr.contains("extracted 2 files and 0 directories"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -43,7 +54,8 @@ fn a_name_that_is_not_utf8_is_escaped_with_the_path_as_given() {
     let src = t.path().join("app");
     fs::create_dir_all(src.join("sub")).unwrap();
     fs::write(
-        src.join("sub").join(std::ffi::OsStr::from_bytes(b"caf\xe9\xff.py")),
+        src.join("sub")
+            .join(std::ffi::OsStr::from_bytes(b"caf\xe9\xff.py")),
         b"x",
     )
     .unwrap();
