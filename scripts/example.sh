@@ -1,15 +1,36 @@
 #!/usr/bin/env bash
-# The main job, on the bundled example: build examples/app into an image
-# (compiling .py to .mpy with mpy-cross), inspect it, and run it in the real
-# MicroPython straight from the image; then, when QEMU and the emulated board
-# (../shared/device/, or $ROMFS_DEVICE_DIR) are here, deploy it to that board
-# with `romfs deploy` and run it there. Installs what it needs on first use.
+# The main job, on the bundled example: build the `romfs` and `romfs-mount`
+# commands, build examples/app into an image (compiling .py to .mpy with
+# mpy-cross), inspect it, run it in the real MicroPython straight from the
+# image, then deploy it to the emulated board (QEMU mps2-an385, firmware in
+# ../shared/device/ or $ROMFS_DEVICE_DIR) with `romfs deploy` and run it
+# there. Installs what it needs on first use (qemu-system-arm with apt, as
+# scripts/test.sh does; the Python peers in a venv under target/).
+# ROMFS_EXAMPLE_PROFILE=dev builds the commands without optimisation (tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if ! command -v qemu-system-arm >/dev/null; then
+  echo "==> installing qemu-system-arm (the emulated board)"
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq qemu-system-arm >/dev/null
+fi
+device=${ROMFS_DEVICE_DIR:-../shared/device}
+firmware=$device/micropython-mps2-an385-romfs-rw.elf
+if [ ! -f "$firmware" ]; then
+  echo "error: $firmware is missing: set ROMFS_DEVICE_DIR to the folder holding the" >&2
+  echo "emulated board's firmware (its build-firmware.sh makes it)" >&2
+  exit 1
+fi
+
 venv_bin=$(scripts/python-venv.sh)
 export PATH="$venv_bin:$PATH"
-cargo build --release --quiet -p romfs-cli --bin romfs
-romfs=target/release/romfs
+profile=${ROMFS_EXAMPLE_PROFILE:-release}
+cargo build --profile "$profile" --quiet -p romfs-cli --bins
+bin=${CARGO_TARGET_DIR:-target}/$([ "$profile" = dev ] && echo debug || echo "$profile")
+romfs=$bin/romfs
+"$bin/romfs-mount" --version
 out=${1:-target/app.img}
 
 "$romfs" build examples/app -o "$out"
@@ -27,14 +48,6 @@ print(main.load_config()['name'], main.run())
 "
 
 # ---- the same app on a board: the emulated one ---------------------------------
-device=${ROMFS_DEVICE_DIR:-../shared/device}
-firmware=$device/micropython-mps2-an385-romfs-rw.elf
-if ! command -v qemu-system-arm >/dev/null || [ ! -f "$firmware" ]; then
-  echo
-  echo "(no emulated board: install qemu-system-arm and set ROMFS_DEVICE_DIR to the"
-  echo " folder holding $(basename "$firmware") to deploy it to one as well)"
-  exit 0
-fi
 echo
 echo "==> deploying to an emulated MicroPython board (QEMU mps2-an385) and running it there"
 log=$(mktemp)

@@ -163,12 +163,11 @@ pub(crate) fn check_paths(src: &Path, out: &Path) -> Result<(), BuildError> {
             source_dir: src.to_path_buf(),
         });
     }
-    if out_canon.is_dir() {
-        return Err(BuildError::Output {
-            path: out.to_path_buf(),
-            error: std::io::ErrorKind::IsADirectory.into(),
-        });
-    }
+    // A directory, socket or symlink loop fails here, before any work.
+    crate::output::Destination::resolve(out).map_err(|error| BuildError::Output {
+        path: out.to_path_buf(),
+        error,
+    })?;
     Ok(())
 }
 

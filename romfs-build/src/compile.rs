@@ -276,7 +276,8 @@ pub(crate) fn compile_sources(
             .count();
         if py > 0 && opts.mpy == MpyMode::Auto {
             compiled.notes.push(format!(
-                "mpy-cross not found on PATH: {py} .py file(s) stored as source (install mpy-cross, pass --mpy-cross PATH, or --no-mpy to silence this)"
+                "mpy-cross not found on PATH: {py} .py {} stored as source (install mpy-cross, pass --mpy-cross PATH, or --no-mpy to silence this)",
+                if py == 1 { "file" } else { "files" }
             ));
         }
         return Ok(compiled);

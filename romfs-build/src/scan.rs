@@ -195,7 +195,7 @@ impl Walker<'_> {
             return Ok(None);
         }
         if let Err(problem) = name::check(&name, self.rules) {
-            return Err(BuildError::BadName { path: rel, problem });
+            return Err(BuildError::BadName { path, problem });
         }
         let meta = fs::metadata(&path).map_err(|e| classify(&path, e))?;
         let ft = meta.file_type();

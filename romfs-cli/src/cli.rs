@@ -1,11 +1,12 @@
 //! The `romfs` command line: one variant per subcommand.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::commands::{
     build, cat, completions, deploy, diff, extract, info, keygen, ls, mount, publish, query, sign,
     tree, umount, verify,
 };
+use crate::exit::CheckUsage;
 use crate::ui::{Status, Ui};
 
 /// Build, inspect and mount MicroPython ROMFS images.
@@ -56,7 +57,7 @@ pub enum Command {
     /// status 0 only when it is clean.
     Verify(verify::VerifyArgs),
     /// Write a delta patch that turns OLD into NEW (copied ranges and
-    /// literal bytes; FORMAT.md, section 7).
+    /// literal bytes; FORMAT.md, section 9).
     Diff(diff::DiffArgs),
     /// Make an Ed25519 key pair for signing images (PKCS#8 and SPKI PEM,
     /// the files OpenSSL reads and writes).
@@ -114,5 +115,23 @@ impl Command {
             Command::Publish(args) => (*args).run(ui),
             Command::Completions(args) => args.run(ui),
         }
+    }
+}
+
+impl CheckUsage for Cli {
+    fn check_usage(&self) -> Result<(), clap::Error> {
+        let (name, checked) = match &self.command {
+            Command::Build(args) => ("build", args.check_usage()),
+            Command::Deploy(args) => ("deploy", args.check_usage()),
+            _ => return Ok(()),
+        };
+        checked.map_err(|message| {
+            let mut cli = Cli::command();
+            cli.build();
+            let sub = cli
+                .find_subcommand_mut(name)
+                .expect("the subcommand exists");
+            sub.error(clap::error::ErrorKind::ArgumentConflict, message)
+        })
     }
 }

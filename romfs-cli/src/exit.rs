@@ -12,13 +12,23 @@ use clap::Parser;
 
 use crate::ui::{Status, Ui};
 
+/// A command line whose flags can be wrong together (or out of range)
+/// in ways clap's attributes cannot say: checked after parsing, before
+/// anything runs, and reported as a usage error (status 2).
+pub(crate) trait CheckUsage {
+    /// The usage error, if any.
+    fn check_usage(&self) -> Result<(), clap::Error> {
+        Ok(())
+    }
+}
+
 /// Parse this process's arguments as `P`, run `command`, and turn the
 /// outcome into an exit status.
-pub(crate) fn run<P: Parser>(
+pub(crate) fn run<P: Parser + CheckUsage>(
     program: &'static str,
     command: impl FnOnce(P, &mut Ui) -> anyhow::Result<Status>,
 ) -> ExitCode {
-    let parsed = match P::try_parse() {
+    let parsed = match P::try_parse().and_then(|p| p.check_usage().map(|()| p)) {
         Ok(p) => p,
         Err(e) => return usage_error(program, &e),
     };

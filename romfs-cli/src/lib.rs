@@ -1,9 +1,10 @@
 #![doc = include_str!("../README.md")]
-#![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod commands;
 mod exit;
+mod integrity;
 pub mod mount_cli;
 mod progress;
 mod ui;
@@ -11,7 +12,7 @@ pub mod values;
 
 use std::process::ExitCode;
 
-pub use ui::{Status, Ui};
+pub use ui::{count, Status, Ui};
 
 /// The `romfs` command: parse the arguments of this process and run.
 pub fn romfs_main() -> ExitCode {

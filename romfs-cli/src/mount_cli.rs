@@ -76,6 +76,18 @@ pub(crate) fn mount(
     opts: &MountOptions,
     ui: &Ui,
 ) -> anyhow::Result<Status> {
+    {
+        let file = romfs_build::ImageFile::open(image)?;
+        if let Some(damage) = crate::integrity::signed_digest(file.bytes()) {
+            match opts.ignore_checksum {
+                true => ui.warn(format_args!("{}: {damage}", image.display())),
+                false => anyhow::bail!(
+                    "{}: {damage}; not mounted (-o ignore_checksum mounts it anyway)",
+                    image.display()
+                ),
+            }
+        }
+    }
     let prepared = romfs_mount::prepare(image, mountpoint, opts)?;
     for finding in prepared.warnings() {
         ui.warn(format_args!("{}: {finding}", image.display()));
@@ -129,3 +141,5 @@ impl RomfsMountCli {
         }
     }
 }
+
+impl crate::exit::CheckUsage for RomfsMountCli {}

@@ -41,3 +41,31 @@ impl Ui<'_> {
         writeln!(self.out)
     }
 }
+
+/// `n` and the noun, plural unless `n` is 1: "1 file", "2 files", "0
+/// directories".
+pub fn count(n: usize, noun: &str) -> String {
+    match (n, noun.strip_suffix('y')) {
+        (1, _) => format!("1 {noun}"),
+        (_, Some(stem)) if !stem.ends_with(['a', 'e', 'o', 'u']) => format!("{n} {stem}ies"),
+        (_, _) if noun.ends_with('s') || noun.ends_with("sh") || noun.ends_with("ch") => {
+            format!("{n} {noun}es")
+        }
+        _ => format!("{n} {noun}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count;
+
+    #[test]
+    fn counts() {
+        assert_eq!(count(1, "byte"), "1 byte");
+        assert_eq!(count(0, "byte"), "0 bytes");
+        assert_eq!(count(2, "directory"), "2 directories");
+        assert_eq!(count(1, "directory"), "1 directory");
+        assert_eq!(count(3, "key"), "3 keys");
+        assert_eq!(count(2, "match"), "2 matches");
+    }
+}

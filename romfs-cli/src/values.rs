@@ -64,7 +64,23 @@ pub fn parse_rule(s: &str) -> Result<(String, u32), String> {
             "{s:?}: alignment must be a power of two up to {MAX_ALIGN}"
         ));
     }
-    Ok((glob.to_string(), n))
+    Ok((parse_glob(glob)?, n))
+}
+
+/// Parse an `--align` value: a power of two up to [`MAX_ALIGN`].
+pub fn parse_align(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(n) if n.is_power_of_two() && n <= MAX_ALIGN => Ok(n),
+        _ => Err(format!(
+            "alignment {s:?} is not a power of two up to {MAX_ALIGN}"
+        )),
+    }
+}
+
+/// Parse an `--exclude` (or `--align-rule`) glob: one the build can compile.
+pub fn parse_glob(s: &str) -> Result<String, String> {
+    romfs_build::scan::Patterns::new(&[s]).map_err(|e| e.to_string())?;
+    Ok(s.to_string())
 }
 
 /// Parse a `--march` name: any `mpy-cross -march=` architecture except `none`.
@@ -131,6 +147,27 @@ mod tests {
                 ))
             );
         }
+    }
+
+    #[test]
+    fn aligns_and_globs() {
+        assert_eq!(parse_align("16"), Ok(16));
+        assert_eq!(parse_align("65536"), Ok(65536));
+        for bad in ["0", "3", "131072", "x", "-4"] {
+            assert_eq!(
+                parse_align(bad),
+                Err(format!(
+                    "alignment {bad:?} is not a power of two up to 65536"
+                ))
+            );
+        }
+        assert_eq!(parse_glob("*.pyc"), Ok("*.pyc".to_string()));
+        assert!(parse_glob("[")
+            .unwrap_err()
+            .contains("invalid glob pattern"));
+        assert!(parse_rule("[=4")
+            .unwrap_err()
+            .contains("invalid glob pattern"));
     }
 
     #[test]

@@ -357,12 +357,9 @@ impl<S: Source> Reader<S> {
     }
 
     /// The signature record, if the last top-level record is one (whether
-    /// or not its manifest is well formed).
+    /// or not its manifest is well formed): [`Reader::trailer`]'s.
     pub fn signature_record(&mut self) -> Result<Option<RecordHeader>, S> {
-        match self.last_top_level_records()? {
-            [_, Some(last)] if self.is_extension(&last, TAG_SIGNATURE)? => Ok(Some(last)),
-            _ => Ok(None),
-        }
+        Ok(self.trailer()?.signature)
     }
 
     /// The checksum record, if the last top-level record is one (or the
@@ -384,22 +381,13 @@ impl<S: Source> Reader<S> {
     }
 
     fn checksum_rec(&mut self) -> Result<Option<(RecordHeader, u32)>, S> {
-        let rec = match self.last_top_level_records()? {
-            [Some(before), Some(last)] if self.is_extension(&last, TAG_SIGNATURE)? => before,
-            [_, Some(last)] => last,
-            _ => return Ok(None),
-        };
-        let mut payload = [0u8; ext::CHECKSUM_PAYLOAD_LEN];
-        if rec.kind != kind::PADDING || rec.len != payload.len() {
-            return Ok(None);
-        }
-        self.src.read_exact_at(rec.payload_offset, &mut payload)?;
-        Ok(ext::checksum_value(&payload).map(|crc| (rec, crc)))
+        Ok(self.trailer()?.checksum)
     }
 
     /// The checksum and signature records that end the image, found in one
-    /// pass over the top level (each of [`Reader::checksum_record`] and
-    /// [`Reader::signature_record`] makes a pass of its own).
+    /// pass over the top level: the one place they are looked up (every
+    /// other lookup of either record is this, and each makes a pass of its
+    /// own, so a caller that needs both asks for the trailer once).
     pub fn trailer(&mut self) -> Result<Trailer, S> {
         let mut trailer = Trailer::default();
         let [before, Some(last)] = self.last_top_level_records()? else {
@@ -436,14 +424,8 @@ impl<S: Source> Reader<S> {
     /// Check the integrity checksum: CRC-32 of every image byte before the
     /// stored value, which is the image's last 4 bytes.
     pub fn checksum(&mut self) -> Result<Checksum, S> {
-        let Some((rec, stored)) = self.checksum_rec()? else {
-            return Ok(Checksum::Absent);
-        };
-        let computed = self.crc32(0, rec.end() - 4)?;
-        Ok(match computed == stored {
-            true => Checksum::Valid(stored),
-            false => Checksum::Mismatch { stored, computed },
-        })
+        let trailer = self.trailer()?;
+        self.checksum_of(&trailer)
     }
 
     /// The image's identity: CRC-32 of its bytes before its checksum value,

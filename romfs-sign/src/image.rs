@@ -1,13 +1,13 @@
 //! Signing and verifying images: the signature record of FORMAT.md,
 //! section 3.4, filled in with SHA-256 and Ed25519.
 
-use romfs_format::ext::{self, Checksum, CHECKSUM_PAYLOAD_LEN, TAG_CHECKSUM};
-use romfs_format::record::kind;
+use romfs_format::ext::{Checksum, CHECKSUM_PAYLOAD_LEN};
 use romfs_format::signature::{
     self, Manifest, SignedManifest, KEY_ID_LEN, MANIFEST_LEN, SIGNATURE_LEN, SIGNATURE_RECORD_HEAD,
     SIGNATURE_RECORD_LEN, SIGNED_MANIFEST_LEN,
 };
 use romfs_format::varuint;
+use romfs_format::write;
 use romfs_format::{Image, HEADER};
 use sha2::{Digest, Sha256};
 
@@ -291,26 +291,10 @@ pub fn add_signature(image: &[u8], key: &SigningKey, claims: &Claims) -> Result<
     let n = varuint::encode_padded(payload_len, width, &mut length);
     out.extend_from_slice(&length[..n]);
     out.extend_from_slice(&image[payload_at..checksum_at]);
-    out.push(kind::PADDING as u8);
-    if padded {
-        out.push(0x80);
-    }
-    out.push(CHECKSUM_PAYLOAD_LEN as u8);
-    out.extend_from_slice(&ext::MAGIC);
-    out.push(TAG_CHECKSUM);
+    write::checksum_record_head(padded, &mut out);
     let crc = romfs_format::crc32::checksum(&out);
     out.extend_from_slice(&crc.to_le_bytes());
-    out.extend_from_slice(&SIGNATURE_RECORD_HEAD);
-    let placeholder = Manifest {
-        image_len,
-        signed_len: image_len - SIGNATURE_RECORD_LEN as u32,
-        generation: claims.generation,
-        product,
-        digest: [0; 32],
-        key_id: [0; KEY_ID_LEN],
-    };
-    out.extend_from_slice(&placeholder.to_bytes());
-    out.extend_from_slice(&[0; SIGNATURE_LEN]);
+    write::signature_record_placeholder(image_len, claims.generation, product, &mut out);
     debug_assert_eq!(out.len(), image_len as usize);
     sign(&mut out, key)?;
     Ok(out)

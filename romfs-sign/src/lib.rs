@@ -1,14 +1,11 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 mod error;
-mod file;
 mod image;
 mod key;
 
 pub use error::{Error, Result};
-pub use file::sign_file;
 pub use image::{
     add_signature, claims_for, inspect, set_claims, sign, sign_image, verify, Claims,
     SignatureState, Verified,

@@ -44,247 +44,19 @@ pub const MAX_TEXT: usize = 1 << 20;
 const GUARD: usize = 4096;
 
 /// The walk itself, in MicroPython, shared by the unix process and the
-/// board. `{MAX_ENTRIES}` and `{MAX_TEXT}` are filled in; `out` is anything
-/// with `append(line)` and `size`.
-const WALK: &str = r#"
-LIMIT = {MAX_ENTRIES}
-TEXT = {MAX_TEXT}
-
-def hx(b):
-    return binascii.hexlify(b).decode() if b else '-'
-
-def why(e):
-    if isinstance(e, OSError):
-        return 'OSError%d' % e.args[0]
-    return type(e).__name__
-
-def stat(fs, q):
-    try:
-        st = fs.stat(q)
-        return '%d %d' % (st[0], st[6])
-    except Exception as e:
-        return '! ' + why(e)
-
-def full(out):
-    if out.size > TEXT:
-        out.append('LIMIT')
-        return True
-    return False
-
-def walk(fs, out):
-    out.append('M %d' % fs.statvfs(b'/')[2])
-    for q in (b'', b'/', b'//'):
-        out.append('S %s %s' % (hx(q), stat(fs, q)))
-    queue = [b'']
-    seen = 0
-    i = 0
-    while i < len(queue):
-        if full(out):
-            return
-        d = queue[i]
-        i += 1
-        try:
-            ents = [(n, t, s) for n, t, _, s in fs.ilistdir(b'/' + d)]
-        except Exception as e:
-            out.append('D %s ! %s' % (hx(d), why(e)))
-            continue
-        try:
-            sp = (b'/' + d).decode()
-        except Exception:
-            sp = None
-        if sp is None:
-            res = 'nopath'
-        else:
-            try:
-                for _ in fs.ilistdir(sp):
-                    pass
-                res = 'ok'
-            except Exception as e:
-                res = why(e)
-        out.append('D %s %s %d' % (hx(d), res, len(ents)))
-        if res != 'ok' and res != 'nopath':
-            out.append('BAD list-str %s %s' % (hx(d), res))
-        if seen + len(ents) > LIMIT:
-            out.append('LIMIT')
-            return
-        seen += len(ents)
-        for n, t, s in ents:
-            out.append('E %s %d %d' % (hx(n), t, s))
-        for n, t, s in ents:
-            if full(out):
-                return
-            p = d + b'/' + n if d else n
-            qs = [b'/' + p, p, b'/' + p + b'/', b'/' + p + b'~', b'/' + p + b'/~']
-            if len(n) > 1:
-                qs.append(b'/' + p[:-1])
-            first = None
-            for q in qs:
-                a = stat(fs, q)
-                first = first or a
-                out.append('S %s %s' % (hx(q), a))
-            if first != '%d %d' % (t, s):
-                out.append('BAD stat %s' % hx(p))
-            try:
-                f = fs.open(b'/' + p, 'rb')
-                m = memoryview(f)
-                head = f.read(64)
-                out.append('R %s %d %d' % (hx(p), len(m), binascii.crc32(m)))
-                if t != 0x8000 or len(m) != s or head != bytes(m[:64]):
-                    out.append('BAD read %s' % hx(p))
-            except Exception as e:
-                out.append('R %s ! %s' % (hx(p), why(e)))
-                if t == 0x8000:
-                    out.append('BAD open %s' % hx(p))
-            if t == 0x4000:
-                queue.append(p)
-
-"#;
+/// board, after definitions of `MAX_ENTRIES` and `MAX_TEXT`; `out` is
+/// anything with `append(line)` and `size`.
+const WALK: &str = include_str!("oracle/walk.py");
 
 /// The unix driver: images named on stdin, transcripts on stdout.
-const UNIX: &str = r#"
-import sys, vfs, binascii, gc
-G = {GUARD}
-FF = b'\xff' * G
-IDENT = b'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_'
-
-class Out:
-    def __init__(self):
-        self.lines = []
-        self.size = 0
-
-    def append(self, line):
-        self.lines.append(line)
-        self.size += len(line) + 1
-
-def imports(fs, out):
-    # Modules `m_*.py` at the top whose source is `V = <digits>`: importing
-    # one must give that value.
-    ents = [(n, t) for n, t, _, _ in fs.ilistdir(b'/')]
-    names = [n for n, _ in ents]
-    vfs.mount(fs, '/rom')
-    sys.path[:] = ['/rom']
-    try:
-        for n, t in ents:
-            mod = n[:-3]
-            if (t != 0x8000 or not n.startswith(b'm_') or not n.endswith(b'.py')
-                    or names.count(n) > 1 or mod in names or mod + b'.mpy' in names
-                    or any(c not in IDENT for c in mod)):
-                continue
-            try:
-                src = fs.open(b'/' + n, 'rb').read()
-            except Exception:
-                continue
-            if not (src.startswith(b'V = ') and src.endswith(b'\n') and src[4:-1].isdigit()):
-                continue
-            mod = mod.decode()
-            try:
-                got = str(__import__(mod).V)
-            except Exception as e:
-                got = why(e)
-            sys.modules.pop(mod, None)
-            if got != src[4:-1].decode():
-                out.append('BAD import %s %s' % (hx(n), got))
-    finally:
-        vfs.umount('/rom')
-
-def load(path, n, fill):
-    buf = bytearray(n + 2 * G)
-    mv = memoryview(buf)
-    if fill:
-        mv[:G] = FF
-        mv[G + n:] = FF
-    with open(path, 'rb') as f:
-        got = 0
-        while got < n:
-            k = f.readinto(mv[G + got:G + n])
-            if not k:
-                break
-            got += k
-    return mv[G:G + n]
-
-def answer(path, n):
-    outs = []
-    for fill in (0, 1):
-        out = Out()
-        try:
-            fs = vfs.VfsRom(load(path, n, fill))
-        except Exception as e:
-            out.append('M ! ' + why(e))
-            fs = None
-        if fs is not None:
-            try:
-                walk(fs, out)
-            except Exception as e:
-                out.append('BAD walk ' + why(e))
-            if fill == 0:
-                try:
-                    imports(fs, out)
-                except Exception as e:
-                    out.append('BAD imports ' + why(e))
-        outs.append(out.lines)
-    a, b = outs
-    if a != b:
-        k = 0
-        while k < len(a) and k < len(b) and a[k] == b[k]:
-            k += 1
-        a.append('BAD oob %d' % k)
-    return a
-
-print('READY', sys.implementation.version, sys.implementation._machine)
-while True:
-    line = sys.stdin.readline()
-    if not line:
-        break
-    path, n = line.split()
-    try:
-        lines = answer(path, int(n))
-    except Exception as e:
-        lines = ['BAD script ' + why(e)]
-    lines.append('END')
-    sys.stdout.write('\n'.join(lines) + '\n')
-    lines = None
-    gc.collect()
-"#;
+const UNIX: &str = include_str!("oracle/unix.py");
 
 /// The board driver: walks every image packed in ROM partition 0 by
 /// [`pack_for_board`], printing `IMG k`, the transcript and `END` for each.
-const BOARD: &str = r#"
-import vfs, binascii
-
-class Out:
-    size = 0
-
-    def append(self, line):
-        print(line)
-        self.size += len(line) + 1
-
-def u32(b):
-    return b[0] | b[1] << 8 | b[2] << 16 | b[3] << 24
-
-part = vfs.rom_ioctl(2, 0)
-count = u32(part[0:4])
-for k in range(count):
-    off = u32(part[4 + 8 * k:8 + 8 * k])
-    n = u32(part[8 + 8 * k:12 + 8 * k])
-    print('IMG', k)
-    out = Out()
-    try:
-        fs = vfs.VfsRom(part[off:off + n])
-    except Exception as e:
-        out.append('M ! ' + why(e))
-        fs = None
-    if fs is not None:
-        try:
-            walk(fs, out)
-        except Exception as e:
-            out.append('BAD walk ' + why(e))
-    print('END')
-print('DONE')
-"#;
+const BOARD: &str = include_str!("oracle/board.py");
 
 fn walk_source() -> String {
-    WALK.replace("{MAX_ENTRIES}", &MAX_ENTRIES.to_string())
-        .replace("{MAX_TEXT}", &MAX_TEXT.to_string())
+    format!("MAX_ENTRIES = {MAX_ENTRIES}\nMAX_TEXT = {MAX_TEXT}\n{WALK}")
 }
 
 /// The MicroPython script that walks, on a board, the images
@@ -413,7 +185,7 @@ impl Oracle {
             COUNT.fetch_add(1, Ordering::Relaxed)
         ));
         std::fs::create_dir_all(&dir)?;
-        let script = walk_source() + &UNIX.replace("{GUARD}", &GUARD.to_string());
+        let script = walk_source() + &format!("GUARD = {GUARD}\n{UNIX}");
         std::fs::write(dir.join("walk.py"), script)?;
         let mut oracle = Oracle {
             program: micropython.to_path_buf(),

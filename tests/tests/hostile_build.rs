@@ -290,7 +290,10 @@ fn names_with_every_byte_a_filesystem_allows() {
             &bad,
             &img,
             &[],
-            &["lib/lib\u{fffd}.py", "name is not valid UTF-8"],
+            &[
+                &format!("lib/lib\\{b:03o}.py: name is not valid UTF-8"),
+                &bad.display().to_string(),
+            ],
         );
     }
 }

@@ -25,7 +25,8 @@ enum Step {
 /// inside `dest`; an image with any other name is refused before anything
 /// is written. As in MicroPython, only the first entry of a name in a
 /// directory is extracted. Existing files are overwritten only with
-/// `force`, and never through a symlink. Returns (directories, files)
+/// `force`, and never through a symlink; a device, FIFO or socket is
+/// never replaced. Returns (directories, files)
 /// written.
 pub fn extract(file: &ImageFile, dest: &Path, force: bool) -> Result<(usize, usize), ReadError> {
     let image = file.image()?;
@@ -85,6 +86,11 @@ pub fn extract(file: &ImageFile, dest: &Path, force: bool) -> Result<(usize, usi
                 if let Ok(m) = fs::symlink_metadata(&path) {
                     if !force || m.is_dir() {
                         return Err(ReadError::AlreadyExists { path });
+                    }
+                    // A symlink is replaced, never followed out of `dest`;
+                    // a device, FIFO or socket is left alone.
+                    if !(m.is_file() || m.file_type().is_symlink()) {
+                        return Err(ReadError::NotAFile { path });
                     }
                     fs::remove_file(&path).map_err(write_err(&path))?;
                 }

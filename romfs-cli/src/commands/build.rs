@@ -16,8 +16,8 @@ use romfs_sign::SigningKey;
 
 use crate::cli::Run;
 use crate::progress::Bar;
-use crate::ui::{Status, Ui};
-use crate::values::{parse_arch, parse_rule, parse_size};
+use crate::ui::{count, Status, Ui};
+use crate::values::{parse_align, parse_arch, parse_glob, parse_rule, parse_size};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum LayoutArg {
@@ -66,7 +66,7 @@ pub struct BuildFlags {
     #[arg(long, value_enum, default_value_t = LayoutArg::Default)]
     layout: LayoutArg,
     /// Alignment of file data from the image start (power of two).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = parse_align)]
     align: Option<u32>,
     /// Alignment for files matching GLOB, e.g. '*.tflite=16' (repeatable;
     /// the largest matching alignment wins).
@@ -101,14 +101,14 @@ pub struct BuildFlags {
     /// keygen` or `openssl genpkey -algorithm ed25519` writes it). Needs
     /// --product and --generation: devices refuse an image for another
     /// product or not newer than theirs.
-    #[arg(long, value_name = "KEY", requires_all = ["product", "generation"])]
+    #[arg(long, value_name = "KEY", requires_all = ["product", "generation"], conflicts_with = "no_checksum")]
     sign: Option<PathBuf>,
     /// Record a build time: Unix seconds, or `now` (SOURCE_DATE_EPOCH if set,
     /// else the clock). By default none is recorded, so builds are reproducible.
     #[arg(long, value_name = "SECS|now")]
     build_time: Option<BuildTime>,
     /// Leave out entries whose path or name matches GLOB (repeatable).
-    #[arg(long, value_name = "GLOB")]
+    #[arg(long, value_name = "GLOB", value_parser = parse_glob)]
     exclude: Vec<String>,
     /// Fail if the image is larger than SIZE (e.g. 1M, 512K).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
@@ -122,11 +122,12 @@ pub struct BuildFlags {
     /// The mpy-cross to run (default: mpy-cross on PATH).
     #[arg(long, value_name = "PATH")]
     mpy_cross: Option<PathBuf>,
-    /// Target architecture: passed to mpy-cross, and every .mpy is checked
-    /// to run on it.
+    /// Target architecture: passed to mpy-cross (which must then be found,
+    /// unless --no-mpy), and every .mpy is checked to run on it.
     #[arg(long, value_name = "ARCH", value_parser = parse_arch)]
     march: Option<Arch>,
-    /// Target small-int bits: passed to mpy-cross and checked.
+    /// Target small-int bits: passed to mpy-cross (which must then be
+    /// found, unless --no-mpy) and checked.
     #[arg(long, value_name = "BITS")]
     msmall_int_bits: Option<u8>,
     /// Extra argument for mpy-cross, e.g. --mpy-cross-arg=-O2 (repeatable).
@@ -142,12 +143,59 @@ pub struct BuildFlags {
 }
 
 impl BuildFlags {
-    /// The library's options for these flags (checked by the library),
-    /// with the signing key loaded: a key that cannot be used fails here,
-    /// before any work.
+    /// The library's options for these flags, with the signing key loaded:
+    /// a key that cannot be used fails here, before any work.
     pub fn options(&self) -> anyhow::Result<BuildOptions> {
         let key = self.sign.as_deref().map(SigningKey::load).transpose()?;
         Ok(BuildOptions {
+            sign: key.map(Arc::new),
+            ..self.settings()
+        })
+    }
+
+    /// A usage error (exit status 2) when the flags do not go together or
+    /// a value is out of range: the library's own checks
+    /// ([`BuildOptions::check`]), before any key is read.
+    pub fn check_usage(&self) -> Result<(), String> {
+        self.settings()
+            .check(self.sign.is_some())
+            .map_err(|e| e.to_string())
+    }
+
+    /// The flags given that decide how a directory is built (all but
+    /// `--no-cache`, which also decides what `deploy` remembers).
+    pub fn given(&self) -> Vec<&'static str> {
+        let given = [
+            (self.layout != LayoutArg::Default, "--layout"),
+            (self.align.is_some(), "--align"),
+            (!self.align_rules.is_empty(), "--align-rule"),
+            (self.no_dedup, "--no-dedup"),
+            (self.no_checksum, "--no-checksum"),
+            (self.flash_write_size.is_some(), "--flash-write-size"),
+            (self.label.is_some(), "--label"),
+            (self.generation.is_some(), "--generation"),
+            (self.product.is_some(), "--product"),
+            (self.sign.is_some(), "--sign"),
+            (self.build_time.is_some(), "--build-time"),
+            (!self.exclude.is_empty(), "--exclude"),
+            (self.max_size.is_some(), "--max-size"),
+            (self.mpy, "--mpy"),
+            (self.no_mpy, "--no-mpy"),
+            (self.mpy_cross.is_some(), "--mpy-cross"),
+            (self.march.is_some(), "--march"),
+            (self.msmall_int_bits.is_some(), "--msmall-int-bits"),
+            (!self.mpy_cross_args.is_empty(), "--mpy-cross-arg"),
+            (self.jobs.is_some(), "--jobs"),
+        ];
+        given
+            .into_iter()
+            .filter_map(|(set, name)| set.then_some(name))
+            .collect()
+    }
+
+    /// The library's options for these flags, without the signing key.
+    fn settings(&self) -> BuildOptions {
+        BuildOptions {
             layout: match self.layout {
                 LayoutArg::Default => Layout::Default,
                 LayoutArg::Mpremote => Layout::Mpremote,
@@ -159,14 +207,16 @@ impl BuildFlags {
             label: self.label.clone(),
             generation: self.generation,
             product: self.product.clone(),
-            sign: key.map(Arc::new),
+            sign: None,
             build_time: self.build_time,
             flash_write_size: self.flash_write_size,
             exclude: self.exclude.clone(),
             max_size: self.max_size,
+            // An explicit target is for compiled code: no silent fallback
+            // to storing source when mpy-cross is missing.
             mpy: if self.no_mpy {
                 MpyMode::Never
-            } else if self.mpy {
+            } else if self.mpy || self.march.is_some() || self.msmall_int_bits.is_some() {
                 MpyMode::Always
             } else {
                 MpyMode::Auto
@@ -181,7 +231,14 @@ impl BuildFlags {
             } else {
                 romfs_build::cache::default_dir()
             },
-        })
+        }
+    }
+}
+
+impl BuildArgs {
+    /// See [`BuildFlags::check_usage`].
+    pub fn check_usage(&self) -> Result<(), String> {
+        self.flags.check_usage()
     }
 }
 
@@ -271,8 +328,9 @@ fn write_packed(out: &mut dyn Write, r: &BuildReport) -> io::Result<()> {
             }
             writeln!(
                 out,
-                "{indent}{name}  ({} bytes at {:#x}{notes})",
-                e.len, e.data_offset
+                "{indent}{name}  ({} at {:#x}{notes})",
+                count(e.len as usize, "byte"),
+                e.data_offset
             )?;
         }
     }
@@ -302,14 +360,16 @@ fn write_summary(out: &mut dyn Write, path: &Path, r: &BuildReport) -> io::Resul
     let s = &r.stats;
     writeln!(
         out,
-        "wrote {}: {} bytes ({})",
+        "wrote {}: {} ({})",
         path.display(),
-        s.image_len,
+        count(s.image_len as usize, "byte"),
         human(s.image_len)
     )?;
     let mut line = format!(
-        "  {} files, {} directories, {} bytes in",
-        s.files, s.dirs, s.bytes_in
+        "  {}, {}, {} in",
+        count(s.files, "file"),
+        count(s.dirs, "directory"),
+        count(s.bytes_in as usize, "byte")
     );
     if r.compiled > 0 {
         line.push_str(&format!(", {} .py compiled to .mpy", r.compiled));
@@ -320,8 +380,10 @@ fn write_summary(out: &mut dyn Write, path: &Path, r: &BuildReport) -> io::Resul
     writeln!(out, "{line}")?;
     writeln!(
         out,
-        "  dedup saved {} bytes ({} files), alignment overhead {} bytes",
-        s.dedup_saved, s.dedup_files, s.align_overhead
+        "  dedup saved {} ({}), alignment overhead {}",
+        count(s.dedup_saved as usize, "byte"),
+        count(s.dedup_files, "file"),
+        count(s.align_overhead as usize, "byte")
     )?;
     match r.checksum {
         Some(c) => writeln!(out, "  checksum crc32 {c:#010x}")?,

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use romfs_build::inspect::{self, ImageFile};
 
 use crate::cli::Run;
+use crate::integrity;
 use crate::ui::{Status, Ui};
 
 /// Arguments of `romfs cat`.
@@ -14,11 +15,16 @@ pub struct CatArgs {
     image: PathBuf,
     /// The file's path in the image.
     path: String,
+    /// Read the file even when the image's checksum or signed digest says
+    /// it is damaged (a warning says so).
+    #[arg(long)]
+    ignore_checksum: bool,
 }
 
 impl Run for CatArgs {
     fn run(self, ui: &mut Ui) -> anyhow::Result<Status> {
         let file = ImageFile::open(&self.image)?;
+        integrity::require_intact(&self.image, file.bytes(), self.ignore_checksum, ui)?;
         ui.out.write_all(inspect::cat(&file, &self.path)?)?;
         Ok(Status::Success)
     }

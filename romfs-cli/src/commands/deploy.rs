@@ -13,7 +13,7 @@ use romfs_format::mpy::{Arch, MPY_VERSION};
 use crate::cli::Run;
 use crate::commands::board::ConnectArgs;
 use crate::commands::build::BuildFlags;
-use crate::ui::{Status, Ui};
+use crate::ui::{count, Status, Ui};
 
 /// Arguments of `romfs deploy`.
 #[derive(Debug, clap::Args)]
@@ -37,6 +37,23 @@ pub struct DeployArgs {
     /// How to build a directory (as `romfs build`).
     #[command(flatten)]
     build: BuildFlags,
+}
+
+impl DeployArgs {
+    /// A usage error when the build flags do not go together, or are
+    /// given with an image (which is deployed as it is).
+    pub fn check_usage(&self) -> Result<(), String> {
+        let given = self.build.given();
+        if self.src.exists() && !self.src.is_dir() && !given.is_empty() {
+            return Err(format!(
+                "{} {} only when deploying a directory (it is built for the board); {} is deployed as it is",
+                given.join(", "),
+                if given.len() == 1 { "applies" } else { "apply" },
+                self.src.display()
+            ));
+        }
+        self.build.check_usage()
+    }
 }
 
 impl Run for DeployArgs {
@@ -187,10 +204,10 @@ fn build_image(
             .map_or("bytecode".to_string(), |a| a.name().to_string());
         writeln!(
             err,
-            "built {}: {} bytes, {} files ({} compiled for {arch})",
+            "built {}: {}, {} ({} compiled for {arch})",
             src.display(),
-            report.stats.image_len,
-            report.stats.files,
+            count(report.stats.image_len as usize, "byte"),
+            count(report.stats.files, "file"),
             report.compiled
         )?;
     }
@@ -207,11 +224,11 @@ fn print_deploy(
     if r.up_to_date() {
         writeln!(
             err,
-            "{port}: partition {} already holds {} ({} bytes): nothing written; {} bytes sent in {:.2} s",
+            "{port}: partition {} already holds {} ({}): nothing written; {} sent in {:.2} s",
             r.partition.id,
             src.display(),
-            r.image_len,
-            r.bytes_sent,
+            count(r.image_len as usize, "byte"),
+            count(r.bytes_sent as usize, "byte"),
             r.elapsed.as_secs_f64()
         )?;
     } else {
@@ -225,15 +242,15 @@ fn print_deploy(
         };
         writeln!(
             err,
-            "{port}: deployed {} ({} bytes) to partition {}: {} of {} blocks written{assembled}, {} erased, {} unchanged; {} bytes sent in {:.2} s",
+            "{port}: deployed {} ({}) to partition {}: {} of {} written{assembled}, {} erased, {} unchanged; {} sent in {:.2} s",
             src.display(),
-            r.image_len,
+            count(r.image_len as usize, "byte"),
             r.partition.id,
             r.written.len(),
-            r.blocks,
+            count(r.blocks as usize, "block"),
             r.erased.len(),
             r.skipped,
-            r.bytes_sent,
+            count(r.bytes_sent as usize, "byte"),
             r.elapsed.as_secs_f64()
         )?;
     }

@@ -1,5 +1,5 @@
 //! `romfs diff`: a delta patch that turns one image into another
-//! (FORMAT.md, section 7).
+//! (FORMAT.md, section 9).
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use romfs_build::inspect::{self, ImageFile};
 
 use crate::cli::Run;
-use crate::ui::{Status, Ui};
+use crate::integrity;
+use crate::ui::{count, Status, Ui};
 
 /// Arguments of `romfs extract`.
 #[derive(Debug, clap::Args)]
@@ -17,14 +18,21 @@ pub struct ExtractArgs {
     /// Overwrite files that already exist.
     #[arg(long)]
     force: bool,
+    /// Extract even when the image's checksum or signed digest says it is
+    /// damaged (a warning says so).
+    #[arg(long)]
+    ignore_checksum: bool,
 }
 
 impl Run for ExtractArgs {
-    fn run(self, _ui: &mut Ui) -> anyhow::Result<Status> {
+    fn run(self, ui: &mut Ui) -> anyhow::Result<Status> {
         let file = ImageFile::open(&self.image)?;
+        integrity::require_intact(&self.image, file.bytes(), self.ignore_checksum, ui)?;
         let (dirs, files) = inspect::extract(&file, &self.dir, self.force)?;
         eprintln!(
-            "extracted {files} files and {dirs} directories into {}",
+            "extracted {} and {} into {}",
+            count(files, "file"),
+            count(dirs, "directory"),
             self.dir.display()
         );
         Ok(Status::Success)

@@ -11,7 +11,8 @@ use romfs_sign::{KeyId, SignatureState};
 use serde::Serialize;
 
 use crate::cli::Run;
-use crate::ui::{Status, Ui};
+use crate::integrity::{self, Damage};
+use crate::ui::{count, Status, Ui};
 
 /// Arguments of `romfs info`.
 #[derive(Debug, clap::Args)]
@@ -26,6 +27,17 @@ pub struct InfoArgs {
 impl Run for InfoArgs {
     fn run(self, ui: &mut Ui) -> anyhow::Result<Status> {
         let info = inspect::info(&ImageFile::open(&self.image)?)?;
+        let damage = Damage::of(&info.checksum, &info.signature);
+        integrity::warn(&self.image, &damage, ui);
+        // A checksum mismatch is one of the findings: said once.
+        if damage.is_empty() && info.findings > 0 {
+            ui.warn(format_args!(
+                "{}: {}; run `romfs verify {}`",
+                self.image.display(),
+                count(info.findings, "finding"),
+                self.image.display()
+            ));
+        }
         if self.json {
             ui.json(&InfoJson::from(&info))?;
         } else {
@@ -65,18 +77,25 @@ fn write_text(out: &mut dyn Write, i: &Info) -> std::io::Result<()> {
     writeln!(out, "layout:       {}", layout_name(i.layout))?;
     writeln!(
         out,
-        "image size:   {} bytes ({})",
-        i.image_size,
+        "image size:   {} ({})",
+        count(i.image_size as usize, "byte"),
         human(i.image_size)
     )?;
     if i.file_size != i.image_size {
-        writeln!(out, "file size:    {} bytes", i.file_size)?;
+        writeln!(out, "file size:    {}", count(i.file_size as usize, "byte"))?;
     }
-    writeln!(out, "payload size: {} bytes", i.payload_size)?;
     writeln!(
         out,
-        "files:        {} ({} bytes, {} stored, {} shared)",
-        i.files, i.file_bytes, i.stored_bytes, i.shared_files
+        "payload size: {}",
+        count(i.payload_size as usize, "byte")
+    )?;
+    writeln!(
+        out,
+        "files:        {} ({}, {} stored, {} shared)",
+        i.files,
+        count(i.file_bytes as usize, "byte"),
+        i.stored_bytes,
+        i.shared_files
     )?;
     writeln!(out, "directories:  {} (max depth {})", i.dirs, i.max_depth)?;
     let state = checksum_state(&i.checksum);
@@ -101,14 +120,14 @@ fn write_text(out: &mut dyn Write, i: &Info) -> std::io::Result<()> {
     write_signature(out, &i.signature)?;
     writeln!(
         out,
-        "header:       safe to program last for flash write units up to {} bytes",
-        i.header_safe_write_size
+        "header:       safe to program last for flash write units up to {}",
+        count(i.header_safe_write_size, "byte")
     )?;
     if i.findings > 0 {
         writeln!(
             out,
-            "verify:       {} finding(s); run `romfs verify`",
-            i.findings
+            "verify:       {}; run `romfs verify`",
+            count(i.findings, "finding")
         )?;
     }
     if !i.mpy.is_empty() {

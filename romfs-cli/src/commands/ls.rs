@@ -17,7 +17,7 @@ pub struct LsArgs {
     /// A directory or file in the image.
     #[arg(default_value = "")]
     path: String,
-    /// Long listing: type, size, data offset.
+    /// Long listing: a header, then type, size, data offset and name.
     #[arg(short, long)]
     long: bool,
     /// JSON output.
@@ -33,6 +33,13 @@ impl Run for LsArgs {
             let json: Vec<EntryJson> = entries.iter().map(EntryJson::from).collect();
             ui.json(&json)?;
         } else {
+            if self.long {
+                writeln!(
+                    ui.out,
+                    "{:<4} {:>10} {:>10}  NAME",
+                    "TYPE", "SIZE", "OFFSET"
+                )?;
+            }
             for e in &entries {
                 if self.long {
                     write_long(ui.out, e)?;
@@ -54,18 +61,24 @@ pub(crate) fn display_name(e: &Entry) -> String {
     }
 }
 
-/// `type size offset  name`, one line.
+/// `type size offset  name`, one line. A directory has neither size nor
+/// offset (the mount shows it as 0 bytes; `--json` gives MicroPython's
+/// `stat` size, its payload length).
 fn write_long(out: &mut dyn Write, e: &Entry) -> std::io::Result<()> {
     let offset = e
         .offset
         .map(|o| format!("{o:#x}"))
         .unwrap_or_else(|| "-".into());
+    let size = match e.is_dir() {
+        true => "-".to_string(),
+        false => e.size.to_string(),
+    };
     let shared = if e.shared { " (shared)" } else { "" };
     writeln!(
         out,
         "{:<4} {:>10} {:>10}  {}{shared}",
         kind_name(e.kind),
-        e.size,
+        size,
         offset,
         display_name(e)
     )

@@ -1,12 +1,15 @@
 //! `romfs sign`: sign an image that was built without a signature, or sign
 //! a signed one again (another key, product or generation).
 
+use std::fs;
 use std::path::PathBuf;
 
-use romfs_sign::{sign_file, SigningKey};
+use anyhow::Context;
+use romfs_build::output;
+use romfs_sign::{sign_image, SigningKey};
 
 use crate::cli::Run;
-use crate::ui::{Status, Ui};
+use crate::ui::{count, Status, Ui};
 
 /// Arguments of `romfs sign`.
 #[derive(Debug, clap::Args)]
@@ -27,7 +30,8 @@ pub struct SignArgs {
     #[arg(long, value_name = "N")]
     generation: Option<u32>,
     /// Write the signed image here instead of replacing IMAGE (either way
-    /// atomically: on failure nothing changes).
+    /// as `romfs build -o` writes: atomically, through symlinks, devices in
+    /// place; on failure nothing changes).
     #[arg(short, long, value_name = "OUT")]
     output: Option<PathBuf>,
 }
@@ -35,22 +39,22 @@ pub struct SignArgs {
 impl Run for SignArgs {
     fn run(self, ui: &mut Ui) -> anyhow::Result<Status> {
         let key = SigningKey::load(&self.key)?;
-        let signed = sign_file(
-            &self.image,
-            self.output.as_deref(),
-            &key,
-            self.product.as_deref(),
-            self.generation,
-        )?;
         let out = self.output.as_ref().unwrap_or(&self.image);
+        let bytes = fs::read(&self.image).with_context(|| self.image.display().to_string())?;
+        let (image, signed) = sign_image(bytes, &key, self.product.as_deref(), self.generation)
+            .map_err(|error| romfs_sign::Error::InFile {
+                path: self.image.clone(),
+                error: Box::new(error),
+            })?;
+        output::write_file(out, &image).with_context(|| out.display().to_string())?;
         writeln!(
             ui.out,
-            "{}: signed by key {} for product {:?}, generation {} ({} bytes)",
+            "{}: signed by key {} for product {:?}, generation {} ({})",
             out.display(),
             signed.key_id,
             signed.product,
             signed.generation,
-            signed.image_len
+            count(signed.image_len as usize, "byte")
         )?;
         Ok(Status::Success)
     }

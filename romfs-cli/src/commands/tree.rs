@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::ls::{display_name, EntryJson};
 use crate::cli::Run;
-use crate::ui::{Status, Ui};
+use crate::ui::{count, Status, Ui};
 
 /// Arguments of `romfs tree`.
 #[derive(Debug, clap::Args)]
@@ -58,7 +58,12 @@ fn write_tree(out: &mut dyn Write, nodes: &[WalkEntry]) -> std::io::Result<()> {
         writeln!(out, "{line}")?;
         open_levels.push(!node.last);
     }
-    writeln!(out, "\n{dirs} directories, {files} files")
+    writeln!(
+        out,
+        "\n{}, {}",
+        count(dirs, "directory"),
+        count(files, "file")
+    )
 }
 
 /// One node of `tree --json`.

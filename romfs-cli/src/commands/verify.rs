@@ -4,12 +4,12 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use romfs_build::inspect::{self, ImageFile, VerifyReport};
-use romfs_sign::{PublicKey, Verified};
+use romfs_sign::{PublicKey, SignatureState, Verified};
 use serde::Serialize;
 
 use super::info::checksum_state;
 use crate::cli::Run;
-use crate::ui::{Status, Ui};
+use crate::ui::{count, Status, Ui};
 
 /// Arguments of `romfs verify`.
 #[derive(Debug, clap::Args)]
@@ -31,20 +31,52 @@ impl Run for VerifyArgs {
         let key = self.key.as_deref().map(PublicKey::load).transpose()?;
         let file = ImageFile::open(&self.image)?;
         let report = inspect::verify(&file);
-        let signature = key.map(|key| romfs_sign::verify(file.bytes(), &key));
+        let mut digest = None;
+        let signature = match key {
+            Some(key) => Some(romfs_sign::verify(file.bytes(), &key)),
+            None => {
+                // No key is needed to see a manifest that no longer
+                // describes the image.
+                digest = digest_finding(file.bytes());
+                None
+            }
+        };
+        let clean =
+            report.is_clean() && digest.is_none() && signature.as_ref().is_none_or(|s| s.is_ok());
         if self.json {
             let mut json = VerifyJson::from(&report);
+            json.clean = clean;
+            json.findings
+                .extend(digest.as_ref().map(|(offset, message)| FindingJson {
+                    offset: *offset,
+                    message: message.clone(),
+                }));
             json.signature = signature.as_ref().map(SignatureJson::from);
             ui.json(&json)?;
         } else {
-            write_text(ui.out, &report, signature.as_ref())?;
+            write_text(ui.out, &report, digest.as_ref(), signature.as_ref())?;
         }
-        let signed = signature.as_ref().is_none_or(|s| s.is_ok());
-        Ok(if report.is_clean() && signed {
+        Ok(if clean {
             Status::Success
         } else {
             Status::Failure
         })
+    }
+}
+
+/// Signed bytes that no longer match the manifest's SHA-256: seen without
+/// a key (a malformed manifest is one of the format's own findings).
+fn digest_finding(bytes: &[u8]) -> Option<(usize, String)> {
+    match romfs_sign::inspect(bytes).ok()? {
+        SignatureState::Signed {
+            offset,
+            digest_matches: false,
+            ..
+        } => Some((
+            offset,
+            romfs_sign::Error::DigestMismatch { signed_len: offset }.to_string(),
+        )),
+        _ => None,
     }
 }
 
@@ -53,11 +85,15 @@ impl Run for VerifyArgs {
 fn write_text(
     out: &mut dyn Write,
     report: &VerifyReport,
+    digest: Option<&(usize, String)>,
     signature: Option<&Result<Verified, romfs_sign::Error>>,
 ) -> std::io::Result<()> {
     let image = report.image.display();
     for f in &report.findings {
         writeln!(out, "{image}: {f}")?;
+    }
+    if let Some((offset, message)) = digest {
+        writeln!(out, "{image}: offset {offset:#x}: {message}")?;
     }
     match signature {
         None => {}
@@ -68,16 +104,25 @@ fn write_text(
         )?,
         Some(Err(e)) => writeln!(out, "{image}: signature BAD: {e}")?,
     }
-    if report.is_clean() {
+    let signature_bad = matches!(signature, Some(Err(_)));
+    let findings = report.findings.len() + usize::from(digest.is_some());
+    if findings == 0 && !signature_bad {
         writeln!(
             out,
-            "{image}: OK ({} files, {} directories, checksum {})",
-            report.files,
-            report.dirs,
+            "{image}: OK ({}, {}, checksum {})",
+            count(report.files, "file"),
+            count(report.dirs, "directory"),
             checksum_state(&report.checksum)
         )
     } else {
-        writeln!(out, "{image}: {} finding(s)", report.findings.len())
+        let mut why = Vec::new();
+        if findings > 0 {
+            why.push(count(findings, "finding"));
+        }
+        if signature_bad {
+            why.push("signature BAD".to_string());
+        }
+        writeln!(out, "{image}: FAILED ({})", why.join(", "))
     }
 }
 

@@ -24,10 +24,10 @@ fn build_default_layout_round_trips() {
         .assert()
         .success()
         .stderr(predicate::str::contains("7 files, 3 directories"))
-        .stderr(predicate::str::contains("dedup saved 3000 bytes (1 files)"))
+        .stderr(predicate::str::contains("dedup saved 3000 bytes (1 file)"))
         .stderr(predicate::str::contains("checksum crc32 0x"))
         .stderr(predicate::str::contains(
-            "mpy-cross not found on PATH: 3 .py file(s) stored as source",
+            "mpy-cross not found on PATH: 3 .py files stored as source",
         ));
     let bytes = fs::read(&img).unwrap();
     let image = Image::parse(&bytes).unwrap();
@@ -360,8 +360,8 @@ fn usage_errors() {
     fails(romfs().arg("build").arg(&src), 2, "--output <IMG>");
     fails(
         build_cmd(&src, &out).args(["--align", "3"]),
-        1,
-        "alignment 3 is not a power of two",
+        2,
+        "alignment \"3\" is not a power of two",
     );
     fails(
         build_cmd(&src, &out).args(["--align-rule", "*.bin"]),
@@ -375,8 +375,8 @@ fn usage_errors() {
     );
     fails(
         build_cmd(&src, &out).args(["--layout", "mpremote", "--label", "x"]),
-        1,
-        "--label only apply to the default layout",
+        2,
+        "--label only applies to the default layout",
     );
     // Every setting the mpremote layout lacks, in one error.
     fails(
@@ -390,13 +390,13 @@ fn usage_errors() {
             "--build-time",
             "now",
         ]),
-        1,
+        2,
         "--align, --no-dedup, --no-checksum, --build-time only apply to the default layout",
     );
     fails(
         build_cmd(&src, &out).args(["--mpy"]),
         1,
-        "--mpy: mpy-cross not found on PATH",
+        "mpy-cross not found on PATH, and this build must compile .py files",
     );
     fails(
         build_cmd(&src, &out).args(["--mpy-cross", "/nonexistent/mpy-cross"]),
@@ -410,7 +410,7 @@ fn usage_errors() {
     );
     fails(
         build_cmd(&src, &out).args(["--exclude", "a["]),
-        1,
+        2,
         "invalid glob pattern \"a[\"",
     );
     assert!(!out.exists());
@@ -479,8 +479,8 @@ fn build_flash_write_size_makes_the_header_safe() {
     }
     fails(
         build_cmd(&src, &out).args(["--layout", "mpremote", "--flash-write-size", "8"]),
-        1,
-        "--flash-write-size only apply to the default layout",
+        2,
+        "--flash-write-size only applies to the default layout",
     );
     assert!(!out.exists());
     romfs()

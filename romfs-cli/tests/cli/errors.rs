@@ -154,7 +154,7 @@ fn every_error_names_its_subject_once() {
                 "build", "app", "-o", "x.img", "--layout", "mpremote", "--label", "a", "--align",
                 "8",
             ],
-            1,
+            2,
             "--align, --label only apply",
         ),
         (
@@ -174,7 +174,7 @@ fn every_error_names_its_subject_once() {
         (
             "romfs",
             &["build", "app", "-o", "x.img", "--exclude", "a["],
-            1,
+            2,
             "\"a[\"",
         ),
         (
@@ -292,8 +292,8 @@ fn every_error_names_its_subject_once() {
                 "1",
                 "--no-checksum",
             ],
-            1,
-            "--sign needs the checksum record",
+            2,
+            "'--sign <KEY>' cannot be used with '--no-checksum'",
         ),
         (
             "romfs",
@@ -311,7 +311,7 @@ fn every_error_names_its_subject_once() {
                 "--layout",
                 "mpremote",
             ],
-            1,
+            2,
             "--generation, --product, --sign only apply to the default layout",
         ),
         (

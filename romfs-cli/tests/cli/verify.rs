@@ -77,3 +77,101 @@ fn verify_reports_findings_with_offsets() {
     fs::write(&empty, b"").unwrap();
     fails(romfs().arg("ls").arg(&empty), 1, "shorter than");
 }
+
+/// `app` signed for product `p`, generation 1 by `t/k.pem`; the other key
+/// pair is `t/other.pem`. Returns the signed image's path.
+fn signed(t: &std::path::Path) -> std::path::PathBuf {
+    let img = built(t);
+    for name in ["k", "other"] {
+        romfs()
+            .args(["keygen", "--out"])
+            .arg(t.join(name))
+            .assert()
+            .success();
+    }
+    romfs()
+        .arg("sign")
+        .arg(&img)
+        .arg("--key")
+        .arg(t.join("k.pem"))
+        .args(["--product", "p", "--generation", "1"])
+        .assert()
+        .success();
+    img
+}
+
+/// The verdict lines (`IMAGE: OK ...` or `IMAGE: FAILED ...`) in `stdout`.
+fn verdicts(stdout: &str) -> Vec<&str> {
+    stdout
+        .lines()
+        .filter(|l| l.contains(": OK") || l.contains(": FAILED"))
+        .collect()
+}
+
+#[test]
+fn verify_with_the_wrong_key_gives_one_verdict() {
+    let t = tempfile::tempdir().unwrap();
+    let img = signed(t.path());
+    let out = romfs()
+        .arg("verify")
+        .arg("--key")
+        .arg(t.path().join("other.pub.pem"))
+        .arg(&img)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("signature BAD: "), "{stdout}");
+    let verdicts = verdicts(&stdout);
+    assert_eq!(verdicts.len(), 1, "{stdout}");
+    assert!(verdicts[0].contains("FAILED"), "{stdout}");
+    let v = json_of_failing(
+        romfs()
+            .arg("verify")
+            .arg("--json")
+            .arg("--key")
+            .arg(t.path().join("other.pub.pem"))
+            .arg(&img),
+    );
+    assert_eq!(v["clean"], false, "{v}");
+}
+
+/// The JSON a command prints as it exits 1.
+fn json_of_failing(cmd: &mut assert_cmd::Command) -> serde_json::Value {
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn verify_without_a_key_sees_signed_content_changed() {
+    let t = tempfile::tempdir().unwrap();
+    let img = signed(t.path());
+    // Change a file's data and make the checksum match again: only the
+    // manifest's SHA-256 still tells, and it needs no key.
+    let mut bytes = fs::read(&img).unwrap();
+    let image = Image::parse(&bytes).unwrap();
+    let off = image
+        .lookup(b"notes.txt")
+        .unwrap()
+        .unwrap()
+        .as_file()
+        .unwrap()
+        .data_offset();
+    let (end, _) = image.reader().stored_checksum().unwrap().unwrap();
+    bytes[off] ^= 0x20;
+    let crc = romfs_format::crc32::checksum(&bytes[..end - 4]);
+    bytes[end - 4..end].copy_from_slice(&crc.to_le_bytes());
+    let bad = t.path().join("changed.img");
+    fs::write(&bad, &bytes).unwrap();
+
+    let out = romfs().arg("verify").arg(&bad).output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("SHA-256"), "{stdout}");
+    let verdicts = verdicts(&stdout);
+    assert_eq!(verdicts.len(), 1, "{stdout}");
+    assert!(verdicts[0].contains("FAILED"), "{stdout}");
+    let v = json_of_failing(romfs().arg("verify").arg("--json").arg(&bad));
+    assert_eq!(v["clean"], false, "{v}");
+}

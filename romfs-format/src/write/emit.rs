@@ -40,6 +40,38 @@ pub(super) fn padding_record(total: u64, out: &mut Vec<u8>) {
     out.resize(out.len() + payload as usize, 0);
 }
 
+/// The checksum record up to its CRC (kind, length, magic, tag): the CRC
+/// of every byte before it, little-endian, completes it. `padded` writes
+/// the length varuint in 2 bytes (to make the image's size even).
+pub fn checksum_record_head(padded: bool, out: &mut Vec<u8>) {
+    out.push(kind::PADDING as u8);
+    push_varuint_padded(out, ext::CHECKSUM_PAYLOAD_LEN as u64, 1 + padded as usize);
+    out.extend_from_slice(&ext::MAGIC);
+    out.push(ext::TAG_CHECKSUM);
+}
+
+/// A signature record laid out for an image of `image_len` bytes that it
+/// ends (FORMAT.md 3.4): the manifest's claims filled in, digest, key id
+/// and signature zero, for a signer to seal.
+pub fn signature_record_placeholder(
+    image_len: u32,
+    generation: u32,
+    product: [u8; crate::signature::MAX_PRODUCT_LEN],
+    out: &mut Vec<u8>,
+) {
+    let manifest = Manifest {
+        image_len,
+        signed_len: image_len - SIGNATURE_RECORD_LEN as u32,
+        generation,
+        product,
+        digest: [0; 32],
+        key_id: [0; KEY_ID_LEN],
+    };
+    out.extend_from_slice(&SIGNATURE_RECORD_HEAD);
+    out.extend_from_slice(&manifest.to_bytes());
+    out.extend_from_slice(&[0; SIGNATURE_LEN]);
+}
+
 impl<'t> Plan<'t> {
     /// Write the image to `out`, pulling file contents from `contents`.
     /// Returns the CRC32 of the whole image.
@@ -119,10 +151,7 @@ impl<'t> Plan<'t> {
             Trailer::None => {}
             Trailer::Parity => padding_record(3, &mut w.buf),
             Trailer::Checksum { padded, signed } => {
-                w.buf.push(kind::PADDING as u8);
-                push_varuint_padded(&mut w.buf, 8, 1 + padded as usize);
-                w.buf.extend_from_slice(&ext::MAGIC);
-                w.buf.push(ext::TAG_CHECKSUM);
+                checksum_record_head(padded, &mut w.buf);
                 w.flush().map_err(EmitError::Output)?;
                 let crc = w.crc.value();
                 w.out
@@ -132,17 +161,7 @@ impl<'t> Plan<'t> {
                 w.written += 4;
                 if let (true, Some((generation, product))) = (signed, self.signature) {
                     let image_len = self.stats.image_len as u32;
-                    let manifest = Manifest {
-                        image_len,
-                        signed_len: image_len - SIGNATURE_RECORD_LEN as u32,
-                        generation,
-                        product,
-                        digest: [0; 32],
-                        key_id: [0; KEY_ID_LEN],
-                    };
-                    w.buf.extend_from_slice(&SIGNATURE_RECORD_HEAD);
-                    w.buf.extend_from_slice(&manifest.to_bytes());
-                    w.buf.extend_from_slice(&[0; SIGNATURE_LEN]);
+                    signature_record_placeholder(image_len, generation, product, &mut w.buf);
                 }
             }
         }

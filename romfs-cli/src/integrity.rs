@@ -1,0 +1,124 @@
+//! Whether an image is intact, for the commands that read one: its CRC-32
+//! (when it has a checksum record) and its signed manifest's SHA-256 (when
+//! it is signed; no key is needed to see the bytes changed). `cat` and
+//! `extract` refuse a damaged image unless told `--ignore-checksum`;
+//! `info` warns; `ls` and `tree` read only directory records and check
+//! only those (FORMAT.md, "What each command checks").
+
+use std::fmt;
+use std::path::Path;
+
+use romfs_format::{Checksum, Image};
+use romfs_sign::SignatureState;
+
+use crate::ui::Ui;
+
+/// What is wrong with an image's own integrity data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Damage {
+    /// The stored CRC-32 does not match the bytes it covers.
+    Checksum {
+        /// Stored in the checksum record.
+        stored: u32,
+        /// Computed over the image.
+        computed: u32,
+    },
+    /// The signed bytes no longer match the manifest's SHA-256.
+    Digest {
+        /// How many leading bytes the digest covers.
+        signed_len: usize,
+    },
+}
+
+impl fmt::Display for Damage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Damage::Checksum { stored, computed } => write!(
+                f,
+                "checksum mismatch (stored {stored:#010x}, computed {computed:#010x}): the image is corrupt"
+            ),
+            Damage::Digest { signed_len } => write!(
+                f,
+                "{}",
+                romfs_sign::Error::DigestMismatch {
+                    signed_len: *signed_len
+                }
+            ),
+        }
+    }
+}
+
+impl Damage {
+    /// The damage [`romfs info`](crate::commands::info) already measured.
+    pub(crate) fn of(checksum: &Checksum, signature: &SignatureState) -> Vec<Damage> {
+        let mut damage = Vec::new();
+        if let Checksum::Mismatch { stored, computed } = *checksum {
+            damage.push(Damage::Checksum { stored, computed });
+        }
+        if let SignatureState::Signed {
+            offset,
+            digest_matches: false,
+            ..
+        } = signature
+        {
+            damage.push(Damage::Digest {
+                signed_len: *offset,
+            });
+        }
+        damage
+    }
+}
+
+/// Every way `bytes` (an image that parses) is damaged; none for bytes
+/// that are no image (the caller's parse says why).
+pub(crate) fn check(bytes: &[u8]) -> Vec<Damage> {
+    let Ok(image) = Image::parse(bytes) else {
+        return Vec::new();
+    };
+    let mut damage = Damage::of(&image.checksum(), &SignatureState::Unsigned);
+    damage.extend(signed_digest(bytes));
+    damage
+}
+
+/// The damage to a signed image's signed bytes (its manifest's SHA-256 no
+/// longer matches), which the mounter's own checks (structure and CRC)
+/// do not see.
+pub(crate) fn signed_digest(bytes: &[u8]) -> Option<Damage> {
+    match romfs_sign::inspect(bytes).ok()? {
+        SignatureState::Signed {
+            offset,
+            digest_matches: false,
+            ..
+        } => Some(Damage::Digest { signed_len: offset }),
+        _ => None,
+    }
+}
+
+/// For a command that reads file data: an error naming the damage, or
+/// with `ignore`, a warning per damage and on.
+pub(crate) fn require_intact(
+    path: &Path,
+    bytes: &[u8],
+    ignore: bool,
+    ui: &Ui,
+) -> anyhow::Result<()> {
+    let damage = check(bytes);
+    match damage.first() {
+        None => Ok(()),
+        Some(_) if ignore => {
+            warn(path, &damage, ui);
+            Ok(())
+        }
+        Some(first) => anyhow::bail!(
+            "{}: {first}; nothing was read (--ignore-checksum reads it anyway)",
+            path.display()
+        ),
+    }
+}
+
+/// A warning per damage.
+pub(crate) fn warn(path: &Path, damage: &[Damage], ui: &Ui) {
+    for d in damage {
+        ui.warn(format_args!("{}: {d}", path.display()));
+    }
+}
