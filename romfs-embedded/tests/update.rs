@@ -251,9 +251,10 @@ fn config_errors() {
     let err = Updater::begin_single(&mut flash, Region::new(0, 64 * 1024), &mut small).unwrap_err();
     assert_eq!(err, UpdateError::BufferTooSmall { needed: 68 });
     let mut one = vec![0u8; E];
-    let up = Updater::begin_single(&mut flash, Region::new(0, 64 * 1024), &mut one).unwrap();
-    assert!(!up.stages_whole_sectors());
-    drop(up);
+    {
+        let up = Updater::begin_single(&mut flash, Region::new(0, 64 * 1024), &mut one).unwrap();
+        assert!(!up.stages_whole_sectors());
+    }
     let mut two = vec![0u8; 2 * E];
     let err = Updater::begin_single(&mut flash, Region::new(100, 64 * 1024), &mut two).unwrap_err();
     assert_eq!(err, UpdateError::Layout(LayoutError::NotAligned));
