@@ -3,7 +3,7 @@
 //! (FORMAT.md, section 2.3).
 
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::Read;
 use std::path::Path;
 
 use romfs_format::write::{self, build_stable, StableOptions, StableReport, WriteError};
@@ -147,22 +147,11 @@ fn nth_file(image: &ImageTree, i: usize) -> write::NodeRef {
     image.file_nodes[i]
 }
 
+/// Through the one output writer (symlinks followed, devices written in
+/// place, other non-regular files never replaced).
 fn write_atomically(out: &Path, bytes: &[u8]) -> Result<(), BuildError> {
-    let out_err = |error: io::Error| BuildError::Output {
+    crate::output::write_file(out, bytes).map_err(|error| BuildError::Output {
         path: out.to_path_buf(),
         error,
-    };
-    let dir = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".romfs-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(out_err)?;
-    tmp.write_all(bytes).map_err(out_err)?;
-    tmp.as_file().sync_all().map_err(out_err)?;
-    tmp.persist(out).map_err(|e| out_err(e.error))?;
-    Ok(())
+    })
 }

@@ -76,8 +76,9 @@ pub(crate) fn mount(
     opts: &MountOptions,
     ui: &Ui,
 ) -> anyhow::Result<Status> {
-    {
-        let file = romfs_build::ImageFile::open(image)?;
+    // An image that cannot be opened is left for the mounter to report,
+    // in its own words.
+    if let Ok(file) = romfs_build::ImageFile::open(image) {
         if let Some(damage) = crate::integrity::signed_digest(file.bytes()) {
             match opts.ignore_checksum {
                 true => ui.warn(format_args!("{}: {damage}", image.display())),
