@@ -6,7 +6,7 @@
 //! the image back and verified it. See FORMAT.md (section 5) for what is
 //! written where and in which order.
 //!
-//! The caller's buffer decides how sectors are written (see [`Staging`]):
+//! The caller's buffer decides how sectors are written (see `Staging`):
 //! with room for a whole sector, a sector is compared with the flash first
 //! and left alone when it already holds the new bytes; with less (large
 //! sectors, small RAM), each sector is erased when the image reaches it and
