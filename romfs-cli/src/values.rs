@@ -64,7 +64,7 @@ pub fn parse_rule(s: &str) -> Result<(String, u32), String> {
             "{s:?}: alignment must be a power of two up to {MAX_ALIGN}"
         ));
     }
-    Ok((parse_glob(glob)?, n))
+    Ok((parse_glob(glob).map_err(|e| format!("{s:?}: {e}"))?, n))
 }
 
 /// Parse an `--align` value: a power of two up to [`MAX_ALIGN`].
