@@ -65,6 +65,18 @@ impl Run for DeployArgs {
 
 fn deploy(args: &DeployArgs, ui: &mut Ui) -> Result<()> {
     let mut build_options = args.build.options()?;
+    // An image file is read and checked before the board is touched; its
+    // problems name the file, once.
+    let file_image = if args.src.is_dir() {
+        None
+    } else {
+        let bytes = std::fs::read(&args.src)
+            .with_context(|| format!("{}: cannot read the image", args.src.display()))?;
+        if let Err(e) = romfs_format::Image::parse(&bytes) {
+            anyhow::bail!("{}: {e}", args.src.display());
+        }
+        Some(bytes)
+    };
     let mut board = args.connect.connect()?;
     let mut err = io::stderr().lock();
     let image = if args.src.is_dir() {
@@ -94,8 +106,7 @@ fn deploy(args: &DeployArgs, ui: &mut Ui) -> Result<()> {
         }
         build_image(&args.src, &build_options, args.quiet, ui, &mut err)?
     } else {
-        std::fs::read(&args.src)
-            .with_context(|| format!("{}: cannot read the image", args.src.display()))?
+        file_image.unwrap_or_default()
     };
     let memory = (!args.build.no_cache)
         .then(romfs_build::cache::default_root)

@@ -102,3 +102,25 @@ fn ls_l_has_a_header_and_no_directory_size() {
     let fields: Vec<&str> = lib.split_whitespace().collect();
     assert_eq!(fields, ["dir", "-", "-", "lib/"], "{text}");
 }
+
+#[test]
+fn deploy_of_a_file_that_is_no_image_names_the_file_once_before_any_board() {
+    let t = tempfile::tempdir().unwrap();
+    let notes = t.path().join("notes.txt");
+    std::fs::write(&notes, "hello\n").unwrap();
+    // No board is opened: the port does not exist.
+    let out = romfs()
+        .args(["deploy"])
+        .arg(&notes)
+        .args(["--port", "/nonexistent/tty"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{}: not a ROMFS image", notes.display())),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("not a ROMFS image").count(), 1, "{stderr}");
+    assert!(!stderr.contains("/nonexistent/tty"), "{stderr}");
+}
