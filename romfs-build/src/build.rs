@@ -86,19 +86,14 @@ pub fn build(
     opts: &BuildOptions,
     progress: &dyn Progress,
 ) -> Result<BuildReport, BuildError> {
-    opts.validate()?;
-    let options = writer_options(opts)?;
-    check_paths(src, out)?;
-    let exclude = Patterns::new(&opts.exclude)?;
-    let align_rules = AlignRules::new(&opts.align_rules)?;
-    let mut tree = scan::scan(src, &exclude, write::name_rules(opts.layout))?;
-    let compiled = compile::compile_sources(&mut tree, src, opts, progress)?;
-    let warnings = mpy_check::check_mpy(&tree, opts)?;
-    let classes = if options.dedup {
-        dedup::content_classes(&tree)?
-    } else {
-        HashMap::new()
-    };
+    let Sources {
+        options,
+        tree,
+        compiled,
+        warnings,
+        classes,
+        align_rules,
+    } = sources(src, out, opts, progress)?;
     let image = ImageTree::new(&tree, &classes, &align_rules)?;
     let plan = Plan::new(&image.tree, &options).map_err(|e| match e {
         WriteError::TooLarge { size } => BuildError::ImageTooLarge {
@@ -343,4 +338,46 @@ pub(crate) fn write_error(e: romfs_format::write::WriteError) -> BuildError {
         }
         other => BuildError::Layout(other),
     }
+}
+
+/// A build's inputs, read and checked: the source tree scanned and
+/// compiled, with what the writer and the layouts (fresh or stable) need.
+pub(crate) struct Sources<'o> {
+    pub(crate) options: write::Options,
+    pub(crate) tree: SourceTree,
+    pub(crate) compiled: Compiled,
+    pub(crate) warnings: Vec<String>,
+    pub(crate) classes: HashMap<usize, Shared>,
+    pub(crate) align_rules: AlignRules<'o>,
+}
+
+/// Check the options and paths, scan `src`, compile its `.py` files and
+/// find duplicate contents: everything a build does before laying out.
+pub(crate) fn sources<'o>(
+    src: &Path,
+    out: &Path,
+    opts: &'o BuildOptions,
+    progress: &dyn Progress,
+) -> Result<Sources<'o>, BuildError> {
+    opts.validate()?;
+    let options = writer_options(opts)?;
+    check_paths(src, out)?;
+    let exclude = Patterns::new(&opts.exclude)?;
+    let align_rules = AlignRules::new(&opts.align_rules)?;
+    let mut tree = scan::scan(src, &exclude, write::name_rules(opts.layout))?;
+    let compiled = compile::compile_sources(&mut tree, src, opts, progress)?;
+    let warnings = mpy_check::check_mpy(&tree, opts)?;
+    let classes = if options.dedup {
+        dedup::content_classes(&tree)?
+    } else {
+        HashMap::new()
+    };
+    Ok(Sources {
+        options,
+        tree,
+        compiled,
+        warnings,
+        classes,
+        align_rules,
+    })
 }

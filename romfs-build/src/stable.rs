@@ -8,13 +8,10 @@ use std::path::Path;
 
 use romfs_format::write::{self, build_stable, StableOptions, StableReport, WriteError};
 
-use crate::build::{check_paths, largest_file, write_error, writer_options, AlignRules, ImageTree};
-use crate::compile;
-use crate::dedup;
+use crate::build::{largest_file, write_error, ImageTree};
 use crate::error::{BuildError, InputProblem};
-use crate::mpy_check;
 use crate::options::BuildOptions;
-use crate::scan::{self, input_error, Patterns};
+use crate::scan::{self, input_error};
 use crate::{BuildReport, PackedEntry, Progress};
 
 /// Build `src` at `out` in the stable layout, reusing the placement of
@@ -29,19 +26,14 @@ pub fn build_with_base(
     base: Option<&[u8]>,
     progress: &dyn Progress,
 ) -> Result<(BuildReport, StableReport), BuildError> {
-    opts.validate()?;
-    let options = writer_options(opts)?;
-    check_paths(src, out)?;
-    let exclude = Patterns::new(&opts.exclude)?;
-    let align_rules = AlignRules::new(&opts.align_rules)?;
-    let mut tree = scan::scan(src, &exclude, write::name_rules(opts.layout))?;
-    let compiled = compile::compile_sources(&mut tree, src, opts, progress)?;
-    let warnings = mpy_check::check_mpy(&tree, opts)?;
-    let classes = if options.dedup {
-        dedup::content_classes(&tree)?
-    } else {
-        Default::default()
-    };
+    let crate::build::Sources {
+        options,
+        tree,
+        compiled,
+        warnings,
+        classes,
+        align_rules,
+    } = crate::build::sources(src, out, opts, progress)?;
     let image = ImageTree::new(&tree, &classes, &align_rules)?;
     let mut contents = Vec::with_capacity(image.paths.len());
     for (i, path) in image.paths.iter().enumerate() {
