@@ -104,6 +104,31 @@ pub struct Recipe {
     pub sources: BTreeSet<u64>,
 }
 
+#[cfg(test)]
+impl Recipe {
+    /// The bytes the board assembles from `flash` (as it is) and `saved`
+    /// (block 0's copy in RAM): what the tests check a recipe against.
+    pub(crate) fn apply(&self, flash: &[u8], saved: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len);
+        let mut lit = 0;
+        for op in &self.ops {
+            match *op {
+                DeltaOp::Literal(n) => {
+                    out.extend_from_slice(&self.literal[lit..lit + n]);
+                    lit += n;
+                }
+                DeltaOp::Copy { from, len } => {
+                    out.extend_from_slice(&flash[from as usize..from as usize + len])
+                }
+                DeltaOp::Saved { from, len } => {
+                    out.extend_from_slice(&saved[from as usize..from as usize + len])
+                }
+            }
+        }
+        out
+    }
+}
+
 /// A recipe for `want` from the old pieces whose blocks `available` allows.
 pub fn recipe(
     want: &[u8],
@@ -244,23 +269,7 @@ mod tests {
 
     /// Apply a recipe to `flash` as the board would.
     fn assemble(r: &Recipe, flash: &[u8], saved: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut lit = 0;
-        for op in &r.ops {
-            match *op {
-                DeltaOp::Literal(n) => {
-                    out.extend_from_slice(&r.literal[lit..lit + n]);
-                    lit += n;
-                }
-                DeltaOp::Copy { from, len } => {
-                    out.extend_from_slice(&flash[from as usize..from as usize + len])
-                }
-                DeltaOp::Saved { from, len } => {
-                    out.extend_from_slice(&saved[from as usize..from as usize + len])
-                }
-            }
-        }
-        out
+        r.apply(flash, saved)
     }
 
     #[test]

@@ -331,7 +331,6 @@ mod tests {
     //! nothing is written outside the partition, and after every step the
     //! partition mounts the old image, nothing, or the new image.
     use super::*;
-    use crate::board::DeltaOp;
     use romfs_format::write::{MemoryTree, Options};
 
     /// A flash that enforces a port's rules.
@@ -419,23 +418,7 @@ mod tests {
         }
 
         fn assemble(&self, recipe: &Recipe) -> Vec<u8> {
-            let mut out = Vec::new();
-            let mut lit = 0;
-            for op in &recipe.ops {
-                match *op {
-                    DeltaOp::Literal(n) => {
-                        out.extend_from_slice(&recipe.literal[lit..lit + n]);
-                        lit += n;
-                    }
-                    DeltaOp::Copy { from, len } => {
-                        out.extend_from_slice(&self.bytes[from as usize..from as usize + len])
-                    }
-                    DeltaOp::Saved { from, len } => {
-                        out.extend_from_slice(&self.saved0[from as usize..from as usize + len])
-                    }
-                }
-            }
-            out
+            recipe.apply(&self.bytes, &self.saved0)
         }
 
         /// What MicroPython would mount.
