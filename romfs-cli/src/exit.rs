@@ -4,6 +4,8 @@
 //! Exit status 0: success. 1: the command failed (the message says what and
 //! where) or found problems (`verify`). 2: the command line itself is wrong
 //! (clap's usage errors: unknown flags, malformed values, missing arguments).
+//! 128 + N: stopped by signal N (Ctrl-C: 130) at a safe point; the message
+//! says what the board holds and what to run.
 
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
@@ -46,6 +48,10 @@ pub(crate) fn run<P: Parser + CheckUsage>(
         Ok(Status::Failure) => ExitCode::FAILURE,
         // Whoever read the output stopped reading (`romfs cat ... | head`).
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if stop_status(&e).is_some() => {
+            eprintln!("{program}: {e:#}");
+            ExitCode::from(stop_status(&e).unwrap_or(1))
+        }
         Err(e) => {
             // Library messages are complete and return no `source()`, so the
             // chain (only the CLI's own context adds links) says it once.
@@ -53,6 +59,37 @@ pub(crate) fn run<P: Parser + CheckUsage>(
             ExitCode::FAILURE
         }
     }
+}
+
+/// A command a stop signal ended at a safe point (see `romfs_device::stop`):
+/// what the board holds and what to run.
+#[derive(Debug)]
+pub(crate) struct Stopped {
+    /// The whole message.
+    pub(crate) message: String,
+    /// 128 + the signal's number.
+    pub(crate) status: u8,
+}
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Stopped {}
+
+/// The status of a command a stop signal ended.
+fn stop_status(e: &anyhow::Error) -> Option<u8> {
+    e.chain().find_map(|cause| {
+        if let Some(stopped) = cause.downcast_ref::<Stopped>() {
+            return Some(stopped.status);
+        }
+        match &cause.downcast_ref::<romfs_device::Error>()?.kind {
+            romfs_device::ErrorKind::Interrupted { signal, .. } => Some(signal.exit_status()),
+            _ => None,
+        }
+    })
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

@@ -601,7 +601,7 @@ mod tests {
 
     #[test]
     fn a_board_without_deflate_gets_the_helper_as_source() {
-        let mut script = b"\r\n>>> \r\nraw REPL; CTRL-B to exit\r\n>".to_vec();
+        let mut script = b"\r\n>>> \r\nraw REPL; CTRL-B to exit\r\n>OK100001\r\n\x04\x04>".to_vec();
         script.extend(answer(
             "",
             "Traceback (most recent call last):\r\n  File \"<stdin>\", line 1, in <module>\r\nImportError: no module named 'deflate'\r\n",

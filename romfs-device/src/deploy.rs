@@ -13,7 +13,7 @@ use romfs_format::{Image, Node};
 
 use crate::board::{Board, EraseMode, Partition, CHUNK};
 use crate::delta::OldPieces;
-use crate::error::{ErrorKind, Result};
+use crate::error::{ErrorKind, Holds, Result};
 use crate::plan::{block_contents, pieces, Plan, Step, Survey, Write};
 use crate::reply::HashKind;
 use crate::transport::Transport;
@@ -141,6 +141,28 @@ pub fn deploy_with<T: Transport>(
     progress: &dyn DeployProgress,
     previous: &[&[u8]],
 ) -> Result<DeployReport> {
+    let mut holds = Holds::OldImage;
+    run(board, image, part_id, progress, previous, &mut holds).map_err(|mut e| {
+        // A stop between two programs: say what the partition holds now.
+        if let ErrorKind::Interrupted {
+            holds: h @ None, ..
+        } = &mut e.kind
+        {
+            *h = Some((part_id, holds));
+        }
+        e
+    })
+}
+
+/// [`deploy_with`], keeping `holds` up to date as the plan is carried out.
+fn run<T: Transport>(
+    board: &mut Board<T>,
+    image: &[u8],
+    part_id: u32,
+    progress: &dyn DeployProgress,
+    previous: &[&[u8]],
+    holds: &mut Holds,
+) -> Result<DeployReport> {
     let started = Instant::now();
     let traffic0 = board.traffic();
     let part = board.partition(part_id)?;
@@ -180,7 +202,7 @@ pub fn deploy_with<T: Transport>(
             ));
         }
         progress.start(plan.written().len() as u64);
-        execute(board, image, &part, &plan, &mut report, progress)?;
+        execute(board, image, &part, &plan, &mut report, progress, holds)?;
     }
     let traffic = board.traffic();
     report.bytes_sent = traffic.sent - traffic0.sent;
@@ -197,6 +219,7 @@ fn execute<T: Transport>(
     plan: &Plan,
     report: &mut DeployReport,
     progress: &dyn DeployProgress,
+    holds: &mut Holds,
 ) -> Result<()> {
     let kind = board.hash_kind();
     let header_unit = part.header_unit() as usize;
@@ -229,6 +252,7 @@ fn execute<T: Transport>(
                         _ => e,
                     });
                 }
+                *holds = Holds::NoImage;
                 report.erased.extend(0..(*erase).div_ceil(part.block_size));
             }
             Step::Write {
@@ -289,6 +313,7 @@ fn execute<T: Transport>(
             }
             Step::Header(bytes) => {
                 board.erase_and_write(part, None, &[(0, bytes)])?;
+                *holds = Holds::NewImage;
                 header_written = true;
                 report.written.push(0);
                 progress.block_done();

@@ -5,6 +5,8 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
+use crate::stop::Signal;
+
 /// What went wrong, and on which port.
 #[derive(Debug)]
 pub struct Error {
@@ -89,6 +91,26 @@ pub enum ErrorKind {
     /// The image to deploy is not a ROMFS image, or a `.mpy` in it cannot
     /// run on this board.
     BadImage(String),
+    /// A stop signal (Ctrl-C) arrived: the work stopped before the next
+    /// program was sent to the board, which is left out of raw mode.
+    Interrupted {
+        /// The signal.
+        signal: Signal,
+        /// During a deploy: the partition, and what it holds now.
+        holds: Option<(u32, Holds)>,
+    },
+}
+
+/// What a partition holds after a deploy stopped part way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holds {
+    /// Nothing was written yet: the image it held before.
+    OldImage,
+    /// The old image was invalidated and the new one is not complete: the
+    /// board mounts nothing until the deploy runs again.
+    NoImage,
+    /// The complete new image.
+    NewImage,
 }
 
 impl Error {
@@ -213,6 +235,21 @@ impl fmt::Display for Error {
                 image - partition
             ),
             ErrorKind::BadImage(why) => write!(f, "{port}: {why}"),
+            ErrorKind::Interrupted { signal, holds } => match holds {
+                None => write!(f, "{port}: stopped by {signal}; nothing on the board was changed"),
+                Some((id, Holds::OldImage)) => write!(
+                    f,
+                    "{port}: stopped by {signal} before anything was written: partition {id} holds its old image"
+                ),
+                Some((id, Holds::NoImage)) => write!(
+                    f,
+                    "{port}: stopped by {signal}: partition {id} holds no image (the board mounts nothing) until the deploy runs again, which sends only what is missing"
+                ),
+                Some((id, Holds::NewImage)) => write!(
+                    f,
+                    "{port}: stopped by {signal}: partition {id} holds the complete new image, which the board runs after a reset"
+                ),
+            },
         }
     }
 }

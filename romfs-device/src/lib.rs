@@ -10,11 +10,12 @@ pub mod plan;
 pub mod query;
 pub mod repl;
 pub mod reply;
+pub mod stop;
 pub mod transport;
 
 pub use board::{Board, EraseMode, Partition};
 pub use deploy::{deploy, deploy_with, DeployProgress, DeployReport};
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, ErrorKind, Holds, Result};
 pub use query::{query, PartitionReport};
 pub use repl::{RawRepl, Timeouts, Traffic};
 pub use reply::MpyTarget;

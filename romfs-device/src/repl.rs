@@ -3,6 +3,11 @@
 //! mode (the board grants windows of bytes with `\x01`, so a slow board is
 //! never overrun) or, on firmware without raw-paste, the plain raw mode.
 //! Every wait has a deadline: a silent board is an error, never a hang.
+//!
+//! Whatever state an earlier program left the board in (raw REPL, raw-paste
+//! half sent, friendly paste mode, bytes still queued for it), entering
+//! recovers it on the first try; and however a connection ends (closed,
+//! dropped on an error or a stop signal), it leaves raw mode.
 
 use std::time::{Duration, Instant};
 
@@ -63,6 +68,10 @@ pub struct RawRepl<T: Transport> {
     traffic: Traffic,
     timeouts: Timeouts,
     raw_paste: bool,
+    /// The board is in raw mode because of us: leave it when dropped.
+    in_raw: bool,
+    /// A raw-paste program is half sent: Ctrl-C ends it unrun.
+    pasting: bool,
 }
 
 impl<T: Transport> std::fmt::Debug for RawRepl<T> {
@@ -83,6 +92,8 @@ impl<T: Transport> RawRepl<T> {
             traffic: Traffic::default(),
             timeouts,
             raw_paste: true,
+            in_raw: false,
+            pasting: false,
         };
         // What the board said before we came (e.g. to an earlier program
         // that gave up on it) must not pass for answers to us.
@@ -102,7 +113,24 @@ impl<T: Transport> RawRepl<T> {
         repl.send(&[b'\r', CTRL_C, CTRL_C, b'\r', CTRL_A])?;
         repl.expect(RAW_BANNER, "the raw REPL banner")?;
         repl.expect(b">", "the raw REPL prompt")?;
+        repl.in_raw = true;
+        repl.synchronize()?;
         Ok(repl)
+    }
+
+    /// Skip whatever the board says in answer to bytes an earlier program
+    /// queued before it went away (its own Ctrl-A, the rest of a program):
+    /// they come before ours, so the answer to a program whose output
+    /// cannot appear in its own text (a sum) marks where ours begin. Plain
+    /// raw mode, which every firmware has.
+    fn synchronize(&mut self) -> Result<()> {
+        let nonce = self.transport.nonce() % 900_000 + 100_000;
+        self.send(format!("print({nonce}+1)").as_bytes())?;
+        self.send(&[CTRL_D])?;
+        let answer = format!("OK{}\r\n\x04", nonce + 1);
+        self.expect(answer.as_bytes(), "the answer to the first program")?;
+        self.expect(b"\x04>", "the raw REPL prompt")?;
+        Ok(())
     }
 
     /// The port's name.
@@ -132,7 +160,15 @@ impl<T: Transport> RawRepl<T> {
 
     /// Run `code` and return what it printed. A traceback is not an error
     /// here: it is in [`Output::stderr`].
+    /// A stop signal ([`crate::stop`]) ends the work here, between
+    /// programs, with [`ErrorKind::Interrupted`].
     pub fn exec(&mut self, code: &[u8]) -> Result<Output> {
+        if let Some(signal) = crate::stop::requested() {
+            return Err(self.error(ErrorKind::Interrupted {
+                signal,
+                holds: None,
+            }));
+        }
         self.send_program(code)?;
         let work = self.timeouts.work;
         let stdout = self.read_until(&[CTRL_D], work, "the program's output")?;
@@ -157,7 +193,12 @@ impl<T: Transport> RawRepl<T> {
             self.send(&[0x05, b'A', CTRL_A])?;
             let answer = self.read_exact(2, self.timeouts.answer, "the raw-paste answer")?;
             match &answer[..] {
-                b"R\x01" => return self.paste(code),
+                b"R\x01" => {
+                    self.pasting = true;
+                    self.paste(code)?;
+                    self.pasting = false;
+                    return Ok(());
+                }
                 b"R\x00" => {}
                 _ => {
                     // Firmware older than raw-paste echoes the bytes as
@@ -248,6 +289,7 @@ impl<T: Transport> RawRepl<T> {
     /// mounts its ROM partition afresh and runs `main.py` as after power-up.
     /// Returns once the board has said it is rebooting.
     pub fn soft_reset(mut self) -> Result<()> {
+        self.in_raw = false;
         self.send(&[b'\r', CTRL_B])?;
         self.expect(b">>> ", "the friendly REPL prompt")?;
         self.send(&[CTRL_D])?;
@@ -257,6 +299,7 @@ impl<T: Transport> RawRepl<T> {
 
     /// Leave raw mode for the friendly REPL (what a terminal expects).
     pub fn close(mut self) -> Result<()> {
+        self.in_raw = false;
         self.send(&[b'\r', CTRL_B])
     }
 
@@ -368,6 +411,21 @@ impl<T: Transport> RawRepl<T> {
                     received: tail(&self.pending),
                 }));
             }
+        }
+    }
+}
+
+impl<T: Transport> Drop for RawRepl<T> {
+    /// A connection given up (an error, a stop) leaves raw mode, so the
+    /// board is at its friendly prompt for whatever comes next: a program
+    /// half sent is ended unrun first; one running finishes, then the
+    /// board reads these bytes at its prompt.
+    fn drop(&mut self) {
+        if self.in_raw {
+            if self.pasting {
+                let _ = self.transport.send(&[CTRL_C]);
+            }
+            let _ = self.transport.send(&[b'\r', CTRL_B]);
         }
     }
 }

@@ -22,6 +22,15 @@ pub trait Transport: Send {
     fn pace(&mut self) {
         std::thread::sleep(Duration::from_millis(10));
     }
+    /// A number that differs from one connection to the next: entering the
+    /// raw REPL uses it to tell the board's answers to us from answers to
+    /// an earlier program (see [`RawRepl`](crate::RawRepl)). Scripted links
+    /// fix it, so a transcript can hold the answer.
+    fn nonce(&mut self) -> u32 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos() ^ std::process::id())
+    }
 }
 
 impl<T: Transport + ?Sized> Transport for Box<T> {
@@ -36,6 +45,9 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
     }
     fn pace(&mut self) {
         (**self).pace()
+    }
+    fn nonce(&mut self) -> u32 {
+        (**self).nonce()
     }
 }
 
@@ -100,20 +112,31 @@ impl Transport for SerialTransport {
     }
 
     fn receive(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
-        let timeout = timeout.max(Duration::from_millis(1));
-        if self.timeout != timeout {
-            self.timeout = timeout;
-            self.port.set_timeout(timeout)?;
-        }
-        match self.port.read(buf) {
-            Ok(0) => Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the port was closed",
-            )),
-            Ok(n) => Ok(n),
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => Ok(0),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
-            Err(e) => Err(e),
+        let deadline = std::time::Instant::now() + timeout.max(Duration::from_millis(1));
+        loop {
+            // A signal (a stop request) cuts the wait short: wait out the
+            // rest, or it would look like a silent board.
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let left = left.max(Duration::from_millis(1));
+            if self.timeout != left {
+                self.timeout = left;
+                self.port.set_timeout(left)?;
+            }
+            return match self.port.read(buf) {
+                Ok(0) => Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the port was closed",
+                )),
+                Ok(n) => Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => Ok(0),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    if std::time::Instant::now() < deadline {
+                        continue;
+                    }
+                    Ok(0)
+                }
+                Err(e) => Err(e),
+            };
         }
     }
 
@@ -178,10 +201,15 @@ impl Transport for Scripted {
     }
 
     fn pace(&mut self) {}
+
+    fn nonce(&mut self) -> u32 {
+        0
+    }
 }
 
 /// Wraps a transport and keeps a copy of everything the board sent (to
-/// record transcripts for tests and fuzzing seeds).
+/// record transcripts for tests and fuzzing seeds). Its nonce is that of
+/// [`Scripted`], so a recording replays.
 #[derive(Debug)]
 pub struct Recording<T> {
     /// The wrapped transport.
@@ -210,5 +238,9 @@ impl<T: Transport> Transport for Recording<T> {
 
     fn pace(&mut self) {
         self.inner.pace()
+    }
+
+    fn nonce(&mut self) -> u32 {
+        0
     }
 }

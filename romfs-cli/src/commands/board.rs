@@ -53,8 +53,11 @@ fn not_a_serial_port(port: &str) -> Option<String> {
 }
 
 impl ConnectArgs {
-    /// Open the port and enter the board's raw REPL.
+    /// Open the port and enter the board's raw REPL. From here on, Ctrl-C
+    /// and SIGTERM stop the command at a safe point (`romfs_device::stop`).
     pub(crate) fn connect(&self) -> Result<Board<SerialTransport>> {
+        romfs_device::stop::install()
+            .map_err(|e| anyhow!("cannot install the Ctrl-C handler: {e}"))?;
         let answer = Duration::from_secs_f64(self.timeout);
         let timeouts = Timeouts {
             answer,

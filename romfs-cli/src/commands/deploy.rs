@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use romfs_build::{build, BuildOptions, MpyMode};
 use romfs_device::deploy::{DeployProgress, DeployReport};
+use romfs_device::{ErrorKind, Holds};
 use romfs_format::mpy::{Arch, MPY_VERSION};
 
 use crate::cli::Run;
@@ -77,9 +78,82 @@ fn deploy(args: &DeployArgs, ui: &mut Ui) -> Result<()> {
         }
         Some(bytes)
     };
-    let mut board = args.connect.connect()?;
     let mut err = io::stderr().lock();
-    let image = if args.src.is_dir() {
+    // Connecting and building touch no flash: a stop here (Ctrl-C also
+    // ends a running mpy-cross) leaves the old image, whatever failed.
+    let prepared = (|| -> Result<_> {
+        let board = args.connect.connect()?;
+        let image = board_image(args, &board, &mut build_options, file_image, ui, &mut err)?;
+        Ok((board, image))
+    })();
+    let (mut board, image) = match prepared {
+        Err(e) => match romfs_device::stop::requested() {
+            Some(signal) => {
+                let port = args.connect.port.as_deref().unwrap_or("the board");
+                let holds = Some((args.partition, Holds::OldImage));
+                return Err(with_rerun_hint(
+                    romfs_device::Error::new(port, ErrorKind::Interrupted { signal, holds }),
+                    args.no_reset,
+                ));
+            }
+            None => return Err(e),
+        },
+        Ok(prepared) => prepared,
+    };
+    let memory = (!args.build.no_cache)
+        .then(romfs_build::cache::default_root)
+        .flatten()
+        .map(|root| root.join("deployed"));
+    let previous = memory.as_deref().map(recent_images).unwrap_or_default();
+    let previous: Vec<&[u8]> = previous.iter().map(Vec::as_slice).collect();
+    let bar = Blocks::new(!args.quiet && io::stderr().is_terminal());
+    let result = romfs_device::deploy_with(&mut board, &image, args.partition, &bar, &previous);
+    bar.finish();
+    let report = result.map_err(|e| with_rerun_hint(e, args.no_reset))?;
+    if let Some(dir) = &memory {
+        remember(dir, &image);
+    }
+    for w in &report.warnings {
+        ui.warn(w);
+    }
+    let port = board.port().to_string();
+    if let Some(signal) = romfs_device::stop::requested() {
+        // Done, but asked to stop: no reset the user did not wait for.
+        let holds = Some((args.partition, romfs_device::Holds::NewImage));
+        board.close()?;
+        return Err(with_rerun_hint(
+            romfs_device::Error::new(port, ErrorKind::Interrupted { signal, holds }),
+            args.no_reset,
+        ));
+    }
+    let reset_started = Instant::now();
+    if args.no_reset {
+        board.close()?;
+    } else {
+        board.soft_reset()?;
+    }
+    if !args.quiet {
+        print_deploy(
+            &mut err,
+            &port,
+            &args.src,
+            &report,
+            (!args.no_reset).then(|| reset_started.elapsed()),
+        )?;
+    }
+    Ok(())
+}
+
+/// The image to deploy: the file's, or the directory built for `board`.
+fn board_image(
+    args: &DeployArgs,
+    board: &romfs_device::Board<romfs_device::SerialTransport>,
+    build_options: &mut BuildOptions,
+    file_image: Option<Vec<u8>>,
+    ui: &Ui,
+    err: &mut impl Write,
+) -> Result<Vec<u8>> {
+    Ok(if args.src.is_dir() {
         let target = board.mpy_target();
         if build_options.mpy != MpyMode::Never {
             if let Some(t) = target {
@@ -104,43 +178,68 @@ fn deploy(args: &DeployArgs, ui: &mut Ui) -> Result<()> {
                 .flash_write_size
                 .or(Some(romfs_format::write::MAX_HEADER_WRITE_SIZE));
         }
-        build_image(&args.src, &build_options, args.quiet, ui, &mut err)?
+        build_image(&args.src, build_options, args.quiet, ui, err)?
     } else {
         file_image.unwrap_or_default()
+    })
+}
+
+/// A deploy a stop signal ended: the board's message, and the command
+/// that finishes the job.
+fn with_rerun_hint(e: romfs_device::Error, no_reset: bool) -> anyhow::Error {
+    let status = match &e.kind {
+        ErrorKind::Interrupted { signal, .. } => signal.exit_status(),
+        _ => return e.into(),
     };
-    let memory = (!args.build.no_cache)
-        .then(romfs_build::cache::default_root)
-        .flatten()
-        .map(|root| root.join("deployed"));
-    let previous = memory.as_deref().map(recent_images).unwrap_or_default();
-    let previous: Vec<&[u8]> = previous.iter().map(Vec::as_slice).collect();
-    let bar = Blocks::new(!args.quiet && io::stderr().is_terminal());
-    let result = romfs_device::deploy_with(&mut board, &image, args.partition, &bar, &previous);
-    bar.finish();
-    let report = result?;
-    if let Some(dir) = &memory {
-        remember(dir, &image);
+    let hint = match &e.kind {
+        ErrorKind::Interrupted {
+            holds: Some((_, Holds::NewImage)),
+            ..
+        } if no_reset => return e.into(),
+        ErrorKind::Interrupted {
+            holds: Some((_, Holds::NewImage)),
+            ..
+        } => "; to run it, reset the board or run",
+        ErrorKind::Interrupted {
+            holds: Some((_, Holds::NoImage)),
+            ..
+        } => "; to finish, run",
+        ErrorKind::Interrupted { .. } => "; to deploy, run",
+        _ => return e.into(),
+    };
+    crate::exit::Stopped {
+        message: format!("{e}{hint}: {}", this_command()),
+        status,
     }
-    for w in &report.warnings {
-        ui.warn(w);
-    }
-    let port = board.port().to_string();
-    let reset_started = Instant::now();
-    if args.no_reset {
-        board.close()?;
-    } else {
-        board.soft_reset()?;
-    }
-    if !args.quiet {
-        print_deploy(
-            &mut err,
-            &port,
-            &args.src,
-            &report,
-            (!args.no_reset).then(|| reset_started.elapsed()),
-        )?;
-    }
-    Ok(())
+    .into()
+}
+
+/// This process's command line, quoted for a POSIX shell.
+fn this_command() -> String {
+    let quote = |arg: String| {
+        let plain = !arg.is_empty()
+            && arg
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_./:=@%+,-".contains(&b));
+        if plain {
+            arg
+        } else {
+            format!("'{}'", arg.replace('\'', r"'\''"))
+        }
+    };
+    let mut args = std::env::args_os().map(|a| quote(a.to_string_lossy().into_owned()));
+    let program = args.next().map_or_else(
+        || "romfs".to_string(),
+        |p| {
+            Path::new(&p)
+                .file_name()
+                .map_or(p.clone(), |n| n.to_string_lossy().into_owned())
+        },
+    );
+    std::iter::once(program)
+        .chain(args)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// How many images deployed from this host are remembered: when a board
