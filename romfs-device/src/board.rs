@@ -563,11 +563,29 @@ impl<T: Transport> Board<T> {
     }
 }
 
-/// A program that inflates and runs [`HELPER`].
+/// Bytes of the helper program as source (what a board without `deflate`
+/// receives; the others get it compressed).
+pub fn helper_source_len() -> usize {
+    helper_source().len()
+}
+
+/// A program that inflates and runs the helper. The board inflates with a
+/// [`CHUNK`]-byte window, so each piece is compressed on its own: no match
+/// reaches further back than that.
 fn packed_helper() -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(deflate(helper_source().as_bytes()));
+    let pieces: Vec<String> = helper_source()
+        .as_bytes()
+        .chunks(CHUNK)
+        .map(|piece| {
+            format!(
+                "'{}'",
+                base64::engine::general_purpose::STANDARD.encode(deflate(piece))
+            )
+        })
+        .collect();
     format!(
-        "from deflate import DeflateIO,RAW\nfrom io import BytesIO\nfrom binascii import a2b_base64\nexec(DeflateIO(BytesIO(a2b_base64('{b64}')),RAW,12).read())"
+        "from deflate import DeflateIO,RAW\nfrom io import BytesIO\nfrom binascii import a2b_base64 as b\nexec(b''.join(DeflateIO(BytesIO(b(p)),RAW,12).read() for p in ({},)))",
+        pieces.join(",")
     )
 }
 
@@ -618,15 +636,27 @@ mod tests {
         let packed = packed_helper();
         let helper = helper_source();
         assert!(packed.len() * 4 < helper.len() * 3, "{}", packed.len());
-        let b64 = packed.split('\'').nth(1).unwrap();
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .unwrap();
+        // The quoted pieces, each inflated on its own, make the helper, and
+        // none is more than the board's window.
         let mut out = Vec::new();
-        use std::io::Read;
-        flate2::read::DeflateDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .unwrap();
+        for b64 in packed
+            .split('\'')
+            .skip(1)
+            .step_by(2)
+            .filter(|p| !p.is_empty())
+        {
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap();
+            let mut piece = Vec::new();
+            use std::io::Read;
+            flate2::read::DeflateDecoder::new(&raw[..])
+                .read_to_end(&mut piece)
+                .unwrap();
+            assert!(piece.len() <= CHUNK, "{}", piece.len());
+            out.extend(piece);
+        }
         assert_eq!(out, helper.as_bytes());
+        assert!(helper.len() > CHUNK, "the test covers several pieces");
     }
 }

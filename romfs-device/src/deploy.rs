@@ -400,9 +400,10 @@ fn old_pieces<T: Transport>(
         let held = |p: &[u8]| {
             (0..old_blocks).all(|k| {
                 let want = kind.hash(&block_contents(p, part, k));
-                let got = hashes
-                    .get(k as usize)
-                    .or(beyond.get((k - covered) as usize));
+                let got = match k.checked_sub(covered) {
+                    None => hashes.get(k as usize),
+                    Some(past) => beyond.get(past as usize),
+                };
                 got == Some(&want)
             })
         };

@@ -17,8 +17,13 @@ fn received() -> &'static Arc<AtomicUsize> {
 /// Make `SIGINT` and `SIGTERM` request a stop instead of ending the
 /// process; a second one ends it with status 128 + the signal number.
 /// Call once, early, in a program that talks to boards.
+/// Later calls do nothing.
 pub fn install() -> io::Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    if INSTALLED.get().is_some() {
+        return Ok(());
+    }
     let armed = Arc::new(AtomicBool::new(false));
     for signal in [SIGINT, SIGTERM] {
         // Registered first, so the first signal finds it unarmed.
@@ -26,6 +31,7 @@ pub fn install() -> io::Result<()> {
         signal_hook::flag::register(signal, armed.clone())?;
         signal_hook::flag::register_usize(signal, received().clone(), signal as usize)?;
     }
+    let _ = INSTALLED.set(());
     Ok(())
 }
 

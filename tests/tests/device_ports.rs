@@ -5,19 +5,24 @@
 //! soft reset, a one-file redeploy, an unchanged redeploy, an image too
 //! large, and a power cut (QEMU `stop` + the saved partition) in the middle
 //! of a redeploy after which the board mounts nothing or the whole new
-//! image and one rerun completes. After each, every rule counter the model
-//! keeps (misaligned, overread, overprogrammed, out of range, ...) is zero.
-//! Each model boots once for its cases (and once more per power cut).
+//! image and one rerun completes; and `romfs deploy` stopped by Ctrl-C at
+//! several points, which leaves the board out of raw mode, says what the
+//! partition holds (and it does), and needs one rerun. After each, every
+//! rule counter the model keeps (misaligned, overread, overprogrammed, out
+//! of range, ...) is zero. Each model boots once for its cases (and once
+//! more per power cut).
 
 mod device_support;
 
 use std::fs;
-use std::time::Duration;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use device_support::*;
-use romfs_device::deploy::{deploy, NoProgress};
+use romfs_device::deploy::{deploy, deploy_with, NoProgress};
 use romfs_device::query::Contents;
-use romfs_device::{query, Board, EraseMode, ErrorKind};
+use romfs_device::{query, Board, EraseMode, ErrorKind, SerialTransport, Transport};
 use romfs_testkit::board::{Build, Qemu};
 
 /// The model's counters, asserting every rule counter is zero.
@@ -59,6 +64,101 @@ fn run_from_rom(qemu: &Qemu, model: &str) {
     );
 }
 
+/// `romfs deploy IMAGE` on the board, sent SIGINT (as Ctrl-C does) after
+/// `at` when given: its exit status (`None`: ended by the signal itself)
+/// and what it printed on stderr.
+fn deploy_cli(pty: &str, image: &Path, at: Option<Duration>) -> (Option<i32>, String) {
+    let mut child = Command::new(romfs_testkit::romfs_bin())
+        .arg("deploy")
+        .arg(image)
+        .args(["--port", pty])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(at) = at {
+        std::thread::sleep(at);
+        let _ = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status();
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Is the board at its friendly prompt (it answers a return with `>>> `;
+/// in raw mode it would say nothing)? Returns the port for more questions.
+fn at_friendly_prompt(pty: &str) -> (bool, SerialTransport) {
+    let mut port = SerialTransport::open(pty).unwrap();
+    port.send(b"\r").unwrap();
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline && !got.ends_with(b">>> ") {
+        let mut buf = [0u8; 256];
+        let n = port.receive(&mut buf, Duration::from_millis(100)).unwrap();
+        got.extend_from_slice(&buf[..n]);
+    }
+    (got.ends_with(b">>> "), port)
+}
+
+/// Ctrl-C at several points of `romfs deploy`, alternating between two
+/// images: each stop leaves the board at its friendly prompt, says in one
+/// line what the partition holds (checked against the flash), and one
+/// rerun completes. Returns how many runs the signal stopped.
+fn ctrl_c_points(qemu: &Qemu, model: &str, images: [(&Path, &[u8]); 2]) -> usize {
+    // An uninterrupted deploy, to know how long one takes.
+    let started = Instant::now();
+    let (status, err) = deploy_cli(qemu.pty(), images[0].0, None);
+    assert_eq!(status, Some(0), "{model}: {err}");
+    let whole = started.elapsed();
+    let mut stopped = 0;
+    for (i, fraction) in [0.3, 0.6, 0.85].into_iter().enumerate() {
+        let (old, new) = (images[i % 2].1, images[(i + 1) % 2]);
+        let at = whole.mul_f64(fraction);
+        let (status, err) = deploy_cli(qemu.pty(), new.0, Some(at));
+        let when = format!("{model}, Ctrl-C after {at:?} of {whole:?}");
+        match status {
+            Some(0) => {}
+            Some(130) => {
+                stopped += 1;
+                let said: Vec<&str> = err.lines().filter(|l| l.contains("stopped")).collect();
+                assert_eq!(said.len(), 1, "{when}: {err}");
+                assert!(said[0].contains("run: romfs deploy"), "{when}: {err}");
+                let (friendly, port) = at_friendly_prompt(qemu.pty());
+                assert!(friendly, "{when}: left in raw mode");
+                let mut board = Board::connect(port, romfs_device::Timeouts::default()).unwrap();
+                let part = board.partition(0).unwrap();
+                let flash = board.read(&part, 0, old.len().max(new.1.len())).unwrap();
+                let holds = if said[0].contains("holds its old image") {
+                    flash.starts_with(old)
+                } else if said[0].contains("holds no image") {
+                    flash[..3] != [0xd2, 0xcd, 0x31]
+                } else if said[0].contains("holds the complete new image") {
+                    flash.starts_with(new.1)
+                } else {
+                    panic!("{when}: {err}")
+                };
+                assert!(holds, "{when}: the flash is not what it says: {err}");
+            }
+            other => panic!("{when}: status {other:?}: {err}"),
+        }
+        // One rerun completes (deploy checks every block it writes).
+        let (status, err) = deploy_cli(qemu.pty(), new.0, None);
+        assert_eq!(status, Some(0), "{when}, the rerun: {err}");
+    }
+    let mut board = connect(qemu);
+    assert_clean(
+        &mut board,
+        model,
+        "after the Ctrl-C points and their reruns",
+    );
+    stopped
+}
+
 #[test]
 fn every_port_model_deploys_redeploys_and_survives_power_cuts() {
     let Some((fw, mpy_cross)) = setup() else {
@@ -78,8 +178,15 @@ fn every_port_model_deploys_redeploys_and_survives_power_cuts() {
     assert_ne!(v1, v2);
 
     for model in fw.models() {
+        let model_started = Instant::now();
         let qemu = Qemu::boot(&fw, Build::Model(model), None);
         let mut board = connect(&qemu);
+        // The board has `deflate`: the helper went compressed, and took.
+        let sent = board.traffic().sent;
+        assert!(
+            sent < romfs_device::board::helper_source_len() as u64,
+            "{model}: {sent} bytes sent to connect"
+        );
         let q = query(&mut board, 0).unwrap();
         assert!(q.writable, "{model}: {q:?}");
         assert_eq!(q.contents, Contents::Empty, "{model}");
@@ -110,7 +217,9 @@ fn every_port_model_deploys_redeploys_and_survives_power_cuts() {
         run_from_rom(&qemu, model);
 
         let mut board = connect(&qemu);
-        let again = deploy(&mut board, &v2, 0, &NoProgress).unwrap();
+        // As `romfs deploy` does: the image this host deployed last is the
+        // source of moved data, when the board holds it.
+        let again = deploy_with(&mut board, &v2, 0, &NoProgress, &[&v2[..5], &v1]).unwrap();
         // The edit moves what follows it (until builds keep the layout):
         // blocks before it stay.
         assert!(again.blocks == 1 || again.skipped > 0, "{model}: {again:?}");
@@ -131,9 +240,25 @@ fn every_port_model_deploys_redeploys_and_survives_power_cuts() {
         assert_clean(&mut board, model, "after the refused image");
         drop(board);
         run_from_rom(&qemu, model);
+        let ctrl_c_started = Instant::now();
+        let stopped = ctrl_c_points(
+            &qemu,
+            model,
+            [
+                (&t.path().join("v1.img"), &v1),
+                (&t.path().join("v2.img"), &v2),
+            ],
+        );
+        assert!(
+            stopped >= 2,
+            "{model}: only {stopped} of 3 Ctrl-C points stopped a deploy"
+        );
+        eprintln!("{model}: Ctrl-C points: {:?}", ctrl_c_started.elapsed());
+        run_from_rom(&qemu, model);
         drop(qemu);
 
         // Power cuts in the middle of a redeploy from v1 to v2.
+        let cuts_started = Instant::now();
         for delay_ms in [150u64, 400] {
             let mut qemu = Qemu::boot(&fw, Build::Model(model), None);
             let mut board = connect(&qemu);
@@ -165,5 +290,10 @@ fn every_port_model_deploys_redeploys_and_survives_power_cuts() {
             drop(board);
             run_from_rom(&qemu, model);
         }
+        eprintln!(
+            "{model}: power cuts {:?}, {:?} in all",
+            cuts_started.elapsed(),
+            model_started.elapsed()
+        );
     }
 }

@@ -53,11 +53,16 @@ fn not_a_serial_port(port: &str) -> Option<String> {
 }
 
 impl ConnectArgs {
-    /// Open the port and enter the board's raw REPL. From here on, Ctrl-C
-    /// and SIGTERM stop the command at a safe point (`romfs_device::stop`).
+    /// From here on, Ctrl-C and SIGTERM stop the command at a safe point
+    /// (`romfs_device::stop`): call it first in a command that talks to a
+    /// board.
+    pub(crate) fn stop_on_signals(&self) -> Result<()> {
+        romfs_device::stop::install().map_err(|e| anyhow!("cannot install the Ctrl-C handler: {e}"))
+    }
+
+    /// Open the port and enter the board's raw REPL.
     pub(crate) fn connect(&self) -> Result<Board<SerialTransport>> {
-        romfs_device::stop::install()
-            .map_err(|e| anyhow!("cannot install the Ctrl-C handler: {e}"))?;
+        self.stop_on_signals()?;
         let answer = Duration::from_secs_f64(self.timeout);
         let timeouts = Timeouts {
             answer,

@@ -65,6 +65,7 @@ impl Run for DeployArgs {
 }
 
 fn deploy(args: &DeployArgs, ui: &mut Ui) -> Result<()> {
+    args.connect.stop_on_signals()?;
     let mut build_options = args.build.options()?;
     // An image file is read and checked before the board is touched; its
     // problems name the file, once.
