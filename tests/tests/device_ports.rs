@@ -68,7 +68,7 @@ fn run_from_rom(qemu: &Qemu, model: &str) {
 /// `at` when given: its exit status (`None`: ended by the signal itself)
 /// and what it printed on stderr.
 fn deploy_cli(pty: &str, image: &Path, at: Option<Duration>) -> (Option<i32>, String) {
-    let mut child = Command::new(romfs_testkit::romfs_bin())
+    let child = Command::new(romfs_testkit::romfs_bin())
         .arg("deploy")
         .arg(image)
         .args(["--port", pty])
