@@ -19,6 +19,7 @@ pub const KEPT_PAYLOAD: usize = ext::CHECKSUM_PAYLOAD_LEN;
 
 /// Why a stream is not an image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum StreamError {
     /// The stream does not start with the ROMFS header `d2 cd 31`.
     NotAnImage,

@@ -246,8 +246,7 @@ impl<E: fmt::Display> fmt::Display for EmitError<E> {
     }
 }
 
-#[cfg(feature = "std")]
-impl<E: fmt::Debug + fmt::Display> std::error::Error for EmitError<E> {}
+impl<E: fmt::Debug + fmt::Display> core::error::Error for EmitError<E> {}
 
 struct Emitter<'o, O: Output> {
     out: &'o mut O,

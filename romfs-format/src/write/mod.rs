@@ -262,8 +262,7 @@ impl fmt::Display for WriteError {
     }
 }
 
-#[cfg(feature = "std")]
-impl std::error::Error for WriteError {}
+impl core::error::Error for WriteError {}
 
 /// The name rules of `layout`: names MicroPython can list, and ASCII for
 /// the mpremote layout (as mpremote writes them).
