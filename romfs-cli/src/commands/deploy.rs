@@ -13,6 +13,7 @@ use romfs_format::mpy::{Arch, MPY_VERSION};
 use crate::cli::Run;
 use crate::commands::board::ConnectArgs;
 use crate::commands::build::BuildFlags;
+use crate::integrity;
 use crate::ui::{count, Status, Ui};
 
 /// Arguments of `romfs deploy`.
@@ -65,8 +66,8 @@ impl Run for DeployArgs {
 
 fn deploy(args: &DeployArgs, ui: &mut Ui) -> Result<()> {
     let mut build_options = args.build.options()?;
-    // An image file is read and checked before the board is touched; its
-    // problems name the file, once.
+    // An image file is read and checked (structure, CRC-32, signed digest)
+    // before the board is touched; its problems name the file, once.
     let file_image = if args.src.is_dir() {
         None
     } else {
@@ -75,6 +76,7 @@ fn deploy(args: &DeployArgs, ui: &mut Ui) -> Result<()> {
         if let Err(e) = romfs_format::Image::parse(&bytes) {
             anyhow::bail!("{}: {e}", args.src.display());
         }
+        integrity::require_intact(&args.src, &bytes, integrity::Use::Deploy, false, ui)?;
         Some(bytes)
     };
     let mut board = args.connect.connect()?;

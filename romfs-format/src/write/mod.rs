@@ -20,7 +20,10 @@ use crate::name::{self, NameProblem, NameRules};
 
 #[cfg(feature = "std")]
 pub use emit::IoOutput;
-pub use emit::{checksum_record_head, signature_record_placeholder, Contents, EmitError, Output};
+pub use emit::{
+    checksum_record_head, restamp_checksum, signature_record_placeholder, Contents, EmitError,
+    Output,
+};
 pub use plan::{Placement, Plan, Stats};
 pub use stable::{
     build_stable, FreshReason, StableImage, StableOptions, StableReport, DATA_AREA_PREFIX,
