@@ -25,6 +25,8 @@ mod verify;
 #[cfg(feature = "alloc")]
 pub mod write;
 
+#[cfg(feature = "std")]
+pub use error::BadImageFile;
 pub use error::{Error, ErrorKind};
 pub use ext::{Checksum, Metadata};
 pub use header::{

@@ -73,9 +73,7 @@ fn deploy(args: &DeployArgs, ui: &mut Ui) -> Result<()> {
     } else {
         let bytes = std::fs::read(&args.src)
             .with_context(|| format!("{}: cannot read the image", args.src.display()))?;
-        if let Err(e) = romfs_format::Image::parse(&bytes) {
-            anyhow::bail!("{}: {e}", args.src.display());
-        }
+        romfs_format::Image::parse(&bytes).map_err(|e| e.in_file(&args.src))?;
         integrity::require_intact(&args.src, &bytes, integrity::Use::Deploy, false, ui)?;
         Some(bytes)
     };

@@ -53,6 +53,7 @@ impl Run for SignArgs {
             path: self.image.clone(),
             error: Box::new(error),
         };
+        romfs_format::Image::parse(&bytes).map_err(|e| e.in_file(&self.image))?;
         // A changed image is not vouched for without being told to: signing
         // it would hide the change.
         let ignored = integrity::require_intact(
