@@ -19,8 +19,10 @@ use crate::ui::{count, Status, Ui};
 /// Arguments of `romfs deploy`.
 #[derive(Debug, clap::Args)]
 pub struct DeployArgs {
-    /// An image, or a directory to build first (for the board's .mpy
-    /// version, architecture and small-int bits, unless given).
+    /// An image (checked first: structure, checksum, signed digest; a
+    /// damaged one is refused before any board is opened), or a directory
+    /// to build first (for the board's .mpy version, architecture and
+    /// small-int bits, unless given).
     src: PathBuf,
     /// How to reach the board.
     #[command(flatten)]
