@@ -33,6 +33,7 @@ cargo build -p romfs-embedded --no-default-features
 t=thumbv7em-none-eabihf
 if rustup target list --installed 2>/dev/null | grep -qx "$t" || rustup target add "$t" >/dev/null 2>&1; then
   cargo build -p romfs-format -p romfs-embedded --no-default-features --target "$t"
+  cargo build -p romfs-format --no-default-features --features defmt --target "$t"
   cargo build -p romfs-embedded --no-default-features --features signed,defmt --target "$t"
 else
   echo "note: rustup could not install $t here; the host no_std builds above still ran"

@@ -265,13 +265,8 @@ pub enum ReadError {
         error: io::Error,
     },
     /// The bytes are not a (valid) image.
-    #[error("{}: {error}", .path.display())]
-    Corrupt {
-        /// The image path.
-        path: PathBuf,
-        /// What is wrong, and where.
-        error: romfs_format::Error,
-    },
+    #[error("{0}")]
+    Corrupt(romfs_format::BadImageFile),
     /// A path not in the image.
     #[error("{path}: no such file or directory in the image")]
     NotFound {

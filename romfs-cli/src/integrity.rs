@@ -1,9 +1,10 @@
 //! Whether an image is intact, for the commands that read one: its CRC-32
 //! (when it has a checksum record) and its signed manifest's SHA-256 (when
-//! it is signed; no key is needed to see the bytes changed). `cat` and
-//! `extract` refuse a damaged image unless told `--ignore-checksum`;
-//! `info` warns; `ls` and `tree` read only directory records and check
-//! only those (FORMAT.md, "What each command checks").
+//! it is signed; no key is needed to see the bytes changed). `cat`,
+//! `extract` and `sign` refuse a damaged image unless told
+//! `--ignore-checksum`, `deploy` refuses it; `info` warns; `ls` and `tree`
+//! read only directory records and check only those (FORMAT.md, "What
+//! each command checks").
 
 use std::fmt;
 use std::path::Path;
@@ -94,25 +95,46 @@ pub(crate) fn signed_digest(bytes: &[u8]) -> Option<Damage> {
     }
 }
 
-/// For a command that reads file data: an error naming the damage, or
-/// with `ignore`, a warning per damage and on.
+/// What a command that requires an intact image does with it, for its
+/// refusal.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Use {
+    /// `cat`, `extract`: read file data (`--ignore-checksum` reads it anyway).
+    Read,
+    /// `sign`: vouch for the bytes (`--ignore-checksum` signs them as they are).
+    Sign,
+    /// `deploy`: put it on a board (no way around).
+    Deploy,
+}
+
+impl Use {
+    fn refusal(self) -> &'static str {
+        match self {
+            Use::Read => "nothing was read (--ignore-checksum reads it anyway)",
+            Use::Sign => "nothing was signed (--ignore-checksum signs it as it is)",
+            Use::Deploy => "nothing was deployed",
+        }
+    }
+}
+
+/// For a command that uses an image as `purpose` says: an error naming
+/// the first damage, or with `ignore`, a warning per damage and on.
+/// Returns the damage ignored.
 pub(crate) fn require_intact(
     path: &Path,
     bytes: &[u8],
+    purpose: Use,
     ignore: bool,
     ui: &Ui,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<Damage>> {
     let damage = check(bytes);
     match damage.first() {
-        None => Ok(()),
+        None => Ok(damage),
         Some(_) if ignore => {
             warn(path, &damage, ui);
-            Ok(())
+            Ok(damage)
         }
-        Some(first) => anyhow::bail!(
-            "{}: {first}; nothing was read (--ignore-checksum reads it anyway)",
-            path.display()
-        ),
+        Some(first) => anyhow::bail!("{}: {first}; {}", path.display(), purpose.refusal()),
     }
 }
 

@@ -108,6 +108,8 @@ impl fmt::Display for DeltaError {
     }
 }
 
+impl core::error::Error for DeltaError {}
+
 /// One step of the new image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op<'a> {

@@ -79,6 +79,15 @@ impl Error {
     pub(crate) const fn new(kind: ErrorKind, offset: usize) -> Self {
         Error { kind, offset }
     }
+
+    /// This error, found in the file at `path`.
+    #[cfg(feature = "std")]
+    pub fn in_file(self, path: impl Into<std::path::PathBuf>) -> BadImageFile {
+        BadImageFile {
+            path: path.into(),
+            error: self,
+        }
+    }
 }
 
 impl fmt::Display for Error {
@@ -87,5 +96,27 @@ impl fmt::Display for Error {
     }
 }
 
+impl core::error::Error for Error {}
+
+/// A file whose bytes are not a (valid) ROMFS image: which file, what is
+/// wrong and at which offset. The one error the host crates give for it
+/// (romfs-build's readers, `romfs deploy`, `romfs sign`), said once:
+/// `PATH: not a ROMFS image (expected header d2 cd 31) at offset 0x0`.
 #[cfg(feature = "std")]
-impl std::error::Error for Error {}
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadImageFile {
+    /// The file (or device) read.
+    pub path: std::path::PathBuf,
+    /// What is wrong, and where.
+    pub error: Error,
+}
+
+#[cfg(feature = "std")]
+impl fmt::Display for BadImageFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.error)
+    }
+}
+
+#[cfg(feature = "std")]
+impl core::error::Error for BadImageFile {}

@@ -10,6 +10,7 @@ pub const MPY_SUB_VERSION: u8 = 3;
 
 /// Native architecture of code inside a `.mpy` (bits 2..7 of the feature byte).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Arch {
     /// Pure bytecode: runs anywhere with the same version.
     None,
@@ -141,6 +142,7 @@ pub struct MpyHeader {
 
 /// Why a `.mpy` cannot be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum MpyError {
     /// Shorter than 4 bytes or not starting with `M`.
     NotMpy,
@@ -191,6 +193,8 @@ impl fmt::Display for MpyError {
         }
     }
 }
+
+impl core::error::Error for MpyError {}
 
 impl MpyHeader {
     /// Decode the header at the start of a `.mpy` file.

@@ -46,8 +46,7 @@ impl fmt::Display for NameProblem {
     }
 }
 
-#[cfg(feature = "std")]
-impl std::error::Error for NameProblem {}
+impl core::error::Error for NameProblem {}
 
 /// Which rules apply beyond the format's own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -186,6 +186,7 @@ impl<S: Source> Source for Erased<'_, S> {
 /// Why reading an image from a [`Source`] failed: the image is malformed,
 /// or the source itself failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ReadError<E> {
     /// The image is malformed (what, and at which offset).
     Format(Error),

@@ -19,6 +19,7 @@ pub const KEPT_PAYLOAD: usize = ext::CHECKSUM_PAYLOAD_LEN;
 
 /// Why a stream is not an image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum StreamError {
     /// The stream does not start with the ROMFS header `d2 cd 31`.
     NotAnImage,
@@ -34,7 +35,8 @@ pub enum StreamError {
 impl core::fmt::Display for StreamError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            StreamError::NotAnImage => f.write_str("not a ROMFS image (expected header d2 cd 31)"),
+            // One wording for "not a ROMFS image", whichever reader found it.
+            StreamError::NotAnImage => core::fmt::Display::fmt(&ErrorKind::BadMagic, f),
             StreamError::BadLength(kind) => write!(f, "bad image length: {kind}"),
             StreamError::TooLong { image_len } => {
                 write!(f, "stream longer than the declared {image_len} bytes")

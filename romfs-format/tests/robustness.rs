@@ -293,3 +293,21 @@ fn corruptions_of_an_mpremote_image_never_panic() {
         }
     }
 }
+
+#[test]
+fn not_a_rom_image_is_one_error_said_once() {
+    let error = Image::parse(b"hello\n").unwrap_err();
+    let in_file = error.in_file("notes.txt");
+    assert_eq!(in_file.error, error);
+    let text = in_file.to_string();
+    assert_eq!(
+        text,
+        "notes.txt: not a ROMFS image (expected header d2 cd 31) at offset 0x0"
+    );
+    assert!(std::error::Error::source(&in_file).is_none());
+    // The streaming reader says it in the same words.
+    assert_eq!(
+        romfs_format::stream::StreamError::NotAnImage.to_string(),
+        ErrorKind::BadMagic.to_string()
+    );
+}

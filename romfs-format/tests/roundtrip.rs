@@ -379,3 +379,35 @@ fn sizes_needing_four_byte_varuints_round_trip() {
         }
     }
 }
+
+#[test]
+fn restamp_checksum_matches_changed_bytes_and_leaves_unchecksummed_images() {
+    let mut tree = MemoryTree::new();
+    let root = tree.root();
+    tree.add_file(root, b"a.txt", b"hello".to_vec()).unwrap();
+    let mut image = tree.build(&Options::default()).unwrap();
+    let at = Image::parse(&image)
+        .unwrap()
+        .lookup(b"a.txt")
+        .unwrap()
+        .unwrap()
+        .as_file()
+        .unwrap()
+        .data_offset();
+    image[at] = b'j';
+    assert!(matches!(
+        Image::parse(&image).unwrap().checksum(),
+        Checksum::Mismatch { .. }
+    ));
+    let crc = romfs_format::write::restamp_checksum(&mut image).unwrap();
+    assert_eq!(
+        Image::parse(&image).unwrap().checksum(),
+        Checksum::Valid(crc.unwrap())
+    );
+
+    let mut plain = tree.build(&Options::mpremote()).unwrap();
+    let before = plain.clone();
+    assert_eq!(romfs_format::write::restamp_checksum(&mut plain), Ok(None));
+    assert_eq!(plain, before);
+    assert!(romfs_format::write::restamp_checksum(&mut [0u8; 8]).is_err());
+}

@@ -81,7 +81,7 @@ pub enum Error {
     },
     /// The operating system's random number generator failed.
     #[error("the operating system's random number generator failed: {0}")]
-    Random(String),
+    Random(getrandom::Error),
 
     /// The bytes are not a romfs image.
     #[error("{0}")]
@@ -240,3 +240,23 @@ impl From<romfs_format::Error> for Error {
 
 /// This crate's result.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_random_number_generator_failure_keeps_its_error() {
+        let e = Error::Random(getrandom::Error::UNSUPPORTED);
+        assert!(matches!(e, Error::Random(g) if g == getrandom::Error::UNSUPPORTED));
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "the operating system's random number generator failed: {}",
+                getrandom::Error::UNSUPPORTED
+            )
+        );
+        // Said once: the message holds the cause, `source()` does not repeat it.
+        assert!(std::error::Error::source(&e).is_none());
+    }
+}

@@ -54,7 +54,7 @@ impl SigningKey {
     /// A new key from the operating system's random number generator.
     pub fn generate() -> Result<SigningKey> {
         let mut secret = Zeroizing::new([0u8; 32]);
-        getrandom::fill(secret.as_mut()).map_err(|e| Error::Random(e.to_string()))?;
+        getrandom::fill(secret.as_mut()).map_err(Error::Random)?;
         Ok(SigningKey(ed25519_dalek::SigningKey::from_bytes(&secret)))
     }
 

@@ -82,10 +82,7 @@ impl ImageFile {
 
     /// A corruption error naming this file.
     pub fn corrupt(&self, error: romfs_format::Error) -> ReadError {
-        ReadError::Corrupt {
-            path: self.path.clone(),
-            error,
-        }
+        ReadError::Corrupt(error.in_file(&self.path))
     }
 }
 
@@ -261,5 +258,26 @@ pub fn cat<'a>(file: &'a ImageFile, path: &str) -> Result<&'a [u8], ReadError> {
                 path.to_string()
             },
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use romfs_format::{BadImageFile, ErrorKind};
+
+    #[test]
+    fn a_file_that_is_no_image_is_the_format_crate_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notes.txt");
+        fs::write(&path, "hello\n").unwrap();
+        let file = ImageFile::open(&path).unwrap();
+        let Err(ReadError::Corrupt(BadImageFile { path: named, error })) = file.image() else {
+            panic!("not refused as no image");
+        };
+        assert_eq!((named, error.kind), (path.clone(), ErrorKind::BadMagic));
+        let text = list(&file, "").unwrap_err().to_string();
+        assert_eq!(text.matches("not a ROMFS image").count(), 1, "{text}");
+        assert!(text.starts_with(&format!("{}: ", path.display())), "{text}");
     }
 }

@@ -24,7 +24,13 @@ pub struct CatArgs {
 impl Run for CatArgs {
     fn run(self, ui: &mut Ui) -> anyhow::Result<Status> {
         let file = ImageFile::open(&self.image)?;
-        integrity::require_intact(&self.image, file.bytes(), self.ignore_checksum, ui)?;
+        integrity::require_intact(
+            &self.image,
+            file.bytes(),
+            integrity::Use::Read,
+            self.ignore_checksum,
+            ui,
+        )?;
         ui.out.write_all(inspect::cat(&file, &self.path)?)?;
         Ok(Status::Success)
     }

@@ -14,13 +14,16 @@ use romfs_format::mpy::{Arch, MPY_VERSION};
 use crate::cli::Run;
 use crate::commands::board::ConnectArgs;
 use crate::commands::build::BuildFlags;
+use crate::integrity;
 use crate::ui::{count, Status, Ui};
 
 /// Arguments of `romfs deploy`.
 #[derive(Debug, clap::Args)]
 pub struct DeployArgs {
-    /// An image, or a directory to build first (for the board's .mpy
-    /// version, architecture and small-int bits, unless given).
+    /// An image (checked first: structure, checksum, signed digest; a
+    /// damaged one is refused before any board is opened), or a directory
+    /// to build first (for the board's .mpy version, architecture and
+    /// small-int bits, unless given).
     src: PathBuf,
     /// How to reach the board.
     #[command(flatten)]
@@ -67,16 +70,15 @@ impl Run for DeployArgs {
 fn deploy(args: &DeployArgs, ui: &mut Ui) -> Result<()> {
     args.connect.stop_on_signals()?;
     let mut build_options = args.build.options()?;
-    // An image file is read and checked before the board is touched; its
-    // problems name the file, once.
+    // An image file is read and checked (structure, CRC-32, signed digest)
+    // before the board is touched; its problems name the file, once.
     let file_image = if args.src.is_dir() {
         None
     } else {
         let bytes = std::fs::read(&args.src)
             .with_context(|| format!("{}: cannot read the image", args.src.display()))?;
-        if let Err(e) = romfs_format::Image::parse(&bytes) {
-            anyhow::bail!("{}: {e}", args.src.display());
-        }
+        romfs_format::Image::parse(&bytes).map_err(|e| e.in_file(&args.src))?;
+        integrity::require_intact(&args.src, &bytes, integrity::Use::Deploy, false, ui)?;
         Some(bytes)
     };
     let mut err = io::stderr().lock();

@@ -27,7 +27,13 @@ pub struct ExtractArgs {
 impl Run for ExtractArgs {
     fn run(self, ui: &mut Ui) -> anyhow::Result<Status> {
         let file = ImageFile::open(&self.image)?;
-        integrity::require_intact(&self.image, file.bytes(), self.ignore_checksum, ui)?;
+        integrity::require_intact(
+            &self.image,
+            file.bytes(),
+            integrity::Use::Read,
+            self.ignore_checksum,
+            ui,
+        )?;
         let (dirs, files) = inspect::extract(&file, &self.dir, self.force)?;
         eprintln!(
             "extracted {} and {} into {}",

@@ -17,10 +17,12 @@ pub struct LsArgs {
     /// A directory or file in the image.
     #[arg(default_value = "")]
     path: String,
-    /// Long listing: a header, then type, size, data offset and name.
+    /// Long listing: a header, then type, size, data offset and name (a
+    /// directory has neither size nor offset: `-`).
     #[arg(short, long)]
     long: bool,
-    /// JSON output.
+    /// JSON output: name, path, type, and for a file its size and data
+    /// offset (a directory has neither).
     #[arg(long)]
     json: bool,
 }
@@ -62,8 +64,7 @@ pub(crate) fn display_name(e: &Entry) -> String {
 }
 
 /// `type size offset  name`, one line. A directory has neither size nor
-/// offset (the mount shows it as 0 bytes; `--json` gives MicroPython's
-/// `stat` size, its payload length).
+/// offset (the mount shows it as 0 bytes; `--json` leaves both out).
 fn write_long(out: &mut dyn Write, e: &Entry) -> std::io::Result<()> {
     let offset = e
         .offset
@@ -98,8 +99,10 @@ pub(crate) struct EntryJson<'a> {
     path: &'a str,
     #[serde(rename = "type")]
     kind: &'static str,
-    /// File length, or a directory's payload size.
-    size: u64,
+    /// A file's length. A directory has none, as in `ls -l` (its record's
+    /// payload length is no size a user can use; the mount shows 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    size: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     offset: Option<u64>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -112,7 +115,7 @@ impl<'a> From<&'a Entry> for EntryJson<'a> {
             name: &e.name,
             path: &e.path,
             kind: kind_name(e.kind),
-            size: e.size,
+            size: (!e.is_dir()).then_some(e.size),
             offset: e.offset,
             shared: e.shared,
         }

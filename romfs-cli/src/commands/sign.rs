@@ -1,5 +1,7 @@
 //! `romfs sign`: sign an image that was built without a signature, or sign
-//! a signed one again (another key, product or generation).
+//! a signed one again (another key, product or generation). An image whose
+//! checksum or signed digest no longer matches is refused unless told
+//! `--ignore-checksum`: signing it would vouch for the change.
 
 use std::fs;
 use std::path::PathBuf;
@@ -9,6 +11,7 @@ use romfs_build::output;
 use romfs_sign::{sign_image, SigningKey};
 
 use crate::cli::Run;
+use crate::integrity;
 use crate::ui::{count, Status, Ui};
 
 /// Arguments of `romfs sign`.
@@ -34,18 +37,38 @@ pub struct SignArgs {
     /// place; on failure nothing changes).
     #[arg(short, long, value_name = "OUT")]
     output: Option<PathBuf>,
+    /// Sign even when the image's checksum or signed digest says it was
+    /// changed (a warning says so): its bytes are signed as they are, with
+    /// their checksum made to match.
+    #[arg(long)]
+    ignore_checksum: bool,
 }
 
 impl Run for SignArgs {
     fn run(self, ui: &mut Ui) -> anyhow::Result<Status> {
         let key = SigningKey::load(&self.key)?;
         let out = self.output.as_ref().unwrap_or(&self.image);
-        let bytes = fs::read(&self.image).with_context(|| self.image.display().to_string())?;
-        let (image, signed) = sign_image(bytes, &key, self.product.as_deref(), self.generation)
-            .map_err(|error| romfs_sign::Error::InFile {
-                path: self.image.clone(),
-                error: Box::new(error),
-            })?;
+        let mut bytes = fs::read(&self.image).with_context(|| self.image.display().to_string())?;
+        let in_file = |error| romfs_sign::Error::InFile {
+            path: self.image.clone(),
+            error: Box::new(error),
+        };
+        romfs_format::Image::parse(&bytes).map_err(|e| e.in_file(&self.image))?;
+        // A changed image is not vouched for without being told to: signing
+        // it would hide the change.
+        let ignored = integrity::require_intact(
+            &self.image,
+            &bytes,
+            integrity::Use::Sign,
+            self.ignore_checksum,
+            ui,
+        )?;
+        if !ignored.is_empty() {
+            romfs_format::write::restamp_checksum(&mut bytes)
+                .map_err(|e| in_file(romfs_sign::Error::Image(e)))?;
+        }
+        let (image, signed) =
+            sign_image(bytes, &key, self.product.as_deref(), self.generation).map_err(in_file)?;
         output::write_file(out, &image).with_context(|| out.display().to_string())?;
         writeln!(
             ui.out,

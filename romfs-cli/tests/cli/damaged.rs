@@ -1,7 +1,8 @@
 //! Damaged images (a flipped byte; signed bytes changed with the CRC made
-//! to match): `cat` and `extract` refuse them unless told
-//! `--ignore-checksum`, `info` warns, `ls` reads only directory records
-//! and checks only those (FORMAT.md, "What each command checks").
+//! to match): `cat`, `extract` and `sign` refuse them unless told
+//! `--ignore-checksum`, `deploy` refuses them before opening a board,
+//! `info` warns, `ls` reads only directory records and checks only those
+//! (FORMAT.md, "What each command checks").
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -94,19 +95,7 @@ fn cat_and_extract_refuse_a_corrupt_image() {
 fn cat_refuses_a_signed_image_whose_signed_bytes_changed() {
     let t = tempfile::tempdir().unwrap();
     let img = built(t.path());
-    romfs()
-        .args(["keygen", "--out"])
-        .arg(t.path().join("k"))
-        .assert()
-        .success();
-    romfs()
-        .arg("sign")
-        .arg(&img)
-        .arg("--key")
-        .arg(t.path().join("k.pem"))
-        .args(["--product", "p", "--generation", "1"])
-        .assert()
-        .success();
+    signed(t.path(), &img);
     // The CRC matches again: only the manifest's SHA-256 tells.
     let bad = flipped(&img, "changed.img", true);
     fails(
@@ -160,5 +149,111 @@ fn info_warns_and_ls_reads_only_directory_records() {
             out.stdout,
             romfs().arg(cmd).arg(&img).output().unwrap().stdout
         );
+    }
+}
+
+/// `img` signed (with `t/k.pem`, made here).
+fn signed(t: &Path, img: &Path) {
+    romfs()
+        .args(["keygen", "--out"])
+        .arg(t.join("k"))
+        .assert()
+        .success();
+    romfs()
+        .arg("sign")
+        .arg(img)
+        .arg("--key")
+        .arg(t.join("k.pem"))
+        .args(["--product", "p", "--generation", "1"])
+        .assert()
+        .success();
+}
+
+#[test]
+fn deploy_refuses_a_damaged_image_before_any_board() {
+    let t = tempfile::tempdir().unwrap();
+    let img = built(t.path());
+    signed(t.path(), &img);
+    let corrupt = flipped(&img, "corrupt.img", false);
+    // The CRC matches again: only the manifest's SHA-256 tells.
+    let changed = flipped(&img, "changed.img", true);
+    for (bad, message) in [
+        (&corrupt, "corrupt.img: checksum mismatch"),
+        (&changed, "do not match the SHA-256 in the signed manifest"),
+    ] {
+        // No board is opened: the port does not exist.
+        let stderr = fails(
+            romfs()
+                .arg("deploy")
+                .arg(bad)
+                .args(["--port", "/nonexistent/tty"]),
+            1,
+            message,
+        );
+        assert_eq!(
+            stderr.matches(&*bad.display().to_string()).count(),
+            1,
+            "the file is named once: {stderr}"
+        );
+        assert!(stderr.contains("nothing was deployed"), "{stderr}");
+        assert!(!stderr.contains("/nonexistent/tty"), "{stderr}");
+    }
+}
+
+#[test]
+fn sign_refuses_a_changed_image_unless_told_to_ignore_the_checksum() {
+    let t = tempfile::tempdir().unwrap();
+    let img = built(t.path());
+    let unsigned_corrupt = flipped(&img, "unsigned-corrupt.img", false);
+    signed(t.path(), &img);
+    let corrupt = flipped(&img, "corrupt.img", false);
+    // The CRC matches again: only the manifest's SHA-256 tells, and
+    // signing again would vouch for the change.
+    let changed = flipped(&img, "changed.img", true);
+    let sign = |bad: &Path| {
+        let mut c = romfs();
+        c.arg("sign")
+            .arg(bad)
+            .arg("--key")
+            .arg(t.path().join("k.pem"))
+            .args(["--product", "p", "--generation", "2"]);
+        c
+    };
+    for (bad, message) in [
+        (&unsigned_corrupt, "checksum mismatch"),
+        (&corrupt, "checksum mismatch"),
+        (&changed, "do not match the SHA-256 in the signed manifest"),
+    ] {
+        let before = fs::read(bad).unwrap();
+        let stderr = fails(&mut sign(bad), 1, message);
+        assert_eq!(
+            stderr.matches(&*bad.display().to_string()).count(),
+            1,
+            "the file is named once: {stderr}"
+        );
+        assert!(stderr.contains("--ignore-checksum"), "{stderr}");
+        assert_eq!(fs::read(bad).unwrap(), before, "nothing changes");
+
+        // Told to, it signs the bytes as they are, checksum made to match,
+        // and warns.
+        let out = sign(bad).arg("--ignore-checksum").output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(
+            stderr.contains("warning: ") && stderr.contains(message),
+            "{stderr}"
+        );
+        let resigned = fs::read(bad).unwrap();
+        let key = romfs_sign::SigningKey::load(&t.path().join("k.pem")).unwrap();
+        romfs_sign::verify(&resigned, &key.public_key()).unwrap();
+        let image = Image::parse(&resigned).unwrap();
+        let node = image.lookup(b"blob.bin").unwrap().unwrap();
+        assert_ne!(node.as_file().unwrap().data(), blob(), "signed as it is");
+        romfs()
+            .arg("cat")
+            .arg(bad)
+            .arg("blob.bin")
+            .assert()
+            .success();
     }
 }

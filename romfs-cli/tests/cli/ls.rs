@@ -34,6 +34,9 @@ fn ls_lists_names_long_and_json() {
     assert_eq!(arr[1]["type"], "file");
     assert_eq!(arr[1]["size"], 23);
     assert_eq!(arr[2]["type"], "dir");
+    // A directory has no size (nor offset), as in `ls -l` and the mount's 0.
+    assert_eq!(arr[2].get("size"), None, "{v}");
+    assert_eq!(arr[2].get("offset"), None, "{v}");
     romfs()
         .arg("ls")
         .arg(&img)
@@ -46,4 +49,26 @@ fn ls_lists_names_long_and_json() {
         1,
         "nope: no such file",
     );
+}
+
+#[test]
+fn tree_json_gives_directories_no_size() {
+    let t = tempfile::tempdir().unwrap();
+    let img = built(t.path());
+    let v = json_of(romfs().arg("tree").arg(&img).arg("--json"));
+    let lib = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "lib")
+        .unwrap();
+    assert_eq!(lib["type"], "dir");
+    assert_eq!(lib.get("size"), None, "{lib}");
+    let helper = &lib["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "helper.py")
+        .unwrap()["size"];
+    assert_eq!(*helper, 23);
 }

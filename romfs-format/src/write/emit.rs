@@ -50,6 +50,21 @@ pub fn checksum_record_head(padded: bool, out: &mut Vec<u8>) {
     out.push(ext::TAG_CHECKSUM);
 }
 
+/// Store in `image`'s checksum record the CRC-32 of the bytes before its
+/// value, after they were changed on purpose (`romfs sign
+/// --ignore-checksum` signs an image as it is). Returns the new CRC, or
+/// `None`, writing nothing, when the image has no checksum record.
+pub fn restamp_checksum(image: &mut [u8]) -> Result<Option<u32>, crate::Error> {
+    let Some((end, _)) = crate::Image::parse(image)?.reader().stored_checksum()? else {
+        return Ok(None);
+    };
+    // `end` is just past the record's 4-byte value, inside the image.
+    let at = end.saturating_sub(4);
+    let crc = crate::crc32::checksum(&image[..at]);
+    image[at..end].copy_from_slice(&crc.to_le_bytes());
+    Ok(Some(crc))
+}
+
 /// A signature record laid out for an image of `image_len` bytes that it
 /// ends (FORMAT.md 3.4): the manifest's claims filled in, digest, key id
 /// and signature zero, for a signer to seal.
@@ -246,8 +261,7 @@ impl<E: fmt::Display> fmt::Display for EmitError<E> {
     }
 }
 
-#[cfg(feature = "std")]
-impl<E: fmt::Debug + fmt::Display> std::error::Error for EmitError<E> {}
+impl<E: fmt::Debug + fmt::Display> core::error::Error for EmitError<E> {}
 
 struct Emitter<'o, O: Output> {
     out: &'o mut O,

@@ -20,7 +20,10 @@ use crate::name::{self, NameProblem, NameRules};
 
 #[cfg(feature = "std")]
 pub use emit::IoOutput;
-pub use emit::{checksum_record_head, signature_record_placeholder, Contents, EmitError, Output};
+pub use emit::{
+    checksum_record_head, restamp_checksum, signature_record_placeholder, Contents, EmitError,
+    Output,
+};
 pub use plan::{Placement, Plan, Stats};
 pub use stable::{
     build_stable, FreshReason, StableImage, StableOptions, StableReport, DATA_AREA_PREFIX,
@@ -262,8 +265,7 @@ impl fmt::Display for WriteError {
     }
 }
 
-#[cfg(feature = "std")]
-impl std::error::Error for WriteError {}
+impl core::error::Error for WriteError {}
 
 /// The name rules of `layout`: names MicroPython can list, and ASCII for
 /// the mpremote layout (as mpremote writes them).
