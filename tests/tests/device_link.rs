@@ -2,7 +2,9 @@
 //! is a clear error within the timeouts, never a hang or a panic. Runs a
 //! real session against the emulated board once, records what the board
 //! sent, then replays it cut short and garbled through a scripted
-//! transport; and freezes and kills the real board mid-session.
+//! transport; freezes and kills the real board mid-session; and leaves it
+//! in every REPL state a program can leave it in, from which the next
+//! connection recovers on its first try.
 
 mod device_support;
 
@@ -223,6 +225,92 @@ fn frozen_then_vanished_real_board() {
         "{err}"
     );
     eprintln!("{err}");
+}
+
+/// Send `pieces` to the board (a pause after each, for its answers), then
+/// go away as a killed program would, without a word more.
+fn leave_board(pty: &str, pieces: &[&[u8]]) {
+    let mut port = SerialTransport::open(pty).unwrap();
+    for piece in pieces {
+        port.send(piece).unwrap();
+        std::thread::sleep(Duration::from_millis(150));
+        let mut buf = [0u8; 4096];
+        while port.receive(&mut buf, Duration::from_millis(50)).unwrap() > 0 {}
+    }
+}
+
+/// `program` with `args`, killed (SIGKILL) after `after`.
+fn killed(program: &std::path::Path, args: &[&str], after: Duration) {
+    let mut child = std::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(after);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn a_board_left_in_any_repl_state_recovers_on_the_first_try() {
+    let Some((fw, mpy_cross)) = setup() else {
+        return;
+    };
+    let mpremote = romfs_testkit::venv_tool("mpremote").expect("mpremote");
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("app");
+    write_app(&src, 40);
+    let image = build_for(
+        &src,
+        &t.path().join("app.img"),
+        &mpy_cross,
+        board_target(&fw),
+    );
+    let image_path = t.path().join("app.img");
+    let image_arg = image_path.to_str().unwrap();
+    let qemu = Qemu::boot(&fw, Build::Writable, None);
+    let pty = qemu.pty().to_string();
+    let first_try = |state: &str| {
+        let mut board = Board::open(Some(&pty), Timeouts::default())
+            .unwrap_or_else(|e| panic!("after {state}: {e}"));
+        query(&mut board, 0).unwrap_or_else(|e| panic!("after {state}: {e}"));
+        board.close().unwrap();
+    };
+    let enter_raw: &[u8] = b"\r\x03\x03\r\x01";
+    leave_board(&pty, &[enter_raw, b"print('half a line"]);
+    first_try("a half-typed raw REPL line");
+    leave_board(
+        &pty,
+        &[enter_raw, b"\x05A\x01", b"import os\nprint(os.listdir"],
+    );
+    first_try("a half-sent raw-paste program");
+    leave_board(
+        &pty,
+        &[enter_raw, b"\x05A\x01", b"print(1)\n\x04\x01\x05A\x01"],
+    );
+    first_try("a raw-paste request sent and not answered");
+    leave_board(&pty, &[b"\r\x02", b"\x05", b"x = 1\r"]);
+    first_try("friendly paste mode");
+    // Programs killed part way: `romfs deploy` connecting, surveying or
+    // writing (what it sent but the board had not read yet still
+    // arrives), and mpremote deploying.
+    for after_ms in [30, 120, 250, 600] {
+        let after = Duration::from_millis(after_ms);
+        killed(
+            &romfs_testkit::romfs_bin(),
+            &["deploy", image_arg, "--port", &pty],
+            after,
+        );
+        first_try(&format!("romfs deploy killed after {after_ms} ms"));
+        let args = ["connect", &pty, "romfs", "deploy", image_arg];
+        killed(&mpremote, &args, after);
+        first_try(&format!("mpremote romfs deploy killed after {after_ms} ms"));
+    }
+    // And the board still takes an image.
+    let mut board = Board::open(Some(&pty), Timeouts::default()).unwrap();
+    deploy(&mut board, &image, 0, &NoProgress).unwrap();
 }
 
 /// Sessions with the emulated board for `romfs_device::deploy::sample_image`:
