@@ -5,7 +5,7 @@
 
 use base64::Engine;
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, FlashOp, Result};
 use crate::repl::{last_line, RawRepl, Timeouts, Traffic};
 use crate::reply::{self, HashKind, HelperInfo, MpyTarget};
 use crate::transport::{SerialTransport, Transport};
@@ -515,10 +515,13 @@ impl<T: Transport> Board<T> {
                 id: offset as u32,
                 count: self.info.partitions.unwrap_or(0),
             },
-            Some((op, offset, code)) => ErrorKind::Ioctl {
-                op,
-                offset: offset.max(0) as u64,
-                code,
+            Some((op, offset, code)) => match FlashOp::from_name(&op) {
+                Some(op) => ErrorKind::Ioctl {
+                    op,
+                    offset: offset.max(0) as u64,
+                    code,
+                },
+                None => ErrorKind::Raised(line),
             },
             None => ErrorKind::Raised(line),
         }))

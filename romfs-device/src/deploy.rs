@@ -13,7 +13,7 @@ use romfs_format::{Image, Node};
 
 use crate::board::{Board, EraseMode, Partition, CHUNK};
 use crate::delta::OldPieces;
-use crate::error::{ErrorKind, Holds, Result};
+use crate::error::{ErrorKind, Holds, ImageProblem, Result};
 use crate::plan::{block_contents, pieces, Plan, Step, Survey, Write};
 use crate::reply::HashKind;
 use crate::transport::Transport;
@@ -76,12 +76,10 @@ pub fn check_image<'a, T: Transport>(
     image: &'a [u8],
     part: &Partition,
 ) -> Result<&'a [u8]> {
-    let bad = |why: String| board.error(ErrorKind::BadImage(why));
-    let parsed = Image::parse(image).map_err(|e| bad(format!("not a ROMFS image: {e}")))?;
+    let bad = |why: ImageProblem| board.error(ErrorKind::BadImage(why));
+    let parsed = Image::parse(image).map_err(|e| bad(ImageProblem::Format(e)))?;
     if let romfs_format::Checksum::Mismatch { stored, computed } = parsed.checksum() {
-        return Err(bad(format!(
-            "the image is corrupt: its CRC-32 is {stored:#010x} but its contents give {computed:#010x}"
-        )));
+        return Err(bad(ImageProblem::ChecksumMismatch { stored, computed }));
     }
     if parsed.len() as u64 > part.size {
         return Err(board.error(ErrorKind::TooLarge {
@@ -93,7 +91,7 @@ pub fn check_image<'a, T: Transport>(
         let mut stack = vec![(String::new(), parsed.root())];
         while let Some((path, dir)) = stack.pop() {
             for entry in dir.entries() {
-                let node = entry.map_err(|e| bad(format!("the image is corrupt: {e}")))?;
+                let node = entry.map_err(|e| bad(ImageProblem::Format(e)))?;
                 let name = String::from_utf8_lossy(node.name());
                 let full = if path.is_empty() {
                     name.to_string()
@@ -103,13 +101,12 @@ pub fn check_image<'a, T: Transport>(
                 match node {
                     Node::Dir(d) => stack.push((full, d)),
                     Node::File(f) if full.ends_with(".mpy") => {
-                        let header = MpyHeader::parse(f.data())
-                            .map_err(|e| bad(format!("{full} in the image: {e}")))?;
-                        header
-                            .check(Some(target.arch), Some(target.small_int_bits))
-                            .map_err(|e| {
-                                bad(format!("{full} in the image cannot run on this board: {e}"))
-                            })?;
+                        let checked = MpyHeader::parse(f.data()).and_then(|header| {
+                            header.check(Some(target.arch), Some(target.small_int_bits))
+                        });
+                        if let Err(error) = checked {
+                            return Err(bad(ImageProblem::Mpy { path: full, error }));
+                        }
                     }
                     Node::File(_) => {}
                 }

@@ -28,7 +28,7 @@ pub enum ErrorKind {
     /// The port is open in another program.
     Busy,
     /// The port could not be opened.
-    Open(String),
+    Open(OpenProblem),
     /// The board sent nothing (more) within the time allowed.
     NoAnswer {
         /// What we were waiting for.
@@ -39,7 +39,7 @@ pub enum ErrorKind {
         received: Vec<u8>,
     },
     /// Reading or writing the port failed: the board went away.
-    Disconnected(String),
+    Disconnected(io::Error),
     /// The board answered something that is not what the protocol allows.
     Garbage {
         /// What we were reading.
@@ -65,8 +65,8 @@ pub enum ErrorKind {
     },
     /// A `vfs.rom_ioctl` (or block device) call returned an error.
     Ioctl {
-        /// `erase` or `write`.
-        op: String,
+        /// What was asked of the flash.
+        op: FlashOp,
         /// Offset in the partition.
         offset: u64,
         /// The negative errno value returned.
@@ -88,9 +88,9 @@ pub enum ErrorKind {
         /// Partition size.
         partition: u64,
     },
-    /// The image to deploy is not a ROMFS image, or a `.mpy` in it cannot
-    /// run on this board.
-    BadImage(String),
+    /// The image to deploy (or the one the board holds) is not a ROMFS
+    /// image, is damaged, or holds a `.mpy` this board cannot run.
+    BadImage(ImageProblem),
     /// A stop signal (Ctrl-C) arrived: the work stopped before the next
     /// program was sent to the board, which is left out of raw mode.
     Interrupted {
@@ -99,6 +99,113 @@ pub enum ErrorKind {
         /// During a deploy: the partition, and what it holds now.
         holds: Option<(u32, Holds)>,
     },
+}
+
+/// Why a port could not be opened.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum OpenProblem {
+    /// No such device.
+    NotFound,
+    /// Not allowed to open it.
+    PermissionDenied,
+    /// What the serial port library said.
+    Serial(serialport::Error),
+}
+
+impl fmt::Display for OpenProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpenProblem::NotFound => f.write_str("no such device (is the board plugged in?)"),
+            OpenProblem::PermissionDenied => f.write_str(
+                "permission denied (on Linux, join the group that owns the port, often `dialout`)",
+            ),
+            OpenProblem::Serial(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// What the board's write layer was asked to do when the flash refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlashOp {
+    /// Read the partition.
+    Read,
+    /// Erase part of it.
+    Erase,
+    /// Program part of it.
+    Write,
+    /// The firmware asked for a larger write unit than the layer plans.
+    ProgramUnit,
+}
+
+impl FlashOp {
+    /// The name the board's write layer reports (`FlashError('erase', ...)`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "read" => FlashOp::Read,
+            "erase" => FlashOp::Erase,
+            "write" => FlashOp::Write,
+            "unit" => FlashOp::ProgramUnit,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for FlashOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FlashOp::Read => "read",
+            FlashOp::Erase => "erase",
+            FlashOp::Write => "write",
+            FlashOp::ProgramUnit => "agree on the write unit",
+        })
+    }
+}
+
+/// What is wrong with an image.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ImageProblem {
+    /// It is no ROMFS image, or a record in it is malformed.
+    Format(romfs_format::Error),
+    /// Its CRC-32 does not match its contents.
+    ChecksumMismatch {
+        /// The stored CRC-32.
+        stored: u32,
+        /// The CRC-32 of the contents.
+        computed: u32,
+    },
+    /// A `.mpy` file in it that this board cannot load.
+    Mpy {
+        /// Its path in the image.
+        path: String,
+        /// Why.
+        error: romfs_format::mpy::MpyError,
+    },
+    /// More top-level records than are worth reading over the link.
+    TooManyRecords {
+        /// The reads allowed.
+        reads: usize,
+    },
+}
+
+impl fmt::Display for ImageProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ImageProblem::Format(e) => write!(f, "{e}"),
+            ImageProblem::ChecksumMismatch { stored, computed } => write!(
+                f,
+                "the image is corrupt: its CRC-32 is {stored:#010x} but its contents give {computed:#010x}"
+            ),
+            ImageProblem::Mpy { path, error } => {
+                write!(f, "{path} in the image cannot run on this board: {error}")
+            }
+            ImageProblem::TooManyRecords { reads } => write!(
+                f,
+                "the image has too many top-level records to inspect (more than {reads} reads)"
+            ),
+        }
+    }
 }
 
 /// What a partition holds after a deploy stopped part way.
@@ -123,8 +230,8 @@ impl Error {
     }
 
     /// A read or write error of the port itself.
-    pub(crate) fn io(port: &str, e: &io::Error) -> Self {
-        Error::new(port, ErrorKind::Disconnected(e.to_string()))
+    pub(crate) fn io(port: &str, e: io::Error) -> Self {
+        Error::new(port, ErrorKind::Disconnected(e))
     }
 }
 

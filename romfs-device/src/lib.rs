@@ -15,7 +15,7 @@ pub mod transport;
 
 pub use board::{Board, EraseMode, Partition};
 pub use deploy::{deploy, deploy_with, DeployProgress, DeployReport};
-pub use error::{Error, ErrorKind, Holds, Result};
+pub use error::{Error, ErrorKind, FlashOp, Holds, ImageProblem, OpenProblem, Result};
 pub use query::{query, PartitionReport};
 pub use repl::{RawRepl, Timeouts, Traffic};
 pub use reply::MpyTarget;

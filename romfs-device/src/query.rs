@@ -8,7 +8,7 @@ use romfs_format::ext::{self, EXTENSION_PREFIX_LEN, TAG_METADATA};
 use romfs_format::{ErrorKind as FormatError, ReadError, Reader, Source};
 
 use crate::board::{Board, Partition};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, ImageProblem, Result};
 use crate::transport::Transport;
 
 /// Bytes fetched per read of the board.
@@ -120,9 +120,11 @@ impl<T: Transport> Source for BoardSource<'_, T> {
         if !(self.page_at..self.page_at + self.page.len()).contains(&pos) {
             self.pages += 1;
             if self.pages > MAX_PAGES {
-                return Err(self.board.error(ErrorKind::BadImage(format!(
-                    "the image has too many top-level records to inspect (more than {MAX_PAGES} reads)"
-                ))));
+                return Err(self
+                    .board
+                    .error(ErrorKind::BadImage(ImageProblem::TooManyRecords {
+                        reads: MAX_PAGES,
+                    })));
             }
             let start = pos / PAGE * PAGE;
             let n = PAGE.min(len - start);
@@ -175,7 +177,7 @@ fn contents<T: Transport>(board: &mut Board<T>, part: &Partition) -> Result<Cont
         }
         Err(ReadError::Format(e)) => Ok(Contents::Corrupt(format!("bad record: {e}"))),
         Err(ReadError::Source(e)) => match e.kind {
-            ErrorKind::BadImage(why) => Ok(Contents::Corrupt(why)),
+            ErrorKind::BadImage(why) => Ok(Contents::Corrupt(why.to_string())),
             _ => Err(e),
         },
     }

@@ -306,7 +306,7 @@ impl<T: Transport> RawRepl<T> {
     fn send(&mut self, data: &[u8]) -> Result<()> {
         self.transport
             .send(data)
-            .map_err(|e| Error::io(self.transport.name(), &e))?;
+            .map_err(|e| Error::io(self.transport.name(), e))?;
         self.traffic.sent += data.len() as u64;
         Ok(())
     }
@@ -318,7 +318,7 @@ impl<T: Transport> RawRepl<T> {
         let n = self
             .transport
             .receive(&mut buf, timeout)
-            .map_err(|e| Error::io(self.transport.name(), &e))?;
+            .map_err(|e| Error::io(self.transport.name(), e))?;
         let n = n.min(buf.len());
         self.traffic.received += n as u64;
         self.pending.extend_from_slice(&buf[..n]);

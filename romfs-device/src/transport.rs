@@ -5,7 +5,7 @@
 use std::io::{self, Read, Write};
 use std::time::Duration;
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, OpenProblem, Result};
 
 /// A bidirectional byte link to a board.
 pub trait Transport: Send {
@@ -87,13 +87,12 @@ fn open_error(path: &str, e: serialport::Error) -> Error {
         // flock) as `NoDevice`.
         serialport::ErrorKind::NoDevice => ErrorKind::Busy,
         serialport::ErrorKind::Io(io::ErrorKind::NotFound) => {
-            ErrorKind::Open("no such device (is the board plugged in?)".into())
+            ErrorKind::Open(OpenProblem::NotFound)
         }
-        serialport::ErrorKind::Io(io::ErrorKind::PermissionDenied) => ErrorKind::Open(
-            "permission denied (on Linux, join the group that owns the port, often `dialout`)"
-                .into(),
-        ),
-        _ => ErrorKind::Open(e.to_string()),
+        serialport::ErrorKind::Io(io::ErrorKind::PermissionDenied) => {
+            ErrorKind::Open(OpenProblem::PermissionDenied)
+        }
+        _ => ErrorKind::Open(OpenProblem::Serial(e)),
     };
     Error::new(path, kind)
 }

@@ -151,6 +151,36 @@ fn user_errors_are_said_once_and_write_nothing() {
     assert_eq!(said.matches("error").count(), 1, "{said}");
     let q = query_json(qemu.pty(), &mpy_cross);
     assert_eq!(q["partitions"][0]["contents"]["kind"], "empty");
+    // The same, as an image built elsewhere: the error names the image
+    // file, once, and says which board.
+    let img = t.path().join("x64.img");
+    let out = romfs(
+        &[
+            "build",
+            src.to_str().unwrap(),
+            "-o",
+            img.to_str().unwrap(),
+            "--no-mpy",
+        ],
+        &mpy_cross,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let out = romfs(
+        &["deploy", img.to_str().unwrap(), "--port", qemu.pty()],
+        &mpy_cross,
+    );
+    assert!(!out.status.success());
+    let said = text(&out);
+    assert!(
+        said.starts_with(&format!(
+            "romfs: error: {}: fast.mpy in the image cannot run on this board",
+            img.display()
+        )) && said.contains(&format!("(board on {})", qemu.pty())),
+        "{said}"
+    );
+    assert_eq!(said.matches(img.to_str().unwrap()).count(), 1, "{said}");
+    let q = query_json(qemu.pty(), &mpy_cross);
+    assert_eq!(q["partitions"][0]["contents"]["kind"], "empty");
 
     // An image larger than the partition.
     let big = t.path().join("big.img");

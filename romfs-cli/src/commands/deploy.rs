@@ -112,7 +112,13 @@ fn deploy(args: &DeployArgs, ui: &mut Ui) -> Result<()> {
     let bar = Blocks::new(!args.quiet && io::stderr().is_terminal());
     let result = romfs_device::deploy_with(&mut board, &image, args.partition, &bar, &previous);
     bar.finish();
-    let report = result.map_err(|e| with_rerun_hint(e, args.no_reset))?;
+    let report = result.map_err(|e| match e.kind {
+        // What is wrong with the image is said of the image.
+        ErrorKind::BadImage(problem) => {
+            anyhow::anyhow!("{}: {problem} (board on {})", args.src.display(), e.port)
+        }
+        _ => with_rerun_hint(e, args.no_reset),
+    })?;
     if let Some(dir) = &memory {
         remember(dir, &image);
     }
