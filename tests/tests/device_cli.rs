@@ -115,6 +115,61 @@ fn readme_deploy_runs_the_example_app() {
     assert!(text(&out).contains("nothing written"), "{}", text(&out));
 }
 
+/// "N of M blocks written" in a deploy's report.
+fn blocks_written(said: &str) -> (u64, u64) {
+    let (before, _) = said.split_once(" blocks written").expect(said);
+    let mut words = before.rsplit(' ');
+    let total = words.next().unwrap().parse().unwrap();
+    assert_eq!(words.next(), Some("of"), "{said}");
+    (words.next().unwrap().parse().unwrap(), total)
+}
+
+#[test]
+fn a_redeploy_is_laid_out_on_the_image_the_board_holds() {
+    let Some((fw, mpy_cross)) = setup() else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let app = t.path().join("app");
+    write_app(&app, 60);
+    let qemu = Qemu::boot(&fw, Build::Writable, None);
+    // Its own memory of deployed images, as a user's first deploy has.
+    let deploy = || {
+        let out = Command::new(romfs_bin())
+            .args([
+                "deploy",
+                app.to_str().unwrap(),
+                "--port",
+                qemu.pty(),
+                "--no-reset",
+            ])
+            .args(["--mpy-cross", mpy_cross.to_str().unwrap()])
+            .env("ROMFS_CACHE_DIR", t.path().join("cache"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        text(&out)
+    };
+    let first = deploy();
+    let (_, total) = blocks_written(&first);
+    assert!(total > 10, "{first}");
+    // One module grows by about 1 KiB: everything after it would move in a
+    // fresh layout.
+    let grown = app.join("lib/mod010.py");
+    let mut text_of = fs::read_to_string(&grown).unwrap();
+    text_of.push_str(&format!("\nTABLE = {:?}\n", (0..200).collect::<Vec<u32>>()));
+    fs::write(&grown, text_of).unwrap();
+    let second = deploy();
+    assert!(
+        second.contains("laid out on the image the board holds"),
+        "{second}"
+    );
+    let (written, _) = blocks_written(&second);
+    assert!(written <= 3, "{written} blocks written: {second}");
+    let q = query_json(qemu.pty(), &mpy_cross);
+    assert_eq!(q["partitions"][0]["contents"]["checksum"], "matches");
+}
+
 #[test]
 fn user_errors_are_said_once_and_write_nothing() {
     let Some((fw, mpy_cross)) = setup() else {

@@ -162,6 +162,12 @@ impl BuildFlags {
             .map_err(|e| e.to_string())
     }
 
+    /// Was a layout asked for (`--layout`, `--align`, `--align-rule`)?
+    /// Then `deploy` builds it so, not in the stable layout.
+    pub fn layout_given(&self) -> bool {
+        self.layout != LayoutArg::Default || self.align.is_some() || !self.align_rules.is_empty()
+    }
+
     /// The flags given that decide how a directory is built (all but
     /// `--no-cache`, which also decides what `deploy` remembers).
     pub fn given(&self) -> Vec<&'static str> {

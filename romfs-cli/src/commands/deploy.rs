@@ -84,9 +84,20 @@ fn deploy(args: &DeployArgs, ui: &mut Ui) -> Result<()> {
     let mut err = io::stderr().lock();
     // Connecting and building touch no flash: a stop here (Ctrl-C also
     // ends a running mpy-cross) leaves the old image, whatever failed.
+    let memory = (!args.build.no_cache)
+        .then(romfs_build::cache::default_root)
+        .flatten()
+        .map(|root| root.join("deployed"));
+    let previous = memory.as_deref().map(recent_images).unwrap_or_default();
     let prepared = (|| -> Result<_> {
-        let board = args.connect.connect()?;
-        let image = board_image(args, &board, &mut build_options, file_image, ui, &mut err)?;
+        let mut board = args.connect.connect()?;
+        let image = match file_image {
+            Some(bytes) => bytes,
+            None => {
+                let stable = board_base(args, &mut board, &previous)?;
+                build_for_board(args, &board, &mut build_options, stable, ui, &mut err)?
+            }
+        };
         Ok((board, image))
     })();
     let (mut board, image) = match prepared {
@@ -103,11 +114,6 @@ fn deploy(args: &DeployArgs, ui: &mut Ui) -> Result<()> {
         },
         Ok(prepared) => prepared,
     };
-    let memory = (!args.build.no_cache)
-        .then(romfs_build::cache::default_root)
-        .flatten()
-        .map(|root| root.join("deployed"));
-    let previous = memory.as_deref().map(recent_images).unwrap_or_default();
     let previous: Vec<&[u8]> = previous.iter().map(Vec::as_slice).collect();
     let bar = Blocks::new(!args.quiet && io::stderr().is_terminal());
     let result = romfs_device::deploy_with(&mut board, &image, args.partition, &bar, &previous);
@@ -153,44 +159,73 @@ fn deploy(args: &DeployArgs, ui: &mut Ui) -> Result<()> {
     Ok(())
 }
 
-/// The image to deploy: the file's, or the directory built for `board`.
-fn board_image(
+/// Which of the images this host deployed the board holds now (its first
+/// block tells, one exchange): the base of a stable-layout build, so that
+/// unchanged files keep their place in flash. A wrong guess costs only
+/// blocks rewritten; the deploy still compares every block.
+fn board_base<'p>(
+    args: &DeployArgs,
+    board: &mut romfs_device::Board<romfs_device::SerialTransport>,
+    previous: &'p [Vec<u8>],
+) -> Result<Stable<'p>> {
+    if args.build.layout_given() {
+        return Ok(None);
+    }
+    let part = board.partition(args.partition)?;
+    let erase_block = u32::try_from(part.block_size).ok();
+    if previous.is_empty() {
+        return Ok(Some((None, erase_block)));
+    }
+    let kind = board.hash_kind();
+    let held = board.block_hashes(&part, 0, 1)?;
+    let base = previous
+        .iter()
+        .find(|p| {
+            held.first() == Some(&kind.hash(&romfs_device::plan::block_contents(p, &part, 0)))
+        })
+        .map(Vec::as_slice);
+    Ok(Some((base, erase_block)))
+}
+
+/// How `deploy` lays a directory out: `None`, as asked (a layout flag);
+/// else the stable layout, on the base the board holds (if known), for the
+/// partition's erase-block size.
+type Stable<'p> = Option<(Option<&'p [u8]>, Option<u32>)>;
+
+/// The directory built for `board` (its .mpy target; header-safe; laid out
+/// on `base`, the image the board holds, unless a layout was asked for).
+fn build_for_board(
     args: &DeployArgs,
     board: &romfs_device::Board<romfs_device::SerialTransport>,
     build_options: &mut BuildOptions,
-    file_image: Option<Vec<u8>>,
+    stable: Stable<'_>,
     ui: &Ui,
     err: &mut impl Write,
 ) -> Result<Vec<u8>> {
-    Ok(if args.src.is_dir() {
-        let target = board.mpy_target();
-        if build_options.mpy != MpyMode::Never {
-            if let Some(t) = target {
-                if t.version != MPY_VERSION {
-                    bail!(
-                        "{}: the board loads .mpy version {}, romfs compiles version {MPY_VERSION}: build with --no-mpy, or update the firmware",
-                        board.port(),
-                        t.version
-                    );
-                }
-                if build_options.march.is_none() && t.arch != Arch::None {
-                    build_options.march = Some(t.arch);
-                }
-                build_options.small_int_bits =
-                    build_options.small_int_bits.or(Some(t.small_int_bits));
+    let target = board.mpy_target();
+    if build_options.mpy != MpyMode::Never {
+        if let Some(t) = target {
+            if t.version != MPY_VERSION {
+                bail!(
+                    "{}: the board loads .mpy version {}, romfs compiles version {MPY_VERSION}: build with --no-mpy, or update the firmware",
+                    board.port(),
+                    t.version
+                );
             }
+            if build_options.march.is_none() && t.arch != Arch::None {
+                build_options.march = Some(t.arch);
+            }
+            build_options.small_int_bits = build_options.small_int_bits.or(Some(t.small_int_bits));
         }
-        if build_options.layout == romfs_build::Layout::Default {
-            // Header-safe for any flash write unit up to the largest known:
-            // the header is written last and a cut write leaves no image.
-            build_options.flash_write_size = build_options
-                .flash_write_size
-                .or(Some(romfs_format::write::MAX_HEADER_WRITE_SIZE));
-        }
-        build_image(&args.src, build_options, args.quiet, ui, err)?
-    } else {
-        file_image.unwrap_or_default()
-    })
+    }
+    if build_options.layout == romfs_build::Layout::Default {
+        // Header-safe for any flash write unit up to the largest known:
+        // the header is written last and a cut write leaves no image.
+        build_options.flash_write_size = build_options
+            .flash_write_size
+            .or(Some(romfs_format::write::MAX_HEADER_WRITE_SIZE));
+    }
+    build_image(&args.src, build_options, stable, args.quiet, ui, err)
 }
 
 /// A deploy a stop signal ended: the board's message, and the command
@@ -301,16 +336,41 @@ fn remember(dir: &Path, image: &[u8]) {
     })();
 }
 
+/// Build `src`; with `stable`, in the stable layout on its base (when the
+/// board holds a known image) so that unchanged files keep their place.
 fn build_image(
     src: &Path,
     opts: &BuildOptions,
+    stable: Stable<'_>,
     quiet: bool,
     ui: &Ui,
     err: &mut impl Write,
 ) -> Result<Vec<u8>> {
     let dir = tempfile::Builder::new().prefix("romfs-deploy-").tempdir()?;
     let out = dir.path().join("image.img");
-    let report = build(src, &out, opts, &romfs_build::NoProgress)?;
+    let report = match stable {
+        None => build(src, &out, opts, &romfs_build::NoProgress)?,
+        Some((base, erase_block)) => {
+            let (report, layout) = romfs_build::build_with_base(
+                src,
+                &out,
+                opts,
+                &romfs_format::write::StableOptions { erase_block },
+                base,
+                &romfs_build::NoProgress,
+            )?;
+            if !quiet && base.is_some() {
+                match &layout.fresh {
+                    None => ui.note(format!(
+                        "laid out on the image the board holds: {} file contents kept their place, {} placed anew",
+                        layout.kept, layout.placed
+                    )),
+                    Some(reason) => ui.note(format!("laid out afresh: {reason}")),
+                }
+            }
+            report
+        }
+    };
     for w in &report.warnings {
         ui.warn(w);
     }
