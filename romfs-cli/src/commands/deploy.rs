@@ -173,8 +173,9 @@ fn board_base<'p>(
     }
     let part = board.partition(args.partition)?;
     let erase_block = u32::try_from(part.block_size).ok();
+    let fits = part.size;
     if previous.is_empty() {
-        return Ok(Some((None, erase_block)));
+        return Ok(Some((None, erase_block, fits)));
     }
     let kind = board.hash_kind();
     let held = board.block_hashes(&part, 0, 1)?;
@@ -184,13 +185,19 @@ fn board_base<'p>(
             held.first() == Some(&kind.hash(&romfs_device::plan::block_contents(p, &part, 0)))
         })
         .map(Vec::as_slice);
-    Ok(Some((base, erase_block)))
+    Ok(Some((base, erase_block, fits)))
 }
 
 /// How `deploy` lays a directory out: `None`, as asked (a layout flag);
 /// else the stable layout, on the base the board holds (if known), for the
-/// partition's erase-block size.
-type Stable<'p> = Option<(Option<&'p [u8]>, Option<u32>)>;
+/// partition's erase-block size, within the partition's size.
+type Stable<'p> = Option<(Option<&'p [u8]>, Option<u32>, u64)>;
+
+/// Below this many erase blocks (in a fresh layout), an app is laid out
+/// afresh: an edit in the stable layout rewrites about three blocks (the
+/// file's, the tree's, the checksum's) and the layout adds two or three,
+/// while a fresh layout rewrites about half of a small image.
+const STABLE_MIN_BLOCKS: u64 = 4;
 
 /// The directory built for `board` (its .mpy target; header-safe; laid out
 /// on `base`, the image the board holds, unless a layout was asked for).
@@ -350,7 +357,7 @@ fn build_image(
     let out = dir.path().join("image.img");
     let report = match stable {
         None => build(src, &out, opts, &romfs_build::NoProgress)?,
-        Some((base, erase_block)) => {
+        Some((base, erase_block, partition)) => {
             let (report, layout) = romfs_build::build_with_base(
                 src,
                 &out,
@@ -359,16 +366,32 @@ fn build_image(
                 base,
                 &romfs_build::NoProgress,
             )?;
-            if !quiet && base.is_some() {
-                match &layout.fresh {
-                    None => ui.note(format!(
-                        "laid out on the image the board holds: {} file contents kept their place, {} placed anew",
-                        layout.kept, layout.placed
-                    )),
-                    Some(reason) => ui.note(format!("laid out afresh: {reason}")),
+            let block = u64::from(layout.erase_block);
+            let small = layout.fresh_len < STABLE_MIN_BLOCKS * block;
+            if small || layout.image_len > partition {
+                if !quiet && base.is_some() {
+                    ui.note(if small {
+                        format!(
+                            "laid out afresh: the app spans fewer than {STABLE_MIN_BLOCKS} erase blocks of {}",
+                            romfs_build::human(block)
+                        )
+                    } else {
+                        "laid out afresh: the stable layout would not fit the partition".to_string()
+                    });
                 }
+                build(src, &out, opts, &romfs_build::NoProgress)?
+            } else {
+                if !quiet && base.is_some() {
+                    match &layout.fresh {
+                        None => ui.note(format!(
+                            "laid out on the image the board holds: {} file contents kept their place, {} placed anew",
+                            layout.kept, layout.placed
+                        )),
+                        Some(reason) => ui.note(format!("laid out afresh: {reason}")),
+                    }
+                }
+                report
             }
-            report
         }
     };
     for w in &report.warnings {
