@@ -25,6 +25,8 @@ budget_mapped=2048
 budget_flashfs=4096
 budget_updater=12800 # 12 KiB + 512 B for bounded-buffer (large-sector) updates: see BENCHMARKS.md
 budget_stack=2048
+# A firmware that takes only delta updates (romfs diff patches) into A/B slots.
+budget_delta=14336
 budget_crc32=- # shown, not a budget (the updater includes it)
 # Signed updates (feature `signed`, bench/signing-firmware): the signature
 # verifier, the signed A/B updater, and the peak stack of every signed
@@ -40,7 +42,7 @@ crc_rows=false
 runs=("thumbv7m-none-eabi lm3s6965evb" "thumbv6m-none-eabi microbit")
 # Size measurements.
 size_targets=(thumbv7em-none-eabihf thumbv6m-none-eabi)
-parts=("mapped:mapped read (mount + open)" "flashfs:non-mapped read (FlashFs)" "updater:updater with A/B mount" "crc32:CRC-32 alone")
+parts=("mapped:mapped read (mount + open)" "flashfs:non-mapped read (FlashFs)" "updater:updater with A/B mount" "delta:delta updater with A/B mount" "crc32:CRC-32 alone")
 
 step "tools: rust targets, llvm-tools, qemu-system-arm"
 rustup target add thumbv7m-none-eabi thumbv6m-none-eabi thumbv7em-none-eabihf >/dev/null
