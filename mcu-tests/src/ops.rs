@@ -41,8 +41,8 @@ pub enum Op {
     Write,
     /// [`finish`].
     Finish,
-    /// [`begin_delta`].
-    BeginDelta,
+    /// [`delta`].
+    Delta,
     /// [`delta_write`].
     DeltaWrite,
     /// [`delta_finish`].
@@ -65,7 +65,7 @@ impl Op {
         Op::BeginSingle,
         Op::Write,
         Op::Finish,
-        Op::BeginDelta,
+        Op::Delta,
         Op::DeltaWrite,
         Op::DeltaFinish,
     ];
@@ -86,7 +86,7 @@ impl Op {
             Op::BeginSingle => "update.begin_single",
             Op::Write => "update.write",
             Op::Finish => "update.finish",
-            Op::BeginDelta => "delta.begin",
+            Op::Delta => "delta.start",
             Op::DeltaWrite => "delta.write",
             Op::DeltaFinish => "delta.finish",
         }
@@ -245,23 +245,20 @@ pub fn finish<F: NorFlash>(
     m.run(Op::Finish, || up.finish(expected_id))
 }
 
-/// Start an A/B delta update: the patch is applied to the image of the
-/// running slot and the result written to the other one.
-pub fn begin_delta<'b, F: NorFlash>(
+/// Turn a fresh A/B update ([`begin_ab`]) into a delta update: the patch
+/// is applied to the image of the running slot and the result written to
+/// the other one.
+pub fn delta<'u, 'b, F: NorFlash>(
     m: &mut impl Meter,
-    flash: F,
-    layout: AbLayout,
-    buf: &'b mut [u8],
-) -> Result<DeltaUpdater<'b, F>, UpdateError<F::Error>> {
-    m.run(Op::BeginDelta, || {
-        Updater::begin_ab(flash, layout, Verify::Full, buf).and_then(Updater::delta)
-    })
+    up: &'u mut Updater<'b, F>,
+) -> Result<DeltaUpdater<'u, 'b, F>, UpdateError<F::Error>> {
+    m.run(Op::Delta, || up.delta())
 }
 
 /// Feed the next chunk of the patch.
 pub fn delta_write<F: NorFlash>(
     m: &mut impl Meter,
-    up: &mut DeltaUpdater<'_, F>,
+    up: &mut DeltaUpdater<'_, '_, F>,
     chunk: &[u8],
 ) -> Result<(), UpdateError<F::Error>> {
     m.run(Op::DeltaWrite, || up.write(chunk))
@@ -271,7 +268,7 @@ pub fn delta_write<F: NorFlash>(
 /// meant, if given), write the rest, verify and commit.
 pub fn delta_finish<F: NorFlash>(
     m: &mut impl Meter,
-    up: DeltaUpdater<'_, F>,
+    up: DeltaUpdater<'_, '_, F>,
     expected_id: Option<u32>,
 ) -> Result<Report, UpdateError<F::Error>> {
     m.run(Op::DeltaFinish, || up.finish(expected_id))

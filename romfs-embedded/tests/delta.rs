@@ -49,7 +49,8 @@ fn apply(
     expected_id: Option<u32>,
 ) -> Result<Report> {
     let mut buf = vec![0u8; E];
-    let mut up = Updater::begin_ab(&mut *flash, layout(), Verify::CommitOnly, &mut buf)?.delta()?;
+    let mut update = Updater::begin_ab(&mut *flash, layout(), Verify::CommitOnly, &mut buf)?;
+    let mut up = update.delta()?;
     for c in patch.chunks(chunk) {
         up.write(c)?;
     }
@@ -254,7 +255,7 @@ fn a_delta_needs_a_running_image() {
         UpdateError::NoDeltaBase
     );
     let mut buf = vec![0u8; 2 * E];
-    let single = Updater::begin_single(&mut blank, Region::new(0, SLOT), &mut buf).unwrap();
+    let mut single = Updater::begin_single(&mut blank, Region::new(0, SLOT), &mut buf).unwrap();
     assert_eq!(single.delta().unwrap_err(), UpdateError::NoDeltaBase);
     assert_eq!(blank.stats().writes, 0);
     // An update already fed cannot turn into a delta.
@@ -271,10 +272,8 @@ fn after_an_error_the_delta_update_stays_aborted() {
     let patch = delta::diff(&old, &new);
     let mut flash = device(&previous, &old);
     let mut buf = vec![0u8; E];
-    let mut up = Updater::begin_ab(&mut flash, layout(), Verify::CommitOnly, &mut buf)
-        .unwrap()
-        .delta()
-        .unwrap();
+    let mut update = Updater::begin_ab(&mut flash, layout(), Verify::CommitOnly, &mut buf).unwrap();
+    let mut up = update.delta().unwrap();
     let mut bad = patch.clone();
     bad[0] = b'X';
     assert_eq!(
@@ -283,4 +282,20 @@ fn after_an_error_the_delta_update_stays_aborted() {
     );
     assert_eq!(up.write(&patch).unwrap_err(), UpdateError::Aborted);
     assert_eq!(up.finish(None).unwrap_err(), UpdateError::Aborted);
+    // The updater itself is spent too.
+    assert_eq!(update.write(&[0xd2]).unwrap_err(), UpdateError::Aborted);
+}
+
+#[test]
+fn once_a_delta_update_finished_its_updater_is_spent() {
+    let (previous, old, new) = (app(0), app(1), app(2));
+    let mut flash = device(&previous, &old);
+    let mut buf = vec![0u8; E];
+    let mut update = Updater::begin_ab(&mut flash, layout(), Verify::CommitOnly, &mut buf).unwrap();
+    let mut up = update.delta().unwrap();
+    up.write(&delta::diff(&old, &new)).unwrap();
+    up.finish(None).unwrap();
+    assert_eq!(update.delta().unwrap_err(), UpdateError::Aborted);
+    assert_eq!(update.finish(None).unwrap_err(), UpdateError::Aborted);
+    assert_eq!(mounted(&flash).as_deref(), Some(&new[..]));
 }

@@ -73,7 +73,8 @@ fn update_ab_delta<const W: usize, const E: usize>(
     chunk: usize,
 ) -> Result<Report, UpdateError<SimError>> {
     let mut buf = buffer(E, 1);
-    let mut up = Updater::begin_ab(flash, layout::<W, E>(), Verify::Full, &mut buf)?.delta()?;
+    let mut update = Updater::begin_ab(flash, layout::<W, E>(), Verify::Full, &mut buf)?;
+    let mut up = update.delta()?;
     for c in patch.chunks(chunk) {
         up.write(c)?;
     }

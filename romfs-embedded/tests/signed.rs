@@ -547,11 +547,11 @@ fn update_delta(
     if let Some(m) = manifest {
         up = up.with_manifest(m)?;
     }
-    let mut up = up.delta()?;
+    let mut delta = up.delta()?;
     for c in patch.chunks(chunk) {
-        up.write(c)?;
+        delta.write(c)?;
     }
-    up.finish(None)
+    delta.finish(None)
 }
 
 #[test]

@@ -498,12 +498,13 @@ fn run_delta(cx: &mut Ctx, layout: AbLayout, s: &Stream, expected_id: Option<u32
         let slot = layout.slot(i.index);
         (slot.offset, slot.len)
     }));
-    let result = ops::begin_delta(&mut cx.meter, &mut cx.flash, layout, &mut cx.buf[..]).and_then(
-        |mut up| {
+    let result = match ops::begin_ab(&mut cx.meter, &mut cx.flash, layout, &mut cx.buf[..]) {
+        Ok(mut update) => ops::delta(&mut cx.meter, &mut update).and_then(|mut up| {
             feed(&mut cx.meter, s, |m, c| ops::delta_write(m, &mut up, c))?;
             ops::delta_finish(&mut cx.meter, up, expected_id)
-        },
-    );
+        }),
+        Err(e) => Err(e),
+    };
     cx.flash.protect(None);
     result
 }

@@ -21,17 +21,19 @@ fn main() -> ! {
         probe::SECTOR,
         probe::WRITE,
     ) {
-        if let Ok(mut up) = ops::begin_delta(m, &mut c.flash, layout, &mut c.buf[..]) {
-            let chunk = black_box(100);
-            let written = c
-                .patch
-                .chunks(chunk)
-                .try_for_each(|piece| ops::delta_write(m, &mut up, piece));
-            probe::sink(
-                written
-                    .and_then(|()| ops::delta_finish(m, up, None))
-                    .is_ok(),
-            );
+        if let Ok(mut update) = ops::begin_ab(m, &mut c.flash, layout, &mut c.buf[..]) {
+            if let Ok(mut up) = ops::delta(m, &mut update) {
+                let chunk = black_box(100);
+                let written = c
+                    .patch
+                    .chunks(chunk)
+                    .try_for_each(|piece| ops::delta_write(m, &mut up, piece));
+                probe::sink(
+                    written
+                        .and_then(|()| ops::delta_finish(m, up, None))
+                        .is_ok(),
+                );
+            }
         }
         let path: &[u8] = black_box(b"note.txt");
         let opened = ops::ab_mount_mapped(m, c.flash.0.bytes(), &layout)

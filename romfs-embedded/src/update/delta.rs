@@ -22,11 +22,12 @@ use crate::slots::{self, SlotInfo, Verify};
 const COPY_PIECE: usize = SCRATCH;
 
 /// An A/B update fed a delta patch instead of the image; made by
-/// [`Updater::delta`]. Feed the patch with [`write`](Self::write) in chunks
-/// of any size, then call [`finish`](Self::finish).
+/// [`Updater::delta`], which it borrows (so the updater is not moved: its
+/// size stays off the stack). Feed the patch with [`write`](Self::write)
+/// in chunks of any size, then call [`finish`](Self::finish).
 #[derive(Debug)]
-pub struct DeltaUpdater<'b, F: ErrorType> {
-    update: Updater<'b, F>,
+pub struct DeltaUpdater<'u, 'b, F: ErrorType> {
+    update: &'u mut Updater<'b, F>,
     decoder: Decoder,
     /// The running slot, whose image copies read.
     base: SlotInfo,
@@ -40,12 +41,14 @@ impl<'b, F: NorFlash> Updater<'b, F> {
     /// patch, and written to the other slot like a full image. Call it on a
     /// fresh [`begin_ab`](Self::begin_ab) update, after any
     /// [`trial_boots`](Self::trial_boots), `require_signature` and
-    /// `with_manifest`.
+    /// `with_manifest`. The updater is spent once the delta update
+    /// finishes or fails; take the flash back with
+    /// [`into_inner`](Self::into_inner).
     ///
     /// [`UpdateError::NoDeltaBase`] when there is no running image to
     /// apply it to (no committed slot, or a single-slot update);
     /// [`UpdateError::Aborted`] when the update was already fed or resumed.
-    pub fn delta(self) -> Result<DeltaUpdater<'b, F>, UpdateError<F::Error>> {
+    pub fn delta(&mut self) -> Result<DeltaUpdater<'_, 'b, F>, UpdateError<F::Error>> {
         let base = match (self.target, self.installed) {
             (Target::Ab { .. }, Some(slot)) => slot,
             _ => return Err(UpdateError::NoDeltaBase),
@@ -62,7 +65,7 @@ impl<'b, F: NorFlash> Updater<'b, F> {
     }
 }
 
-impl<F: NorFlash> DeltaUpdater<'_, F> {
+impl<F: NorFlash> DeltaUpdater<'_, '_, F> {
     /// Feed the next chunk of the patch (any size, including empty). The
     /// patch's header is checked against the running image as soon as it
     /// is complete, before anything is written
@@ -79,11 +82,20 @@ impl<F: NorFlash> DeltaUpdater<'_, F> {
     }
 
     /// Finish the update: the patch must be complete and have made exactly
-    /// the image it promises (length and CRC-32, else
+    /// the image it promises (length and identity, else
     /// [`DeltaError::WrongResult`]); then everything
     /// [`Updater::finish`] checks (the image's checksum record, `expected_id`,
     /// the signature with `signed`), the read-back, and the commit.
-    pub fn finish(mut self, expected_id: Option<u32>) -> Result<Report, UpdateError<F::Error>> {
+    pub fn finish(self, expected_id: Option<u32>) -> Result<Report, UpdateError<F::Error>> {
+        let r = self
+            .check_result()
+            .and_then(|()| self.update.finish_in_place(expected_id));
+        // Whatever the outcome, the updater was used for this patch.
+        self.update.failed = true;
+        r
+    }
+
+    fn check_result(&self) -> Result<(), UpdateError<F::Error>> {
         if self.update.failed {
             return Err(UpdateError::Aborted);
         }
@@ -98,7 +110,7 @@ impl<F: NorFlash> DeltaUpdater<'_, F> {
         {
             return Err(UpdateError::Delta(DeltaError::WrongResult));
         }
-        self.update.finish_in_place(expected_id)
+        Ok(())
     }
 
     /// The patch's header, once it arrived and matched the running image.
@@ -119,11 +131,6 @@ impl<F: NorFlash> DeltaUpdater<'_, F> {
     /// Costs so far (reads include the base check and the copies).
     pub fn stats(&self) -> UpdateStats {
         self.update.stats()
-    }
-
-    /// The flash back (e.g. after an error).
-    pub fn into_inner(self) -> F {
-        self.update.into_inner()
     }
 
     fn apply(&mut self, mut patch: &[u8]) -> Result<(), UpdateError<F::Error>> {
