@@ -299,3 +299,55 @@ fn once_a_delta_update_finished_its_updater_is_spent() {
     assert_eq!(update.finish(None).unwrap_err(), UpdateError::Aborted);
     assert_eq!(mounted(&flash).as_deref(), Some(&new[..]));
 }
+
+/// OLD, NEW and a device running OLD, built once for the property test.
+fn fixture() -> &'static (Vec<u8>, Vec<u8>, Flash) {
+    static FIXTURE: std::sync::OnceLock<(Vec<u8>, Vec<u8>, Flash)> = std::sync::OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let (previous, old, new) = (app(0), app(1), app(2));
+        let flash = device(&previous, &old);
+        (old, new, flash)
+    })
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+    /// A header for the running image followed by arbitrary operations, in
+    /// arbitrary chunks: never a panic; refused with the old image mounted,
+    /// or (only if the bytes happen to make it) the new image.
+    #[test]
+    fn arbitrary_operations_after_a_valid_header_never_corrupt_the_device(
+        ops in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2000),
+        copies in proptest::collection::vec((0u32..45_000, 1u32..5000), 0..8),
+        chunk in 1usize..700,
+    ) {
+        let (old, new, base) = fixture();
+        let mut patch = delta::diff(old, new)[..HEADER_LEN].to_vec();
+        // Some well-formed copies first, so that writing starts.
+        for (from, len) in copies {
+            for mut v in [u64::from(len) << 1, u64::from(from) << 1] {
+                loop {
+                    let b = (v & 0x7f) as u8;
+                    v >>= 7;
+                    if v == 0 {
+                        patch.push(b);
+                        break;
+                    }
+                    patch.push(b | 0x80);
+                }
+            }
+        }
+        patch.extend_from_slice(&ops);
+        let mut flash = base.clone();
+        let result = apply(&mut flash, &patch, chunk, None);
+        let now = mounted(&flash);
+        match result {
+            Ok(_) => proptest::prop_assert_eq!(now.as_deref(), Some(&new[..])),
+            Err(e) => {
+                proptest::prop_assert!(!matches!(e, UpdateError::Flash(_)), "{:?}", e);
+                proptest::prop_assert_eq!(now.as_deref(), Some(&old[..]));
+            }
+        }
+    }
+}
