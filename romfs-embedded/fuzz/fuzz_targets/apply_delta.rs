@@ -25,10 +25,15 @@ fn running() -> &'static (Vec<u8>, Flash, AbLayout) {
     static RUNNING: OnceLock<(Vec<u8>, Flash, AbLayout)> = OnceLock::new();
     RUNNING.get_or_init(|| {
         let mut t = MemoryTree::new();
-        t.add_file(t.root(), b"main.py", b"print('old')\n".to_vec()).unwrap();
-        let lib = t.add_dir(t.root(), b"lib").unwrap();
-        t.add_file(lib, b"data.bin", (0..1500u32).map(|i| (i * 31 >> 2) as u8).collect())
+        t.add_file(t.root(), b"main.py", b"print('old')\n".to_vec())
             .unwrap();
+        let lib = t.add_dir(t.root(), b"lib").unwrap();
+        t.add_file(
+            lib,
+            b"data.bin",
+            (0..1500u32).map(|i| (i * 31 >> 2) as u8).collect(),
+        )
+        .unwrap();
         let old = t.build(&Options::default()).unwrap();
         let layout =
             AbLayout::for_flash::<Flash>(Region::new(0, SLOT), Region::new(SLOT, SLOT)).unwrap();
@@ -94,7 +99,8 @@ fuzz_target!(|data: &[u8]| {
         .expect("A/B always has an image");
     match result {
         Ok(_) => {
-            let made = delta::apply(old, &patch).expect("the device applied a patch the host refuses");
+            let made =
+                delta::apply(old, &patch).expect("the device applied a patch the host refuses");
             assert_eq!(now, made);
         }
         Err(_) => assert_eq!(&now, old),
