@@ -38,6 +38,16 @@ fn main() {
         !romfs_format::header_is_write_safe(&unsafe_header, content::WRITE_SIZE),
         "the image meant to be refused in single-slot mode has a safe header"
     );
+    // Delta patches: v1 to v2 (applied where v1 runs), and v2 to v1 (for
+    // another base while v1 runs).
+    let forward = romfs_format::delta::diff(&v1, &v2);
+    assert!(
+        forward.len() < v2.len() / 2,
+        "the v1 -> v2 patch copies little"
+    );
+    std::fs::write(out.join("v1-v2.delta"), forward).expect("write v1-v2.delta");
+    std::fs::write(out.join("v2-v1.delta"), romfs_format::delta::diff(&v2, &v1))
+        .expect("write v2-v1.delta");
     std::fs::write(out.join("v1.img"), v1).expect("write v1.img");
     std::fs::write(out.join("v2.img"), v2).expect("write v2.img");
     std::fs::write(out.join("unsafe.img"), unsafe_header).expect("write unsafe.img");

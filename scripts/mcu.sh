@@ -3,7 +3,8 @@
 #  1. runs the on-target tests under QEMU on a Cortex-M3 (lm3s6965evb,
 #     thumbv7m-none-eabi) and a Cortex-M0 (microbit, thumbv6m-none-eabi,
 #     no unaligned access), with the peak stack of every operation;
-#  2. measures the code size each part adds to a firmware
+#  2. measures the code size each part adds to a firmware (the delta
+#     updater: a firmware that takes romfs diff patches)
 #     (thumbv7em-none-eabihf and thumbv6m-none-eabi, opt-level "z", LTO);
 #  3. measures each CRC-32 implementation's speed on both cores;
 #  4. builds the real-HAL example firmware (examples/rp2040-firmware:
@@ -25,6 +26,9 @@ budget_mapped=2048
 budget_flashfs=4096
 budget_updater=12800 # 12 KiB + 512 B for bounded-buffer (large-sector) updates: see BENCHMARKS.md
 budget_stack=2048
+# A firmware that takes delta updates (romfs diff patches) into A/B slots:
+# the updater plus the patch decoder and the check of the running image.
+budget_delta=14848
 budget_crc32=- # shown, not a budget (the updater includes it)
 # Signed updates (feature `signed`, bench/signing-firmware): the signature
 # verifier, the signed A/B updater, and the peak stack of every signed
@@ -40,7 +44,7 @@ crc_rows=false
 runs=("thumbv7m-none-eabi lm3s6965evb" "thumbv6m-none-eabi microbit")
 # Size measurements.
 size_targets=(thumbv7em-none-eabihf thumbv6m-none-eabi)
-parts=("mapped:mapped read (mount + open)" "flashfs:non-mapped read (FlashFs)" "updater:updater with A/B mount" "crc32:CRC-32 alone")
+parts=("mapped:mapped read (mount + open)" "flashfs:non-mapped read (FlashFs)" "updater:updater with A/B mount" "delta:delta updater with A/B mount" "crc32:CRC-32 alone")
 
 step "tools: rust targets, llvm-tools, qemu-system-arm"
 rustup target add thumbv7m-none-eabi thumbv6m-none-eabi thumbv7em-none-eabihf >/dev/null

@@ -49,6 +49,9 @@ fn main() {
     let manifest = &v1[v1.len() - romfs_format::signature::SIGNED_MANIFEST_LEN..];
     std::fs::write(out.join("v1.manifest"), manifest).unwrap();
     std::fs::write(out.join("v1.img"), &v1).unwrap();
-    std::fs::write(out.join("v2.img"), image(&key, PRODUCT, 2)).unwrap();
+    let v2 = image(&key, PRODUCT, 2);
+    let patch = romfs_format::delta::diff(&v1, &v2);
+    std::fs::write(out.join("v1-v2.delta"), patch).unwrap();
+    std::fs::write(out.join("v2.img"), v2).unwrap();
     std::fs::write(out.join("other.img"), image(&key, "other-board", 3)).unwrap();
 }

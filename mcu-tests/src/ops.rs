@@ -7,8 +7,8 @@ use embedded_storage::nor_flash::{NorFlash, ReadNorFlash};
 use romfs_embedded::mapped::{self, MappedFs};
 use romfs_embedded::slots;
 use romfs_embedded::{
-    AbLayout, Checksum, Error, FlashFs, NodeInfo, Partition, Region, Report, SlotInfo, UpdateError,
-    Updater, Verify,
+    AbLayout, Checksum, DeltaUpdater, Error, FlashFs, NodeInfo, Partition, Region, Report,
+    SlotInfo, UpdateError, Updater, Verify,
 };
 use zerocopy::{FromBytes, Immutable, KnownLayout};
 
@@ -41,11 +41,17 @@ pub enum Op {
     Write,
     /// [`finish`].
     Finish,
+    /// [`delta`].
+    Delta,
+    /// [`delta_write`].
+    DeltaWrite,
+    /// [`delta_finish`].
+    DeltaFinish,
 }
 
 impl Op {
     /// Every operation, in report order.
-    pub const ALL: [Op; 13] = [
+    pub const ALL: [Op; 16] = [
         Op::MappedMount,
         Op::MappedOpen,
         Op::MappedView,
@@ -59,6 +65,9 @@ impl Op {
         Op::BeginSingle,
         Op::Write,
         Op::Finish,
+        Op::Delta,
+        Op::DeltaWrite,
+        Op::DeltaFinish,
     ];
 
     /// The name the report uses.
@@ -77,6 +86,9 @@ impl Op {
             Op::BeginSingle => "update.begin_single",
             Op::Write => "update.write",
             Op::Finish => "update.finish",
+            Op::Delta => "delta.start",
+            Op::DeltaWrite => "delta.write",
+            Op::DeltaFinish => "delta.finish",
         }
     }
 }
@@ -231,4 +243,33 @@ pub fn finish<F: NorFlash>(
     expected_id: Option<u32>,
 ) -> Result<Report, UpdateError<F::Error>> {
     m.run(Op::Finish, || up.finish(expected_id))
+}
+
+/// Turn a fresh A/B update ([`begin_ab`]) into a delta update: the patch
+/// is applied to the image of the running slot and the result written to
+/// the other one.
+pub fn delta<'u, 'b, F: NorFlash>(
+    m: &mut impl Meter,
+    up: &'u mut Updater<'b, F>,
+) -> Result<DeltaUpdater<'u, 'b, F>, UpdateError<F::Error>> {
+    m.run(Op::Delta, || up.delta())
+}
+
+/// Feed the next chunk of the patch.
+pub fn delta_write<F: NorFlash>(
+    m: &mut impl Meter,
+    up: &mut DeltaUpdater<'_, '_, F>,
+    chunk: &[u8],
+) -> Result<(), UpdateError<F::Error>> {
+    m.run(Op::DeltaWrite, || up.write(chunk))
+}
+
+/// Check the result against the patch (and the identity the sender
+/// meant, if given), write the rest, verify and commit.
+pub fn delta_finish<F: NorFlash>(
+    m: &mut impl Meter,
+    up: DeltaUpdater<'_, '_, F>,
+    expected_id: Option<u32>,
+) -> Result<Report, UpdateError<F::Error>> {
+    m.run(Op::DeltaFinish, || up.finish(expected_id))
 }

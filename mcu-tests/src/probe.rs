@@ -70,6 +70,8 @@ pub struct Common {
     pub image: &'static [u8],
     /// An update image.
     pub update: &'static [u8],
+    /// A delta patch (to `update`'s successor from `update`).
+    pub patch: &'static [u8],
     /// The main image behind a driver.
     pub rom: RomFlash,
     /// Writable flash.
@@ -90,6 +92,7 @@ pub fn common() -> Common {
     };
     let image = black_box(images::main());
     let update = black_box(images::v1());
+    let patch = black_box(images::v1_to_v2());
     let mut rom = Driver(ReadFlash::new(image));
     let mut flash = match RamNorFlash::new(ram, programmed) {
         Some(f) => Driver(f),
@@ -106,6 +109,7 @@ pub fn common() -> Common {
     Common {
         image,
         update,
+        patch,
         rom,
         flash,
         buf: black_box(buf),

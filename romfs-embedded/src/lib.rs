@@ -41,7 +41,7 @@ pub use partition::{Partition, Region};
 pub use reader::FlashFs;
 pub use slots::{AbLayout, SlotInfo, Trial, Verify};
 pub use storage::StorageFlash;
-pub use update::{Report, UpdateError, UpdateStats, Updater};
+pub use update::{DeltaUpdater, Report, UpdateError, UpdateStats, Updater};
 
 /// The romfs-format crate, whose types this crate's API returns.
 pub use romfs_format;

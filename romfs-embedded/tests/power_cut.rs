@@ -66,6 +66,41 @@ fn update_ab<const W: usize, const E: usize>(
     up.finish(None)
 }
 
+/// A/B delta update: `patch` applied to the running image.
+fn update_ab_delta<const W: usize, const E: usize>(
+    flash: &mut SimFlash<1, W, E>,
+    patch: &[u8],
+    chunk: usize,
+) -> Result<Report, UpdateError<SimError>> {
+    let mut buf = buffer(E, 1);
+    let mut update = Updater::begin_ab(flash, layout::<W, E>(), Verify::Full, &mut buf)?;
+    let mut up = update.delta()?;
+    for c in patch.chunks(chunk) {
+        up.write(c)?;
+    }
+    up.finish(None)
+}
+
+/// How an A/B campaign installs the new image.
+#[derive(Debug, Clone, Copy)]
+enum Install<'a> {
+    /// Streamed whole.
+    Image(&'a [u8]),
+    /// As a `romfs diff` patch against the running image.
+    Delta(&'a [u8]),
+}
+
+fn install_ab<const W: usize, const E: usize>(
+    flash: &mut SimFlash<1, W, E>,
+    how: Install<'_>,
+    chunk: usize,
+) -> Result<Report, UpdateError<SimError>> {
+    match how {
+        Install::Image(image) => update_ab(flash, image, chunk),
+        Install::Delta(patch) => update_ab_delta(flash, patch, chunk),
+    }
+}
+
 fn update_single<const W: usize, const E: usize>(
     flash: &mut SimFlash<1, W, E>,
     image: &[u8],
@@ -237,6 +272,16 @@ fn ab_campaign<const W: usize, const E: usize>(
     new: &[u8],
     previous: &[u8],
 ) -> Campaign {
+    ab_campaign_with::<W, E>(old, new, previous, Install::Image(new))
+}
+
+/// The A/B campaign, with the new image installed `how`.
+fn ab_campaign_with<const W: usize, const E: usize>(
+    old: &[u8],
+    new: &[u8],
+    previous: &[u8],
+    how: Install<'_>,
+) -> Campaign {
     // A holds `previous` (generation 1, valid), B holds `old` (generation 2,
     // active): the update of `new` overwrites A, the hardest case.
     let mut base = SimFlash::<1, W, E>::new(2 * slot(E) as usize);
@@ -245,7 +290,7 @@ fn ab_campaign<const W: usize, const E: usize>(
     assert_eq!(boot_ab(&mut base, old, new), Seen::Old);
     let mut clean = base.clone();
     clean.reboot();
-    update_ab(&mut clean, new, 1000).unwrap();
+    install_ab(&mut clean, how, 1000).unwrap();
     let ops = clean.ops();
     assert_eq!(boot_ab(&mut clean, old, new), Seen::New);
 
@@ -261,7 +306,7 @@ fn ab_campaign<const W: usize, const E: usize>(
             f.cut_power_at(i, p);
             let chunk = 1 + (i as usize * 131 + 7) % 2000;
             assert_eq!(
-                update_ab(&mut f, new, chunk).unwrap_err(),
+                install_ab(&mut f, how, chunk).unwrap_err(),
                 UpdateError::Flash(SimError::PowerLost)
             );
             c.cut_points += 1;
@@ -272,16 +317,29 @@ fn ab_campaign<const W: usize, const E: usize>(
             } else if p == Partial::Everything {
                 assert_eq!(seen, Seen::New);
             }
+            if let (Install::Delta(_), Seen::New) = (how, seen) {
+                // The new image runs: the patch no longer has its base, and
+                // is refused without a write.
+                let before = f.stats();
+                let r = install_ab(&mut f, how, 4096);
+                assert_eq!(
+                    r.unwrap_err(),
+                    UpdateError::Delta(romfs_format::delta::DeltaError::WrongBase)
+                );
+                assert_eq!(f.stats().writes, before.writes);
+                assert_eq!(boot_ab(&mut f, old, new), Seen::New);
+                continue;
+            }
             // Recovery: re-run the update, cut at every one of its operations.
             let mut probe = f.clone();
             probe.reboot();
-            update_ab(&mut probe, new, 4096).unwrap();
+            install_ab(&mut probe, how, 4096).unwrap();
             let recovery_ops = probe.ops();
             for j in 0..recovery_ops {
                 let mut g = f.clone();
                 g.reboot();
                 g.cut_power_at(j, Partial::RandomBits(i * 1000 + j));
-                assert!(update_ab(&mut g, new, 777).is_err());
+                assert!(install_ab(&mut g, how, 777).is_err());
                 c.recovery_cut_points += 1;
                 let s = boot_ab(&mut g, old, new);
                 assert!(
@@ -290,7 +348,7 @@ fn ab_campaign<const W: usize, const E: usize>(
                 );
             }
             // Finally the retried update completes.
-            update_ab(&mut f, new, 555).unwrap();
+            install_ab(&mut f, how, 555).unwrap();
             assert_eq!(boot_ab(&mut f, old, new), Seen::New);
         }
     }
@@ -581,4 +639,39 @@ fn single_slot_with_large_sectors_and_a_bounded_buffer_never_mounts_a_corrupt_im
         "single slot, 128 KiB sectors, 4 KiB buffer, header-safe, W=8, MicroPython's checks only",
         &c,
     );
+}
+
+/// OLD and NEW of a realistic app update for the delta campaigns: one
+/// module edited, one grown (later data moves), config.py's version.
+fn delta_pair(seed: u64) -> (Vec<u8>, Vec<u8>) {
+    let files = app_files(seed, 40, 1);
+    let mut changed = app_files(seed, 40, 2);
+    changed[2].1[50] ^= 0x33;
+    changed[4].1.extend(vec![b'#'; 1024]);
+    (build(&files, 1, None), build(&changed, 2, None))
+}
+
+#[test]
+fn ab_delta_update_survives_every_power_cut() {
+    let previous = build(&app_files(90, 36, 0), 0, None);
+    let (old, new) = delta_pair(91);
+    let patch = romfs_format::delta::diff(&old, &new);
+    assert!(patch.len() < new.len() / 4);
+    let c = ab_campaign_with::<4, E>(&old, &new, &previous, Install::Delta(&patch));
+    report("A/B delta update (W=4)", &c);
+    assert!(c.ops_per_update >= 10);
+    assert_eq!(c.cut_points, c.ops_per_update * 5);
+    assert!(c.recovery_cut_points > c.cut_points);
+}
+
+#[test]
+fn ab_delta_update_with_large_sectors_and_a_bounded_buffer_survives_every_power_cut() {
+    // 128 KiB sectors, a 4 KiB buffer: the sector buffer of the full update.
+    let previous = build(&app_files(92, 36, 0), 0, None);
+    let (old, new) = delta_pair(93);
+    let patch = romfs_format::delta::diff(&old, &new);
+    let c = ab_campaign_with::<4, LARGE>(&old, &new, &previous, Install::Delta(&patch));
+    report("A/B delta update, 128 KiB sectors, 4 KiB buffer (W=4)", &c);
+    assert!(c.ops_per_update as usize >= new.len() / BOUNDED_BUF);
+    assert_eq!(c.cut_points, c.ops_per_update * 5);
 }

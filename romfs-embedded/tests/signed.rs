@@ -531,3 +531,83 @@ fn an_interrupted_update_resumes_where_it_stopped() {
         v2.len()
     );
 }
+
+/// A/B delta update: `patch` applied to the running image, the result
+/// signed per `policy`, optionally with its manifest sent ahead.
+fn update_delta(
+    flash: &mut Flash,
+    patch: &[u8],
+    policy: TrustPolicy,
+    manifest: Option<&[u8]>,
+    chunk: usize,
+) -> Result<romfs_embedded::Report> {
+    let mut buf = vec![0u8; E];
+    let mut up = Updater::begin_ab(&mut *flash, layout(), Verify::CommitOnly, &mut buf)?
+        .require_signature(policy)?;
+    if let Some(m) = manifest {
+        up = up.with_manifest(m)?;
+    }
+    let mut delta = up.delta()?;
+    for c in patch.chunks(chunk) {
+        delta.write(c)?;
+    }
+    delta.finish(None)
+}
+
+#[test]
+fn a_signed_delta_update_is_checked_like_a_full_one() {
+    use romfs_format::delta::diff;
+    let k = key(1);
+    let p = policy(&k, "board-a", 0);
+    let v1 = signed_image(1, 20, &k, "board-a", 1);
+    let mut flash = Flash::new(2 * SLOT as usize);
+    update(&mut flash, &v1, p, None, 0, 4096).unwrap();
+
+    type Expect = fn(&UpdateError<SimError>) -> bool;
+    let cases: Vec<(&str, Vec<u8>, Expect)> = vec![
+        (
+            "another key",
+            signed_image(2, 20, &key(2), "board-a", 2),
+            |e| matches!(e, UpdateError::WrongKey { .. }),
+        ),
+        (
+            "another product",
+            signed_image(2, 20, &k, "board-b", 2),
+            |e| matches!(e, UpdateError::WrongProduct),
+        ),
+        (
+            "the same generation",
+            signed_image(2, 20, &k, "board-a", 1),
+            |e| matches!(e, UpdateError::Rollback { .. }),
+        ),
+        (
+            "a forged signature",
+            {
+                let mut v = signed_image(2, 20, &k, "board-a", 2);
+                let n = v.len();
+                v[n - 1] ^= 1;
+                v
+            },
+            |e| matches!(e, UpdateError::BadSignature),
+        ),
+    ];
+    for (what, image, expected) in cases {
+        let patch = diff(&v1, &image);
+        // Streamed: refused before the commit, the running image stays.
+        let err = update_delta(&mut flash, &patch, p, None, 333).unwrap_err();
+        assert!(expected(&err), "{what}: {err}");
+        assert_eq!(active(&flash).unwrap(), v1, "{what}");
+        // With the manifest ahead: refused before any write.
+        flash.reset_stats();
+        let err = update_delta(&mut flash, &patch, p, Some(&manifest_of(&image)), 333).unwrap_err();
+        assert!(expected(&err), "{what} (manifest ahead): {err}");
+        assert_eq!(writes_and_erases(flash.stats()), (0, 0), "{what}");
+    }
+    let v2 = signed_image(2, 20, &k, "board-a", 2);
+    let patch = diff(&v1, &v2);
+    let r = update_delta(&mut flash, &patch, p, Some(&manifest_of(&v2)), 1).unwrap();
+    let slot = r.slot.unwrap();
+    assert!(slot.signed);
+    assert_eq!(slot.image_generation, 2);
+    assert_eq!(active(&flash).unwrap(), v2);
+}

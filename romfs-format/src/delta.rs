@@ -7,23 +7,25 @@ use core::fmt;
 
 /// The patch's first bytes.
 pub const MAGIC: [u8; 4] = *b"RFSd";
-/// The format version this crate writes and reads.
-pub const VERSION: u8 = 1;
-/// Bytes of the header: magic, version, old length and CRC, new length and CRC.
+/// The format version this crate writes and reads (1 carried the CRC-32 of
+/// the whole file, which is the same for every checksummed image).
+pub const VERSION: u8 = 2;
+/// Bytes of the header: magic, version, old length and identity, new length
+/// and identity.
 pub const HEADER_LEN: usize = 4 + 1 + 16;
 
 /// What a patch is for: the exact old image it applies to and the new
-/// image it makes.
+/// image it makes, each by length and [`identity`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeltaHeader {
     /// Length of the old image.
     pub old_len: u32,
-    /// CRC-32 of the whole old image.
-    pub old_crc: u32,
+    /// [`identity`] of the old image.
+    pub old_id: u32,
     /// Length of the new image.
     pub new_len: u32,
-    /// CRC-32 of the whole new image.
-    pub new_crc: u32,
+    /// [`identity`] of the new image.
+    pub new_id: u32,
 }
 
 impl DeltaHeader {
@@ -33,9 +35,9 @@ impl DeltaHeader {
         b[..4].copy_from_slice(&MAGIC);
         b[4] = VERSION;
         b[5..9].copy_from_slice(&self.old_len.to_le_bytes());
-        b[9..13].copy_from_slice(&self.old_crc.to_le_bytes());
+        b[9..13].copy_from_slice(&self.old_id.to_le_bytes());
         b[13..17].copy_from_slice(&self.new_len.to_le_bytes());
-        b[17..21].copy_from_slice(&self.new_crc.to_le_bytes());
+        b[17..21].copy_from_slice(&self.new_id.to_le_bytes());
         b
     }
 
@@ -49,9 +51,9 @@ impl DeltaHeader {
         let word = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
         Ok(DeltaHeader {
             old_len: word(5),
-            old_crc: word(9),
+            old_id: word(9),
             new_len: word(13),
-            new_crc: word(17),
+            new_id: word(17),
         })
     }
 }
@@ -77,9 +79,9 @@ pub enum DeltaError {
     Truncated,
     /// Bytes after the end of the patch, at this patch offset.
     TrailingBytes(u64),
-    /// The patch is for another old image (length or CRC-32 differ).
+    /// The patch is for another old image (length or identity differ).
     WrongBase,
-    /// The result's CRC-32 is not the one the header promises.
+    /// The result's length or identity is not the one the header promises.
     WrongResult,
 }
 
@@ -102,13 +104,25 @@ impl fmt::Display for DeltaError {
             }
             DeltaError::WrongBase => f.write_str("the delta is for another old image"),
             DeltaError::WrongResult => {
-                f.write_str("the image the delta made does not have the promised CRC-32")
+                f.write_str("the image the delta made is not the one it promises")
             }
         }
     }
 }
 
 impl core::error::Error for DeltaError {}
+
+/// What binds a patch to an image: for a file that is exactly one valid
+/// image, its identity ([`crate::Reader::identity`]: the CRC-32 of the
+/// bytes before its checksum record's value, or of the whole image when it
+/// has none); for any other file, the CRC-32 of all of it. (The CRC-32 of
+/// a whole checksummed image is the CRC residue, the same for all.)
+pub fn identity(file: &[u8]) -> u32 {
+    match crate::Image::parse(file) {
+        Ok(image) if image.len() == file.len() => image.identity(),
+        _ => crate::crc32::checksum(file),
+    }
+}
 
 /// One step of the new image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -355,9 +369,9 @@ mod encode {
     pub fn diff(old: &[u8], new: &[u8]) -> Vec<u8> {
         let header = DeltaHeader {
             old_len: old.len() as u32,
-            old_crc: crate::crc32::checksum(old),
+            old_id: identity(old),
             new_len: new.len() as u32,
-            new_crc: crate::crc32::checksum(new),
+            new_id: identity(new),
         };
         let mut out = header.to_bytes().to_vec();
         // Every window start in the old image, by contents hash (the first
@@ -434,7 +448,7 @@ mod encode {
             rest = &rest[n..];
             match op {
                 Some(Op::Header(h)) => {
-                    if h.old_len as usize != old.len() || h.old_crc != crate::crc32::checksum(old) {
+                    if h.old_len as usize != old.len() || h.old_id != identity(old) {
                         return Err(DeltaError::WrongBase);
                     }
                     header = Some(h);
@@ -448,7 +462,7 @@ mod encode {
         }
         dec.finish()?;
         match header {
-            Some(h) if crate::crc32::checksum(&out) == h.new_crc => Ok(out),
+            Some(h) if out.len() == h.new_len as usize && identity(&out) == h.new_id => Ok(out),
             Some(_) => Err(DeltaError::WrongResult),
             None => Err(DeltaError::Truncated),
         }

@@ -111,3 +111,43 @@ fn a_patch_for_another_base_or_cut_short_is_refused() {
     wrong[17] ^= 1;
     assert_eq!(apply(&old, &wrong), Err(DeltaError::WrongResult));
 }
+
+/// Two checksummed images of the same length whose `main.py` differs.
+fn same_length_images() -> (Vec<u8>, Vec<u8>) {
+    use romfs_format::write::{MemoryTree, Options};
+    let build = |body: &[u8]| {
+        let mut t = MemoryTree::new();
+        t.add_file(t.root(), b"main.py", body.to_vec()).unwrap();
+        t.add_file(t.root(), b"data.bin", vec![7u8; 3000]).unwrap();
+        t.build(&Options::default()).unwrap()
+    };
+    (build(b"print(1)"), build(b"print(2)"))
+}
+
+#[test]
+fn the_header_binds_images_by_identity_not_by_their_whole_file_crc() {
+    use romfs_format::{crc32, Image};
+    let (old, other) = same_length_images();
+    assert_eq!(old.len(), other.len());
+    // Every image ending with a checksum record has the same whole-file
+    // CRC-32 (the residue): it cannot tell images apart.
+    assert_eq!(crc32::checksum(&old), crc32::checksum(&other));
+    let new = other.clone();
+    let patch = diff(&old, &new);
+    let mut dec = Decoder::new();
+    let Ok((_, Some(Op::Header(h)))) = dec.feed(&patch) else {
+        panic!("no header")
+    };
+    assert_eq!(h.old_id, Image::parse(&old).unwrap().identity());
+    assert_eq!(h.new_id, Image::parse(&new).unwrap().identity());
+    assert_ne!(h.old_id, h.new_id);
+    assert_eq!(apply(&old, &patch).unwrap(), new);
+    // A patch made for `other`, applied to `old`: the same length, the
+    // same whole-file CRC, another image.
+    assert_eq!(apply(&old, &diff(&other, &old)), Err(DeltaError::WrongBase));
+    // Not an image: the CRC-32 of the whole file.
+    assert_eq!(
+        romfs_format::delta::identity(b"abc"),
+        crc32::checksum(b"abc")
+    );
+}

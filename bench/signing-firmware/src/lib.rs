@@ -18,6 +18,7 @@ struct Aligned<T: ?Sized>(T);
 
 static V1: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/v1.img")));
 static V2: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/v2.img")));
+static V1_V2: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/v1-v2.delta")));
 static OTHER: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/other.img")));
 /// The Ed25519 public key the firmware trusts.
 pub static PUBLIC_KEY: [u8; 32] = *include_bytes!(concat!(env!("OUT_DIR"), "/key.bin"));
@@ -35,6 +36,11 @@ pub fn v1() -> &'static [u8] {
 /// Generation 2.
 pub fn v2() -> &'static [u8] {
     &V2.0
+}
+
+/// The delta patch (`romfs diff`) that makes `v2` from `v1`.
+pub fn v1_to_v2() -> &'static [u8] {
+    &V1_V2.0
 }
 
 /// Generation 3, but signed for another product.

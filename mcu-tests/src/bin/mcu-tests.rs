@@ -9,11 +9,11 @@ use core::fmt::Debug;
 
 use cortex_m_rt::{entry, exception, ExceptionFrame};
 use cortex_m_semihosting::{debug, hprintln};
-use embedded_storage::nor_flash::NorFlash;
 use panic_semihosting as _;
 use romfs_embedded::mapped::MappedFs;
-use romfs_embedded::{AbLayout, Error, Region, UpdateError, Updater};
+use romfs_embedded::{AbLayout, Error, Region, UpdateError};
 use romfs_format::crc32;
+use romfs_format::delta::DeltaError;
 use romfs_format::Checksum;
 use romfs_mcu_tests::nor::{FlashError, RamNorFlash, ReadFlash};
 use romfs_mcu_tests::ops::{self, Meter, Op};
@@ -126,7 +126,7 @@ fn main() -> ! {
         flash,
         buf,
     };
-    let tests: [(&str, Test); 9] = [
+    let tests: [(&str, Test); 11] = [
         ("crc32 implementations agree", crc_agrees),
         ("mapped mount and open", mapped_read),
         (
@@ -137,6 +137,8 @@ fn main() -> ! {
         ("corrupt and truncated images are refused", corrupt_images),
         ("A/B update, odd chunks", ab_update),
         ("A/B error paths keep the active slot", ab_errors),
+        ("A/B delta update, odd chunks", delta_update),
+        ("delta error paths keep the active slot", delta_errors),
         ("single-slot update, odd chunks", single_update),
         ("single-slot error paths", single_errors),
     ];
@@ -431,20 +433,30 @@ impl Stream {
     }
 }
 
+/// `Stream::first_chunk` for chunks as large as `feed`'s buffer (a small
+/// patch in one).
+const WHOLE: usize = usize::MAX;
+
 /// Chunk sizes the stream cycles through: odd, and across sector ends.
 const CHUNKS: [usize; 8] = [1, 7, 61, 3, 255, 13, 509, 2];
 
-fn feed<F: NorFlash>(
+/// Stream `s` through `write` (an image to an updater, or a patch to a
+/// delta updater).
+fn feed<E>(
     m: &mut StackMeter,
-    up: &mut Updater<'_, F>,
     s: &Stream,
-) -> Result<(), UpdateError<F::Error>> {
+    mut write: impl FnMut(&mut StackMeter, &[u8]) -> Result<(), UpdateError<E>>,
+) -> Result<(), UpdateError<E>> {
     let mut chunk = [0u8; 509];
     let total = s.len + s.extra;
     let (mut pos, mut k) = (0, s.first_chunk);
     while pos < total {
-        let n = CHUNKS[k % CHUNKS.len()].min(total - pos);
-        k += 1;
+        let size = match s.first_chunk {
+            WHOLE => chunk.len(),
+            _ => CHUNKS[k % CHUNKS.len()],
+        };
+        let n = size.min(total - pos);
+        k = k.wrapping_add(1);
         for (i, b) in chunk[..n].iter_mut().enumerate() {
             let p = pos + i;
             *b = s.image.get(p).copied().unwrap_or(0xa5);
@@ -452,7 +464,7 @@ fn feed<F: NorFlash>(
                 *b ^= 0x10;
             }
         }
-        ops::write(m, up, &chunk[..n])?;
+        write(m, &chunk[..n])?;
         pos += n;
     }
     Ok(())
@@ -470,8 +482,29 @@ fn run_ab(cx: &mut Ctx, layout: AbLayout, s: &Stream, expected_id: Option<u32>) 
         (slot.offset, slot.len)
     }));
     let mut up = ops::begin_ab(&mut cx.meter, &mut cx.flash, layout, &mut cx.buf[..])?;
-    let fed = feed(&mut cx.meter, &mut up, s);
+    let fed = feed(&mut cx.meter, s, |m, c| ops::write(m, &mut up, c));
     let result = fed.and_then(|()| ops::finish(&mut cx.meter, up, expected_id));
+    cx.flash.protect(None);
+    result
+}
+
+/// A whole A/B delta update of `cx.flash` from the patch `s`, with the
+/// active slot write-protected (copies only read it).
+fn run_delta(cx: &mut Ctx, layout: AbLayout, s: &Stream, expected_id: Option<u32>) -> Update {
+    let active = ops::ab_mount_mapped(&mut cx.meter, cx.flash.bytes(), &layout)
+        .ok()
+        .map(|(i, _)| i);
+    cx.flash.protect(active.map(|i| {
+        let slot = layout.slot(i.index);
+        (slot.offset, slot.len)
+    }));
+    let result = match ops::begin_ab(&mut cx.meter, &mut cx.flash, layout, &mut cx.buf[..]) {
+        Ok(mut update) => ops::delta(&mut cx.meter, &mut update).and_then(|mut up| {
+            feed(&mut cx.meter, s, |m, c| ops::delta_write(m, &mut up, c))?;
+            ops::delta_finish(&mut cx.meter, up, expected_id)
+        }),
+        Err(e) => Err(e),
+    };
     cx.flash.protect(None);
     result
 }
@@ -687,11 +720,97 @@ fn ab_errors(cx: &mut Ctx) -> Outcome {
     Ok(())
 }
 
+fn delta_update(cx: &mut Ctx) -> Outcome {
+    let layout = layout();
+    ok!(
+        run_ab(cx, layout, &Stream::whole(images::v1(), 0), None),
+        "update to v1"
+    );
+    let id = identity(images::v2())?;
+    let patch = images::v1_to_v2();
+    let r = ok!(
+        run_delta(cx, layout, &Stream::whole(patch, 1), Some(id)),
+        "delta to v2"
+    );
+    ensure!(r.image_id == id, "report image id {:#x}", r.image_id);
+    expect_active(cx, &layout, 1, 2, images::v2(), content::NOTE_V2)?;
+    // And back, the whole patch in one chunk.
+    let back = images::v2_to_v1();
+    ensure!(back.len() <= 509, "the patch does not fit one chunk");
+    ok!(
+        run_delta(cx, layout, &Stream::whole(back, WHOLE), None),
+        "delta back to v1"
+    );
+    expect_active(cx, &layout, 0, 3, images::v1(), content::NOTE_V1)
+}
+
+fn delta_errors(cx: &mut Ctx) -> Outcome {
+    let layout = layout();
+    let none = run_delta(cx, layout, &Stream::whole(images::v1_to_v2(), 0), None);
+    ensure!(
+        matches!(none, Err(UpdateError::NoDeltaBase)),
+        "no running image: {:?}",
+        none.map(|r| r.slot)
+    );
+    ok!(
+        run_ab(cx, layout, &Stream::whole(images::v1(), 0), None),
+        "update to v1"
+    );
+    let patch = images::v1_to_v2();
+    let before = cx.flash.counts();
+    let r = run_delta(cx, layout, &Stream::whole(images::v2_to_v1(), 2), None);
+    ensure!(
+        matches!(r, Err(UpdateError::Delta(DeltaError::WrongBase))),
+        "another base: {:?}",
+        r.map(|r| r.slot)
+    );
+    let after = cx.flash.counts();
+    ensure!(
+        after.writes == before.writes && after.erases == before.erases,
+        "a patch for another base changed flash"
+    );
+    expect_active(cx, &layout, 0, 1, images::v1(), content::NOTE_V1)?;
+    let cut = Stream {
+        len: patch.len() - 1,
+        ..Stream::whole(patch, 3)
+    };
+    let r = run_delta(cx, layout, &cut, None);
+    ensure!(
+        matches!(r, Err(UpdateError::Delta(DeltaError::Truncated))),
+        "cut: {:?}",
+        r.map(|r| r.slot)
+    );
+    expect_active(cx, &layout, 0, 1, images::v1(), content::NOTE_V1)?;
+    // The promised identity of the result (header bytes 17..21) altered.
+    let wrong_result = Stream {
+        flip_at: Some(18),
+        ..Stream::whole(patch, 4)
+    };
+    let r = run_delta(cx, layout, &wrong_result, None);
+    ensure!(
+        matches!(r, Err(UpdateError::Delta(DeltaError::WrongResult))),
+        "wrong result: {:?}",
+        r.map(|r| r.slot)
+    );
+    expect_active(cx, &layout, 0, 1, images::v1(), content::NOTE_V1)?;
+    let garbage = Stream {
+        flip_at: Some(0),
+        ..Stream::whole(patch, 5)
+    };
+    let r = run_delta(cx, layout, &garbage, None);
+    ensure!(
+        matches!(r, Err(UpdateError::Delta(DeltaError::BadMagic))),
+        "not a patch: {:?}",
+        r.map(|r| r.slot)
+    );
+    expect_active(cx, &layout, 0, 1, images::v1(), content::NOTE_V1)
+}
+
 const SLOT: Region = Region::new(0, 12 * SECTOR);
 
 fn run_single(cx: &mut Ctx, region: Region, s: &Stream, expected_id: Option<u32>) -> Update {
     let mut up = ops::begin_single(&mut cx.meter, &mut cx.flash, region, &mut cx.buf[..])?;
-    feed(&mut cx.meter, &mut up, s)?;
+    feed(&mut cx.meter, s, |m, c| ops::write(m, &mut up, c))?;
     ops::finish(&mut cx.meter, up, expected_id)
 }
 

@@ -38,7 +38,8 @@ fn chunks(stream: &[u8], seed: u8) -> impl Iterator<Item = &[u8]> {
 }
 
 fn ab(stream: &[u8], seed: u8, signed: bool) {
-    let layout = AbLayout::for_flash::<Flash>(Region::new(0, SLOT), Region::new(SLOT, SLOT)).unwrap();
+    let layout =
+        AbLayout::for_flash::<Flash>(Region::new(0, SLOT), Region::new(SLOT, SLOT)).unwrap();
     let mut flash = Flash::new(2 * SLOT as usize);
     let mut buf = [0u8; E];
     let mut up = Updater::begin_ab(&mut flash, layout, Verify::Full, &mut buf).unwrap();

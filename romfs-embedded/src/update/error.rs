@@ -1,5 +1,6 @@
 //! Why an update failed: one error type for every mode and step.
 
+use romfs_format::delta::DeltaError;
 use romfs_format::signature::{ManifestError, KEY_ID_LEN};
 use romfs_format::stream::StreamError;
 use romfs_format::{ErrorKind, ReadError};
@@ -120,6 +121,14 @@ pub enum UpdateError<E> {
     /// The image that arrived is not the one the manifest describes (another
     /// length, digest or signature record).
     ManifestMismatch,
+    /// A delta patch cannot be applied: it is malformed or cut (with the
+    /// patch offset), is for another image than the one that runs
+    /// ([`DeltaError::WrongBase`], before anything is written), or did not
+    /// make the image it promises ([`DeltaError::WrongResult`]).
+    Delta(DeltaError),
+    /// A delta needs the image of the running A/B slot to apply to, and
+    /// there is none (no committed slot, or a single-slot update).
+    NoDeltaBase,
     /// An earlier error ended this update.
     Aborted,
 }
@@ -233,6 +242,10 @@ impl<E: core::fmt::Debug> core::fmt::Display for UpdateError<E> {
             UpdateError::ManifestMismatch => {
                 f.write_str("the image does not match its signed manifest")
             }
+            UpdateError::Delta(e) => write!(f, "{e}"),
+            UpdateError::NoDeltaBase => f.write_str(
+                "a delta applies to the image of the running A/B slot, and there is none",
+            ),
             UpdateError::Aborted => f.write_str("update aborted by an earlier error"),
         }
     }

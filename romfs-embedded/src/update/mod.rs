@@ -20,9 +20,11 @@
 //! - `flash_ops`: the counted flash operations (compare, erase, program,
 //!   read back);
 //! - `ab`, `single`: starting and committing an update of each mode;
+//! - `delta`: an A/B update made from a patch and the running image;
 //! - `signed` (feature `signed`): the signature check and progress log.
 
 mod ab;
+mod delta;
 mod error;
 mod flash_ops;
 mod received;
@@ -32,6 +34,7 @@ mod signed;
 mod single;
 mod stream;
 
+pub use delta::DeltaUpdater;
 pub use error::UpdateError;
 pub use report::{Report, UpdateStats};
 #[cfg(feature = "signed")]

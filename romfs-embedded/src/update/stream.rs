@@ -39,7 +39,7 @@ impl<F: NorFlash> Updater<'_, F> {
 
     /// [`finish`](Self::finish) without moving the updater (it may be large:
     /// a firmware that inlines `finish` then keeps one copy of it).
-    fn finish_in_place(
+    pub(super) fn finish_in_place(
         &mut self,
         expected_id: Option<u32>,
     ) -> Result<Report, UpdateError<F::Error>> {
@@ -88,7 +88,7 @@ impl<F: NorFlash> Updater<'_, F> {
         Ok(())
     }
 
-    fn write_inner(&mut self, mut data: &[u8]) -> Result<(), UpdateError<F::Error>> {
+    pub(super) fn write_inner(&mut self, mut data: &[u8]) -> Result<(), UpdateError<F::Error>> {
         while !data.is_empty() {
             let had_header = self.received.total().is_some();
             let at = self.received.position();

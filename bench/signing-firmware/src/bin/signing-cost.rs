@@ -23,8 +23,7 @@ use romfs_format::crc32;
 use romfs_format::signature::SignedManifest;
 use romfs_mcu_tests::nor::{FlashError, RamNorFlash};
 use romfs_mcu_tests::stack;
-use romfs_signing_firmware::{manifest_of, other_product, policy, v1, v2};
-
+use romfs_signing_firmware::{manifest_of, other_product, policy, v1, v1_to_v2, v2};
 
 const SECTOR: usize = 256;
 const SLOT_SECTORS: usize = 8;
@@ -173,6 +172,31 @@ fn update(
     peaks.measure(finish, || up.finish(None)).map(|_| ())
 }
 
+/// A signed A/B delta update: `patch` applied to the running image, the
+/// result's manifest sent first, the stack of each call measured.
+fn update_delta(
+    peaks: &mut Peaks,
+    flash: &mut Flash,
+    buf: &mut [u8],
+    patch: &[u8],
+    policy: TrustPolicy,
+    manifest: &[u8],
+) -> Result<()> {
+    let Some(layout) = layout() else {
+        return Err(UpdateError::Aborted);
+    };
+    let mut up = Updater::begin_ab(&mut *flash, layout, Verify::Full, buf)
+        .and_then(|up| up.require_signature(policy))
+        .and_then(|up| up.with_manifest(manifest))?;
+    let mut delta = peaks.measure("signed.delta", || up.delta())?;
+    for chunk in patch.chunks(300) {
+        peaks.measure("signed.delta.write", || delta.write(chunk))?;
+    }
+    peaks
+        .measure("signed.delta.finish", || delta.finish(None))
+        .map(|_| ())
+}
+
 /// The image the flash would boot.
 fn active(flash: &Flash) -> Option<&[u8]> {
     let layout = layout()?;
@@ -270,6 +294,24 @@ fn main() -> ! {
     });
     check(
         "signed update of v2 (manifest first)",
+        r.is_ok() && active(&flash) == Some(v2()),
+    );
+
+    // Signed delta: v1 runs, the patch makes v2.
+    flash.erase_all();
+    let r = update(&mut peaks, &mut flash, buf, v1(), Some((policy, None)));
+    let r = r.and_then(|()| {
+        update_delta(
+            &mut peaks,
+            &mut flash,
+            buf,
+            v1_to_v2(),
+            policy,
+            manifest_of(v2()),
+        )
+    });
+    check(
+        "signed delta update from v1 to v2 (manifest first)",
         r.is_ok() && active(&flash) == Some(v2()),
     );
 

@@ -1,0 +1,53 @@
+//! Size probe: an A/B delta update (a patch applied to the running slot's
+//! image) streamed in chunks and committed, then the newest slot mounted
+//! (mapped) and a file opened: a firmware that takes only delta updates.
+#![no_std]
+#![no_main]
+
+use core::hint::black_box;
+
+use romfs_embedded::{AbLayout, Region};
+use romfs_mcu_tests::ops::{self, Unmetered};
+use romfs_mcu_tests::probe;
+
+#[cortex_m_rt::entry]
+fn main() -> ! {
+    let mut c = probe::common();
+    let m = &mut Unmetered;
+    let half = black_box(12 * probe::SECTOR as u32);
+    if let Ok(layout) = AbLayout::new(
+        Region::new(0, half),
+        Region::new(half, half),
+        probe::SECTOR,
+        probe::WRITE,
+    ) {
+        if let Ok(mut update) = ops::begin_ab(m, &mut c.flash, layout, &mut c.buf[..]) {
+            if let Ok(mut up) = ops::delta(m, &mut update) {
+                let chunk = black_box(100);
+                let written = c
+                    .patch
+                    .chunks(chunk)
+                    .try_for_each(|piece| ops::delta_write(m, &mut up, piece));
+                probe::sink(
+                    written
+                        .and_then(|()| ops::delta_finish(m, up, None))
+                        .is_ok(),
+                );
+            }
+        }
+        let path: &[u8] = black_box(b"note.txt");
+        let opened = ops::ab_mount_mapped(m, c.flash.0.bytes(), &layout)
+            .ok()
+            .and_then(|(_, fs)| ops::mapped_open(m, &fs, path).ok());
+        probe::sink(opened.map(|d| (d.as_ptr(), d.len())));
+    }
+    probe::sink((c.image, c.update, c.rom, c.buf));
+    #[allow(clippy::empty_loop)]
+    loop {}
+}
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    #[allow(clippy::empty_loop)]
+    loop {}
+}
