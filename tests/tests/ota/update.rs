@@ -73,13 +73,26 @@ fn app(dir: &Path, seed: u64, modules: usize) {
 }
 
 fn publish(src: &Path, out: &Path, generation: u64, product: &str, key: Option<&Path>) -> Vec<u8> {
+    publish_with(src, out, generation, product, key, &["-q"]).0
+}
+
+/// `romfs publish` with `extra` arguments: the image the folder's manifest
+/// names, and what the command printed.
+fn publish_with(
+    src: &Path,
+    out: &Path,
+    generation: u64,
+    product: &str,
+    key: Option<&Path>,
+    extra: &[&str],
+) -> (Vec<u8>, String) {
     let mut cmd = Command::new(romfs_bin());
     cmd.arg("publish")
         .arg(src)
         .arg("-o")
         .arg(out)
         .arg("--no-mpy")
-        .arg("-q");
+        .args(extra);
     cmd.args([
         "--generation",
         &generation.to_string(),
@@ -95,12 +108,22 @@ fn publish(src: &Path, out: &Path, generation: u64, product: &str, key: Option<&
         "romfs publish: {}",
         String::from_utf8_lossy(&out_.stderr)
     );
-    let name = std::fs::read_dir(out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|x| x == "romfs"))
-        .unwrap();
-    std::fs::read(name).unwrap()
+    let manifest = std::fs::read(out.join("ota.manifest")).unwrap();
+    let name: String = manifest[56..64]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let printed =
+        String::from_utf8_lossy(&out_.stdout).into_owned() + &String::from_utf8_lossy(&out_.stderr);
+    (std::fs::read(out.join(name + ".romfs")).unwrap(), printed)
+}
+
+/// 4 KiB blocks of `new` that differ from `old` at the same offset.
+fn blocks_differing(old: &[u8], new: &[u8]) -> usize {
+    new.chunks(4096)
+        .enumerate()
+        .filter(|(i, b)| old.get(i * 4096..i * 4096 + b.len()) != Some(*b))
+        .count()
 }
 
 struct Fixture {
@@ -526,6 +549,88 @@ fn ota_package_compiles_with_mpy_cross() {
         String::from_utf8_lossy(&out.stdout).trim(),
         "True ddaf35a193617aba"
     );
+}
+
+/// `romfs publish` into a folder that holds a release lays the new one out
+/// against it (the stable layout): one grown module changes a few blocks
+/// where a fresh layout (`--fresh`) shifts most of the image; the image
+/// verifies, and a device holding the old release fetches only those
+/// blocks.
+#[test]
+fn publish_builds_on_the_previous_release_and_the_device_fetches_little() {
+    let Some(f) = fixture() else { return };
+    let www = f.root.join("www");
+    let app_dir = f.root.join("app-stable");
+    app(&app_dir, 7, 60);
+    let key = f.root.join("key.pem");
+    let v1 = publish(&app_dir, &www.join("rel"), 5, "board", Some(&key));
+    let module = app_dir.join("m20.py");
+    let mut text = std::fs::read(&module).unwrap();
+    text.extend_from_slice(&[b'#'; 1024]);
+    std::fs::write(&module, text).unwrap();
+    let fresh_dir = f.root.join("fresh");
+    std::fs::create_dir(&fresh_dir).unwrap();
+    for e in std::fs::read_dir(www.join("rel")).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, fresh_dir.join(p.file_name().unwrap())).unwrap();
+    }
+    let (v2, printed) = publish_with(&app_dir, &www.join("rel"), 6, "board", Some(&key), &[]);
+    let (v2_fresh, _) = publish_with(&app_dir, &fresh_dir, 6, "board", Some(&key), &["--fresh"]);
+    assert!(
+        printed.contains("laid out against the previous publication"),
+        "{printed}"
+    );
+    let stable = blocks_differing(&v1, &v2);
+    let fresh = blocks_differing(&v1, &v2_fresh);
+    // The module's block, the block after it, the tree's and the last block (the checksum).
+    assert!(stable <= 4, "{stable} blocks changed: {printed}");
+    assert!(fresh > 4 * stable, "fresh {fresh}, stable {stable}");
+    assert!(
+        printed.contains(&format!("rewrites {stable} blocks")),
+        "{printed}"
+    );
+    let verify = Command::new(romfs_bin())
+        .arg("verify")
+        .arg(www.join("rel").join(format!("{}.romfs", hex8(&v2))))
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+    // The device holds v1 (generation 5); the update fetches only the
+    // changed blocks.
+    let mut part = vec![0xffu8; 1 << 20];
+    part[..v1.len()].copy_from_slice(&v1);
+    std::fs::write(f.root.join("part.bin"), part).unwrap();
+    std::fs::write(f.root.join("state"), "5").unwrap();
+    f.server.config("reset=1");
+    let out = f.run("show(update('rel'))");
+    assert!(f.holds(&v2), "{out}");
+    let fields: Vec<usize> = stats(&out)[0]
+        .split(' ')
+        .take(4)
+        .map(|x| x.parse().unwrap())
+        .collect();
+    let (fetched, copied) = (fields[0], fields[1]);
+    assert!(fetched + copied <= stable, "{out}");
+    let manifest = std::fs::metadata(www.join("rel/ota.manifest"))
+        .unwrap()
+        .len() as usize;
+    let served = f.server.bytes_served() as usize;
+    assert!(
+        served <= manifest + 1 + fetched * 4096,
+        "served {served} bytes: {out}"
+    );
+}
+
+fn hex8(image: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(image)[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// `romfs publish`: the same inputs give the same bytes, from a folder or
