@@ -335,6 +335,25 @@ impl Qemu {
 
     /// Run `script` in the board's raw REPL: (stdout, traceback).
     pub fn run_raw(&mut self, script: &str) -> (String, String) {
+        self.raw_repl(script, &[], None)
+    }
+
+    /// Run `script` in the board's raw REPL and, once it runs, send `input`
+    /// to its standard input (what `sys.stdin.buffer.read` returns; a
+    /// script reading binary input disables Ctrl-C first with
+    /// `micropython.kbd_intr(-1)`): (stdout, traceback).
+    pub fn run_feeding(&mut self, script: &str, input: &[u8]) -> (String, String) {
+        self.raw_repl(script, input, None)
+    }
+
+    /// As [`Qemu::run_feeding`], but freeze the board (QEMU `stop`, a power
+    /// cut as far as the flash is concerned) as soon as the first `cut_at`
+    /// bytes of `input` are sent: the board is in the middle of reading it.
+    pub fn feed_then_stop(&mut self, script: &str, input: &[u8], cut_at: usize) {
+        self.raw_repl(script, input, Some(cut_at));
+    }
+
+    fn raw_repl(&mut self, script: &str, input: &[u8], cut_at: Option<usize>) -> (String, String) {
         let mut port = serialport::new(&self.pty, 115_200)
             .timeout(Duration::from_secs(30))
             .open()
@@ -351,6 +370,13 @@ impl Qemu {
         port.write_all(b"\x04").expect("write to the board");
         read_until(&mut *port, &mut received, b"OK");
         received.clear();
+        if let Some(at) = cut_at {
+            port.write_all(&input[..at.min(input.len())])
+                .expect("write to the board");
+            self.stop();
+            return (String::new(), String::new());
+        }
+        port.write_all(input).expect("write to the board");
         read_until(&mut *port, &mut received, b"\x04");
         let out = String::from_utf8_lossy(&received[..received.len() - 1]).into_owned();
         received.clear();
