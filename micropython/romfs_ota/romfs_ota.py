@@ -262,25 +262,32 @@ class _StreamSource:
 
 
 def _plan(fl, m, stats, copies):
+    # Which new blocks the partition holds in place, and where it holds the
+    # others (a block index for copies). Found by searching the manifest's
+    # table for each old block's hash: no index of the old blocks in RAM.
     n = m.blocks
     length = m.length
     scan = min(fl.size // BLOCK, max(n, (_romfs_len(fl) + BLOCK - 1) // BLOCK))
-    where = {}
     inplace = [False] * n
+    source = [None] * n
+    table = m.table
     for j in range(scan):
         data = fl.read(j * BLOCK, BLOCK)
         h = _sha(data)[:8]
-        if copies and h not in where:
-            where[h] = j
+        if copies:
+            k = table.find(h)
+            while k >= 0:
+                if k % 8 == 0 and source[k // 8] is None:
+                    source[k // 8] = j
+                k = table.find(h, k + 1)
         if j < n:
             short = min(BLOCK, length - j * BLOCK)
             if short < BLOCK:
                 h = _sha(data[:short])[:8]
             inplace[j] = h == m.block_hash(j)
-    source = [None] * n
     for i in range(n):
-        if not inplace[i]:
-            source[i] = where.get(m.block_hash(i))
+        if inplace[i]:
+            source[i] = None
     return inplace, source
 
 
@@ -477,6 +484,7 @@ def update(url, *, key=None, product=None, device=None, progress=None, state=STA
     stats.d["downloaded"] += length
     m = Manifest(raw, None)
     m.set_table(raw[_TABLE:])
+    del raw
     _check(m, key, product, _floor(state))
     image_url = url[: url.rfind("/") + 1] + m.image_name()
     opened = []

@@ -549,6 +549,34 @@ print("CUTS", n // 2)
     assert_eq!(first[3], f.v1.len().div_ceil(65536), "{out}");
 }
 
+/// Blocks the partition holds at another offset are copied on the device,
+/// not fetched: 4 KiB-aligned data files that a new file before them moves
+/// by whole blocks.
+#[test]
+fn ota_copies_blocks_the_partition_holds_elsewhere() {
+    let Some(f) = fixture() else { return };
+    let app_dir = f.root.join("app-moved");
+    std::fs::create_dir_all(&app_dir).unwrap();
+    let mut rng = Rng(11);
+    std::fs::write(app_dir.join("a.bin"), rng.bytes(3 * 4096)).unwrap();
+    std::fs::write(app_dir.join("b.bin"), rng.bytes(2 * 4096)).unwrap();
+    let key = f.root.join("key.pem");
+    let aligned = ["-q", "--align-rule", "*.bin=4096"];
+    let www = f.root.join("www");
+    let (v1, _) = publish_with(&app_dir, &www.join("c1"), 1, "board", Some(&key), &aligned);
+    std::fs::write(app_dir.join("0.bin"), rng.bytes(4096)).unwrap();
+    let (v2, _) = publish_with(&app_dir, &www.join("c2"), 2, "board", Some(&key), &aligned);
+    assert_ne!(blocks_differing(&v1, &v2), 0);
+    let out = f.run("update('c1')\nshow(update('c2'))");
+    assert!(f.holds(&v2), "{out}");
+    let fields: Vec<usize> = stats(&out)[0]
+        .split(' ')
+        .take(2)
+        .map(|x| x.parse().unwrap())
+        .collect();
+    assert!(fields[1] >= 5, "the moved files' blocks are copied: {out}");
+}
+
 /// `update_from` over a stream (manifest then image, as a UART or BLE link
 /// would carry them): a full update, then a one-module one that writes only
 /// the changed units.
