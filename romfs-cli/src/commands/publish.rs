@@ -104,9 +104,7 @@ impl Run for PublishArgs {
                     &bar,
                 )
                 .map(|(report, layout)| {
-                    if let Some(base) = base {
-                        against = Some((base, layout));
-                    }
+                    against = Some((base, layout));
                     report
                 })
             } else {
@@ -163,7 +161,7 @@ impl Run for PublishArgs {
                 }
             )?;
             if let Some((base, layout)) = &against {
-                write_against(ui, base, layout, &image)?;
+                write_layout(ui, base.as_ref(), layout, &image)?;
             }
         }
         Ok(Status::Success)
@@ -205,15 +203,22 @@ fn previous_publication(dir: &Path) -> Result<Option<Publication>, String> {
     Ok(Some(Publication { name, image }))
 }
 
-/// What building against the previous publication saved, on stdout: the
-/// blocks a device holding it rewrites, and those it must fetch (held
-/// nowhere in the old image).
-fn write_against(
+/// What the stable layout cost, and what building against the previous
+/// publication saved, on stdout: the blocks a device holding it rewrites,
+/// and those it must fetch (held nowhere in the old image).
+fn write_layout(
     ui: &mut Ui,
-    base: &Publication,
+    base: Option<&Publication>,
     layout: &StableReport,
     image: &[u8],
 ) -> io::Result<()> {
+    writeln!(
+        ui.out,
+        "  stable layout ({}-byte erase blocks): {} over a packed image, room to build the next release on",
+        layout.erase_block,
+        count(layout.cost().max(0) as usize, "byte"),
+    )?;
+    let Some(base) = base else { return Ok(()) };
     if let Some(reason) = &layout.fresh {
         ui.note(format!(
             "laid out afresh, not against the previous publication {}: {reason}",
@@ -348,6 +353,17 @@ mod tests {
             None
         )
         .is_err());
+    }
+
+    #[test]
+    fn blocks_changed_counts_rewritten_and_fetched_blocks() {
+        let block = |b: u8| vec![b; 1 << BLOCK_SHIFT];
+        let old = [block(1), block(2), block(3)].concat();
+        // Block 0 in place, block 1 moved from old block 2 (copied),
+        // block 2 new (fetched), a short last block new (fetched).
+        let new = [block(1), block(3), block(9), vec![7; 100]].concat();
+        assert_eq!(blocks_changed(&old, &new), (3, 2));
+        assert_eq!(blocks_changed(&old, &old), (0, 0));
     }
 
     fn ed25519_dalek_verify(key: &[u8; 32], message: &[u8], signature: &[u8]) -> bool {

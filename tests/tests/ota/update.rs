@@ -731,6 +731,27 @@ fn hex8(image: &[u8]) -> String {
         .collect()
 }
 
+/// A previous publication whose image does not match its manifest is no
+/// base: `romfs publish` says so, naming the image, and lays the new one
+/// out afresh.
+#[test]
+fn publish_with_a_damaged_previous_image_lays_out_afresh_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    app(&d.join("app"), 5, 5);
+    let www = d.join("www");
+    let v1 = publish(&d.join("app"), &www, 1, "p", None);
+    let name = format!("{}.romfs", hex8(&v1));
+    std::fs::write(www.join(&name), &v1[..100]).unwrap();
+    let (_, printed) = publish_with(&d.join("app"), &www, 2, "p", None, &[]);
+    assert!(
+        printed.contains("laid out afresh, not against the previous publication")
+            && printed.contains(&format!("{name}: does not match the SHA-256")),
+        "{printed}"
+    );
+    assert!(!printed.contains("laid out against"), "{printed}");
+}
+
 /// `romfs publish`: the same inputs give the same bytes, from a folder or
 /// from the image it built; a file that is not an image is refused, naming
 /// it, with nothing written.
