@@ -38,6 +38,11 @@ fn write_app(app: &Path, value: u32, modules: usize) {
 /// Publish `app` into `www` (laid out against what `www` holds unless
 /// `fresh`); the stream a device reads: the manifest, then the image.
 fn publish(app: &Path, www: &Path, generation: u64, fresh: bool) -> (Vec<u8>, Vec<u8>) {
+    publish_with(app, www, generation, if fresh { &["--fresh"] } else { &[] })
+}
+
+/// [`publish`] with `extra` arguments.
+fn publish_with(app: &Path, www: &Path, generation: u64, extra: &[&str]) -> (Vec<u8>, Vec<u8>) {
     let mut cmd = Command::new(romfs_bin());
     cmd.arg("publish")
         .arg(app)
@@ -45,9 +50,7 @@ fn publish(app: &Path, www: &Path, generation: u64, fresh: bool) -> (Vec<u8>, Ve
         .arg(generation.to_string())
         .arg("-o")
         .arg(www);
-    if fresh {
-        cmd.arg("--fresh");
-    }
+    cmd.args(extra);
     let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
@@ -65,8 +68,15 @@ fn publish(app: &Path, www: &Path, generation: u64, fresh: bool) -> (Vec<u8>, Ve
     (image, stream)
 }
 
-/// The package as an image of .mpy files for the board.
+/// The package as an image of .mpy files for the board (without the
+/// signature verifier: these updates are unsigned, and every byte sent
+/// costs test time).
 fn package_image(dir: &Path, mpy_cross: &Path) -> Vec<u8> {
+    package_image_with(dir, mpy_cross, &["--exclude", "romfs_ed25519.py"])
+}
+
+/// The package's .mpy files, `extra` passed to `romfs build`.
+fn package_image_with(dir: &Path, mpy_cross: &Path, extra: &[&str]) -> Vec<u8> {
     let pkg = dir.join("pkg.img");
     let out = Command::new(romfs_bin())
         .arg("build")
@@ -81,6 +91,7 @@ fn package_image(dir: &Path, mpy_cross: &Path) -> Vec<u8> {
             "*.json",
             "-q",
         ])
+        .args(extra)
         .arg("--mpy-cross")
         .arg(mpy_cross)
         .arg("-o")
@@ -111,10 +122,10 @@ fn update_script(pkg_len: usize, cut_at: usize) -> String {
          inp = sys.stdin.buffer\n\
          got = [0]\n\
          def rd(n):\n\
-         \x20   if got[0] >= {cut_at}:\n\
-         \x20       print('CUT')\n\
          \x20   b = inp.read(min(n, {cut_at} - got[0]) if got[0] < {cut_at} else n)\n\
          \x20   got[0] += len(b)\n\
+         \x20   if got[0] == {cut_at}:\n\
+         \x20       print('CUT')\n\
          \x20   return b\n\
          gc.collect()\n\
          r = romfs_ota.update_from(rd, product='qemu', state=None)\n\
@@ -188,9 +199,11 @@ fn ota_update_from_over_serial_on_every_port_model_with_a_power_cut() {
     write_app(&app, 99, 12);
     let (v2, s2) = publish(&app, &www, 2, false);
     // Every module edited, laid out afresh: an update that rewrites it all.
-    write_app(&app, 7, 0);
+    write_app(&app, 7, 12);
     for i in 0..12 {
-        std::fs::write(app.join(format!("mod{i:02}.py")), format!("W = {i}\n")).unwrap();
+        let module = app.join(format!("mod{i:02}.py"));
+        let text = format!("W = {i}\n{}", std::fs::read_to_string(&module).unwrap());
+        std::fs::write(module, text).unwrap();
     }
     let (v3, s3) = publish(&app, &www, 3, true);
     let changed = v2
@@ -216,14 +229,14 @@ fn ota_update_from_over_serial_on_every_port_model_with_a_power_cut() {
         // The power goes in the middle of the update to v3.
         let mut input = pkg.clone();
         input.extend_from_slice(&s3);
-        // The board reads three fifths of the image, says so and waits
-        // for the rest, which never comes: it is stopped there, its header
-        // invalidated and part of v3 written.
+        // The board reads three fifths of the image and says so; it has a
+        // fifth more to write from, and is stopped as soon as it said so,
+        // its header invalidated and part of v3 written.
         let cut = (s3.len() - v3.len()) + v3.len() * 3 / 5;
         qemu.feed_then_stop(
             &update_script(pkg.len(), cut),
             &input,
-            pkg.len() + cut,
+            pkg.len() + cut + v3.len() / 5,
             b"CUT",
         );
         let part = qemu.partition();
@@ -259,6 +272,21 @@ const HEAP_TARGET: usize = 4096 + 16384;
 /// once the package is imported: the rest is taken by a ballast. Returns
 /// (whether it completed, the free heap it had).
 fn update_within(qemu: &mut Qemu, pkg: &[u8], stream: &[u8], budget: usize) -> (bool, usize) {
+    update_within_keyed(qemu, pkg, stream, budget, None)
+}
+
+/// [`update_within`], the manifest checked against `key` when given.
+fn update_within_keyed(
+    qemu: &mut Qemu,
+    pkg: &[u8],
+    stream: &[u8],
+    budget: usize,
+    key: Option<&[u8; 32]>,
+) -> (bool, usize) {
+    let key = key.map_or("None".to_string(), |k| {
+        let hex: String = k.iter().map(|b| format!("{b:02x}")).collect();
+        format!("bytes.fromhex('{hex}')")
+    });
     // A fresh heap for each run.
     let board =
         romfs_device::Board::open(Some(qemu.pty()), romfs_device::Timeouts::default()).unwrap();
@@ -278,6 +306,7 @@ fn update_within(qemu: &mut Qemu, pkg: &[u8], stream: &[u8], budget: usize) -> (
          fl = romfs_flash.Flash()\n\
          fl.erase(0, ({total} + fl.erase_unit - 1) // fl.erase_unit * fl.erase_unit)\n\
          del fl\n\
+         KEY = {key}\n\
          inp = sys.stdin.buffer\n\
          got = [0]\n\
          def rd(n):\n\
@@ -288,7 +317,7 @@ fn update_within(qemu: &mut Qemu, pkg: &[u8], stream: &[u8], budget: usize) -> (
          ballast = bytearray(max(0, gc.mem_free() - {budget}))\n\
          free = gc.mem_free()\n\
          try:\n\
-         \x20   romfs_ota.update_from(rd, product='qemu', state=None)\n\
+         \x20   romfs_ota.update_from(rd, key=KEY, product='qemu', state=None)\n\
          \x20   ok = 1\n\
          except MemoryError:\n\
          \x20   ok = 0\n\
@@ -344,25 +373,43 @@ fn ota_update_peak_heap_is_within_one_erase_block_plus_16k() {
         return;
     }
     drop(qemu);
+    // A signed release, and the package with its verifier.
+    let key = romfs_sign::SigningKey::from_bytes(&[42; 32]);
+    let pem = d.join("key.pem");
+    std::fs::write(&pem, key.to_pem().as_bytes()).unwrap();
+    let public = key.public_key().to_bytes();
+    let signed_pkg = package_image_with(d, &mpy_cross, &[]);
+    let (_, signed) = publish_with(
+        &app,
+        &d.join("www-signed"),
+        1,
+        &["--sign", pem.to_str().unwrap()],
+    );
     // Bisect to 256 bytes: the least free heap a full update needs, on the
     // writable build and on the models of a block device (rp2) and of
-    // 128 KiB erase sectors (stm32 internal flash).
-    for build in [
-        Build::Writable,
-        Build::Model("rp2"),
-        Build::Model("stm32-internal"),
+    // 128 KiB erase sectors (stm32 internal flash); then signed.
+    for (build, key) in [
+        (Build::Writable, None),
+        (Build::Model("rp2"), None),
+        (Build::Model("stm32-internal"), None),
+        (Build::Writable, Some(&public)),
     ] {
+        let (pkg, stream) = match key {
+            Some(_) => (&signed_pkg, &signed),
+            None => (&pkg, &stream),
+        };
         let mut qemu = Qemu::boot(&fw, build, None);
-        let (mut fails, mut works) = (0, 64 * 1024);
+        let (mut fails, mut works) = (0, 128 * 1024);
         while works - fails > 256 {
             let mid = (fails + works) / 2;
-            match update_within(&mut qemu, &pkg, &stream, mid) {
+            match update_within_keyed(&mut qemu, pkg, stream, mid, key) {
                 (true, free) => works = free.min(mid),
                 (false, _) => fails = mid,
             }
         }
         eprintln!(
-            "{build:?}: least free heap for a full update of a {}-byte image: {works} bytes (fails with {fails})",
+            "{build:?}{}: least free heap for a full update of a {}-byte image: {works} bytes (fails with {fails})",
+            if key.is_some() { ", signed" } else { "" },
             image.len()
         );
     }
