@@ -145,7 +145,9 @@ class Flash:
 
     def program(self, off, data):
         # Program `data` at `off` (aligned to prog), padded with 0xFF to
-        # whole units, from a buffer of its own (some SDKs read it in words).
+        # whole units. A whole number of units is programmed from `data`
+        # itself: callers pass buffers of their own, or slices of them at
+        # multiples of `prog`.
         u = self.prog
         n = len(data)
         m = (n + u - 1) // u * u
@@ -153,10 +155,14 @@ class Flash:
             raise FlashError('write', off, -22)
         if m == 0:
             return
-        b = bytearray(m)
-        b[:n] = data
-        for i in range(n, m):
-            b[i] = 0xFF
+        b = data
+        if m != n or u < 4:
+            # Padded, or a slice that may not start on a word (some SDKs
+            # read the source in words): a buffer of its own.
+            b = bytearray(m)
+            b[:n] = data
+            for i in range(n, m):
+                b[i] = 0xFF
         if self.kind == 'memoryview':
             r = vfs.rom_ioctl(4, self.index, off, b)
         else:

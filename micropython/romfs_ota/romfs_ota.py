@@ -179,16 +179,33 @@ def _get(url, first=None, last=None):
         raise
 
 
-def _read_exact(read, n, what):
-    out = bytearray()
-    while len(out) < n:
+# Bytes read from a stream per call: bounds what each read allocates.
+_CHUNK = 1024
+# Erase units up to this size are assembled in RAM, so blocks the unit
+# already holds are kept without fetching them; larger ones (stm32
+# internal flash: 128 KiB sectors) are written block by block after their
+# erase, and what they held is fetched again.
+RAM_UNIT = 16384
+
+
+def _read_into(read, buf, what):
+    # Fill the buffer (bytearray or memoryview) from read(n).
+    n = len(buf)
+    got = 0
+    while got < n:
         try:
-            b = read(n - len(out))
+            b = read(min(n - got, _CHUNK))
         except OSError as e:
-            raise OtaError("%s: %s after %d of %d bytes" % (what, e, len(out), n))
+            raise OtaError("%s: %s after %d of %d bytes" % (what, e, got, n))
         if not b:
-            raise OtaError("%s: the stream ended after %d of %d bytes" % (what, len(out), n))
-        out.extend(b)
+            raise OtaError("%s: the stream ended after %d of %d bytes" % (what, got, n))
+        buf[got : got + len(b)] = b
+        got += len(b)
+
+
+def _read_exact(read, n, what):
+    out = bytearray(n)
+    _read_into(read, out, what)
     return out
 
 
@@ -205,16 +222,16 @@ class _RangeSource:
         self.url = url
         self.stats = stats
 
-    def get(self, start, end):
+    def get_into(self, start, buf):
+        end = start + len(buf)
         status, length, s = _get(self.url, start, end)
         try:
             if status != 206 or length != end - start:
                 raise OtaError("%s: answered %d to a Range request" % (self.url, status))
-            data = _read_exact(s.read, end - start, self.url)
+            _read_into(s.read, buf, self.url)
         finally:
             s.close()
-        self.stats.d["downloaded"] += len(data)
-        return data
+        self.stats.d["downloaded"] += len(buf)
 
 
 class _StreamSource:
@@ -227,72 +244,70 @@ class _StreamSource:
         self.what = what
         self.stats = stats
 
-    def get(self, start, end):
+    def get_into(self, start, buf):
         if start < self.pos:
             raise OtaError("%s: the stream is past offset %d" % (self.what, start))
-        if start > self.pos:
-            _read_exact(self.read, start - self.pos, self.what)
-            self.stats.d["downloaded"] += start - self.pos
-        data = _read_exact(self.read, end - start, self.what)
-        self.stats.d["downloaded"] += end - start
-        self.pos = end
-        return data
+        while self.pos < start:
+            # Bytes of units already in place: read and dropped.
+            n = min(start - self.pos, _CHUNK)
+            _read_into(self.read, bytearray(n), self.what)
+            self.pos += n
+            self.stats.d["downloaded"] += n
+        _read_into(self.read, buf, self.what)
+        self.stats.d["downloaded"] += len(buf)
+        self.pos = start + len(buf)
 
 
 # --- the update itself ------------------------------------------------
 
 
-def _plan(fl, m, stats):
+def _plan(fl, m, stats, copies):
+    # Which new blocks the partition holds in place, and where it holds the
+    # others (a block index for copies). Found by searching the manifest's
+    # table for each old block's hash: no index of the old blocks in RAM.
     n = m.blocks
     length = m.length
     scan = min(fl.size // BLOCK, max(n, (_romfs_len(fl) + BLOCK - 1) // BLOCK))
-    where = {}
     inplace = [False] * n
+    source = [None] * n
+    table = m.table
     for j in range(scan):
         data = fl.read(j * BLOCK, BLOCK)
         h = _sha(data)[:8]
-        if h not in where:
-            where[h] = j
+        if copies:
+            k = table.find(h)
+            while k >= 0:
+                if k % 8 == 0 and source[k // 8] is None:
+                    source[k // 8] = j
+                k = table.find(h, k + 1)
         if j < n:
             short = min(BLOCK, length - j * BLOCK)
             if short < BLOCK:
                 h = _sha(data[:short])[:8]
             inplace[j] = h == m.block_hash(j)
-    source = [None] * n
     for i in range(n):
-        if not inplace[i]:
-            source[i] = where.get(m.block_hash(i))
+        if inplace[i]:
+            source[i] = None
     return inplace, source
 
 
-def _assemble(fl, m, u, unit, inplace, source, src, stats):
-    # The new bytes of unit u, every block checked against the manifest.
+def _fill(fl, m, first, last, buf, base, inplace, source, src, stats):
+    # Blocks [first, last) of the new image into buf (whose byte 0 is image
+    # offset `base`), each checked against the manifest: copied from the
+    # partition where it holds them, else fetched, consecutive ones at once.
     length = m.length
-    base = u * unit
-    end = min(base + unit, length)
-    buf = bytearray(b"\xff" * (end - base))
-    first = base // BLOCK
-    last = (end + BLOCK - 1) // BLOCK
     want = []
     for i in range(first, last):
         a = i * BLOCK
         b = min(a + BLOCK, length)
-        data = None
-        if not src.stream:
-            j = i if inplace[i] else source[i]
-            if j is not None:
-                data = fl.read(j * BLOCK, b - a)
-                if _sha(data)[:8] != m.block_hash(i):
-                    data = None
-                elif inplace[i]:
-                    stats.d["skipped"] += 1
-                else:
-                    stats.d["copied"] += 1
-        if data is None:
-            want.append(i)
-        else:
-            buf[a - base : b - base] = data
-    # Fetch the rest in runs of consecutive blocks.
+        j = None if src.stream else (i if inplace[i] else source[i])
+        if j is not None:
+            data = fl.read(j * BLOCK, b - a)
+            if _sha(data)[:8] == m.block_hash(i):
+                buf[a - base : b - base] = data
+                stats.d["skipped" if j == i else "copied"] += 1
+                continue
+        want.append(i)
     k = 0
     while k < len(want):
         r = k
@@ -300,34 +315,40 @@ def _assemble(fl, m, u, unit, inplace, source, src, stats):
             r += 1
         a = want[k] * BLOCK
         b = min((want[r] + 1) * BLOCK, length)
-        data = src.get(a, b)
+        mv = memoryview(buf)[a - base : b - base]
+        src.get_into(a, mv)
         for i in range(want[k], want[r] + 1):
             x = i * BLOCK
             y = min(x + BLOCK, length)
-            if _sha(data[x - a : y - a])[:8] != m.block_hash(i):
+            if _sha(mv[x - a : y - a])[:8] != m.block_hash(i):
                 raise OtaError("block %d as received does not match the manifest" % i)
             stats.d["fetched"] += 1
-        buf[a - base : b - base] = data
         k = r + 1
-    return buf
 
 
-def _write_unit(fl, m, off, buf, header_last):
-    if fl.mode == "block":
-        fl.erase(off, max(fl.erase_unit, (len(buf) + fl.erase_unit - 1) // fl.erase_unit * fl.erase_unit))
+def _verify(fl, m, off, n):
+    # What the partition holds at [off, off + n) is the manifest's.
+    for x in range(off, off + n, BLOCK):
+        y = min(x + BLOCK, off + n)
+        if _sha(fl.read(x, y - x))[:8] != m.block_hash(x // BLOCK):
+            raise OtaError("partition offset 0x%x does not hold what was written" % x)
+
+
+def _write(fl, m, off, buf, erase, header_last):
+    # Erase (when asked) and program buf at off, then read it back.
+    if erase and fl.mode == "block":
+        e = fl.erase_unit
+        fl.erase(off, max(e, (len(buf) + e - 1) // e * e))
     p = fl.prog if header_last else 0
+    mv = memoryview(buf)
     if len(buf) > p:
-        fl.program(off + p, memoryview(buf)[p:])
+        fl.program(off + p, mv[p:])
     if p:
-        fl.program(off, memoryview(buf)[:p])
-    back = fl.read(off, len(buf))
-    for x in range(0, len(buf), BLOCK):
-        y = min(x + BLOCK, len(buf))
-        if _sha(back[x:y])[:8] != m.block_hash((off + x) // BLOCK):
-            raise OtaError("partition offset 0x%x does not hold what was written" % (off + x))
+        fl.program(off, mv[:p])
+    _verify(fl, m, off, len(buf))
 
 
-def _apply(fl, m, make_src, stats, progress, same_generation):
+def _apply(fl, m, make_src, stats, progress, same_generation, streamed):
     length = m.length
     if length > fl.size:
         raise OtaError("the image (%d bytes) is larger than the partition (%d bytes)" % (length, fl.size))
@@ -336,7 +357,7 @@ def _apply(fl, m, make_src, stats, progress, same_generation):
     unit = fl.block
     if unit % BLOCK:
         raise OtaError("erase unit %d is not a multiple of 4 KiB" % unit)
-    inplace, source = _plan(fl, m, stats)
+    inplace, source = _plan(fl, m, stats, not streamed)
     units = (length + unit - 1) // unit
     todo = [u for u in range(units) if not all(inplace[u * unit // BLOCK : min((u + 1) * unit // BLOCK, m.blocks)])]
     if not todo:
@@ -358,15 +379,20 @@ def _apply(fl, m, make_src, stats, progress, same_generation):
         inplace = [False] * m.blocks
         source = [None] * m.blocks
         todo = list(range(units))
-    # The first unit (the header's) is gathered before anything is
-    # written, held in RAM, and written last.
-    buf0 = _assemble(fl, m, 0, unit, inplace, source, src, stats)
+    # The header's unit (or, for units too large for RAM, its block) is
+    # gathered before anything is written, held in RAM, and written last.
+    whole = unit <= RAM_UNIT or fl.mode != "block"
+    held = bytearray(min(unit if whole else BLOCK, length))
+    _fill(fl, m, 0, (len(held) + BLOCK - 1) // BLOCK, held, 0, inplace, source, src, stats)
     if fl.mode == "prefix":
         e = fl.erase_unit
         fl.erase(0, (length + e - 1) // e * e)
     else:
         fl.invalidate()
     rest = [u for u in todo if u]
+    if not whole:
+        # The rest of the header's unit, erased by invalidate().
+        rest.insert(0, 0)
     # Units whose old contents other units copy from are written after them.
     need = {}
     readers = {}
@@ -380,6 +406,7 @@ def _apply(fl, m, make_src, stats, progress, same_generation):
         need[u] = s
         for v in s:
             readers[v] = readers.get(v, 0) + 1
+    buf = bytearray(min(unit if whole else BLOCK, length))
     done = 0
     while rest:
         pick = rest[0]
@@ -391,30 +418,48 @@ def _apply(fl, m, make_src, stats, progress, same_generation):
         rest.remove(pick)
         for v in need[pick]:
             readers[v] -= 1
-        buf = _assemble(fl, m, pick, unit, inplace, source, src, stats)
-        _write_unit(fl, m, pick * unit, buf, False)
+        off = pick * unit
+        end = min(off + unit, length)
+        if whole:
+            mv = memoryview(buf)[: end - off]
+            _fill(fl, m, off // BLOCK, (end + BLOCK - 1) // BLOCK, mv, off, inplace, source, src, stats)
+            _write(fl, m, off, mv, True, False)
+        else:
+            if pick:
+                e = fl.erase_unit
+                fl.erase(off, (end - off + e - 1) // e * e)
+            # Block by block: what this unit held is gone, so its blocks
+            # are copied from elsewhere or fetched.
+            for i in range(max(off, BLOCK) // BLOCK, (end + BLOCK - 1) // BLOCK):
+                a = i * BLOCK
+                mv = memoryview(buf)[: min(BLOCK, length - a)]
+                inplace[i] = False
+                _fill(fl, m, i, i + 1, mv, a, inplace, source, src, stats)
+                _write(fl, m, a, mv, False, False)
         stats.d["written"] += 1
         done += 1
         if progress:
             progress(done, len(todo))
-    h = hashlib.sha256(buf0)
-    for x in range(len(buf0), length, BLOCK):
+    del buf
+    h = hashlib.sha256(held)
+    for x in range(len(held), length, BLOCK):
         h.update(fl.read(x, min(BLOCK, length - x)))
     if h.digest() != m.sha:
         raise OtaError("the image's SHA-256 does not match the manifest: the partition mounts nothing; run the update again")
-    _write_unit(fl, m, 0, buf0, True)
-    stats.d["written"] += 1
+    _write(fl, m, 0, held, whole, True)
+    if whole:
+        stats.d["written"] += 1
     if progress:
         progress(len(todo), len(todo))
 
 
-def _run(m, make_src, key, product, device, state, progress, stats, t0, index):
+def _run(m, make_src, key, product, device, state, progress, stats, t0, index, streamed=False):
     # update() checked the manifest already (key=None here then).
     floor = _floor(state)
     _check(m, key, product, floor)
     fl = romfs_flash.Flash(index, device)
     try:
-        _apply(fl, m, make_src, stats, progress, m.generation == floor)
+        _apply(fl, m, make_src, stats, progress, m.generation == floor, streamed)
     except romfs_flash.FlashError as e:
         raise OtaError("flash %s failed at partition offset 0x%x: %r" % e.args)
     if m.generation > floor:
@@ -439,6 +484,7 @@ def update(url, *, key=None, product=None, device=None, progress=None, state=STA
     stats.d["downloaded"] += length
     m = Manifest(raw, None)
     m.set_table(raw[_TABLE:])
+    del raw
     _check(m, key, product, _floor(state))
     image_url = url[: url.rfind("/") + 1] + m.image_name()
     opened = []
@@ -476,4 +522,5 @@ def update_from(read, *, key=None, product=None, device=None, progress=None, sta
     m = Manifest(head, None)
     m.set_table(_read_exact(read, m.table_len(), "the stream"))
     stats.d["downloaded"] += _TABLE + m.table_len()
-    return _run(m, lambda: _StreamSource(read, "the stream", stats), key, product, device, state, progress, stats, t0, index)
+    src = lambda: _StreamSource(read, "the stream", stats)
+    return _run(m, src, key, product, device, state, progress, stats, t0, index, True)

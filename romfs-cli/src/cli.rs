@@ -89,6 +89,11 @@ pub enum Command {
     /// manifest (block hashes, generation, product, Ed25519 signature with
     /// --sign) into a folder any static HTTP server can serve to devices
     /// running the `romfs_ota` MicroPython package (FORMAT.md, section 7).
+    ///
+    /// A folder is built in the stable layout, against the image the
+    /// output folder already publishes when there is one (unless --fresh):
+    /// unchanged files keep their offsets, so devices fetch and rewrite
+    /// only the blocks that changed.
     Publish(Box<publish::PublishArgs>),
     /// Print shell completions.
     Completions(completions::CompletionsArgs),

@@ -335,6 +335,27 @@ impl Qemu {
 
     /// Run `script` in the board's raw REPL: (stdout, traceback).
     pub fn run_raw(&mut self, script: &str) -> (String, String) {
+        self.raw_repl(script, &[], None)
+    }
+
+    /// Run `script` in the board's raw REPL and, once it runs, send `input`
+    /// to its standard input (what `sys.stdin.buffer.read` returns; a
+    /// script reading binary input disables Ctrl-C first with
+    /// `micropython.kbd_intr(-1)`): (stdout, traceback).
+    pub fn run_feeding(&mut self, script: &str, input: &[u8]) -> (String, String) {
+        self.raw_repl(script, input, None)
+    }
+
+    /// As [`Qemu::run_feeding`], but send only the first `sent` bytes of
+    /// `input`, wait until the script prints `marker`, and then freeze the
+    /// board at once (QEMU `stop`, a power cut as far as the flash is
+    /// concerned). The script prints the marker at the point to cut at
+    /// (e.g. once it has read so many bytes).
+    pub fn feed_then_stop(&mut self, script: &str, input: &[u8], sent: usize, marker: &[u8]) {
+        self.raw_repl(script, &input[..sent.min(input.len())], Some(marker));
+    }
+
+    fn raw_repl(&mut self, script: &str, input: &[u8], cut_at: Option<&[u8]>) -> (String, String) {
         let mut port = serialport::new(&self.pty, 115_200)
             .timeout(Duration::from_secs(30))
             .open()
@@ -351,6 +372,12 @@ impl Qemu {
         port.write_all(b"\x04").expect("write to the board");
         read_until(&mut *port, &mut received, b"OK");
         received.clear();
+        port.write_all(input).expect("write to the board");
+        if let Some(marker) = cut_at {
+            read_until(&mut *port, &mut received, marker);
+            self.stop();
+            return (String::new(), String::new());
+        }
         read_until(&mut *port, &mut received, b"\x04");
         let out = String::from_utf8_lossy(&received[..received.len() - 1]).into_owned();
         received.clear();

@@ -1,12 +1,19 @@
 //! `romfs publish`: an image and its over-the-air manifest (FORMAT.md,
 //! section 7), in a folder any static HTTP server can serve to devices
 //! running the `romfs_ota` MicroPython package.
+//!
+//! A folder is built in the stable layout (FORMAT.md, section 2.3) against
+//! the image the output folder already publishes, so a new release keeps
+//! the old one's unchanged files at their offsets and devices fetch and
+//! rewrite few blocks.
 
-use std::io::{self, IsTerminal, Write as _};
+use std::collections::HashSet;
+use std::io::{self, IsTerminal};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use romfs_build::build;
+use romfs_build::output::write_file;
+use romfs_build::{build, build_with_base, Layout, StableOptions, StableReport};
 use romfs_format::Image;
 use romfs_sign::SigningKey;
 use sha2::{Digest, Sha256};
@@ -14,7 +21,7 @@ use sha2::{Digest, Sha256};
 use crate::cli::Run;
 use crate::commands::build::BuildFlags;
 use crate::progress::Bar;
-use crate::ui::{Status, Ui};
+use crate::ui::{count, Status, Ui};
 use romfs_build::Progress as _;
 
 /// The manifest's file name in the output folder.
@@ -37,7 +44,8 @@ pub const PRODUCT_LEN: usize = 32;
 /// Arguments of `romfs publish`.
 #[derive(Debug, clap::Args)]
 pub struct PublishArgs {
-    /// An app folder (built as `romfs build` builds it) or an image.
+    /// An app folder (built as `romfs build --stable` builds it) or an
+    /// image (published as it is).
     src: PathBuf,
     /// The folder to write the image and `ota.manifest` into (created if
     /// missing; files of earlier publishes are kept, so devices part way
@@ -48,6 +56,13 @@ pub struct PublishArgs {
     /// which also go into the manifest.
     #[command(flatten)]
     build: BuildFlags,
+    /// Lay a folder out afresh instead of against the image DIR already
+    /// publishes. By default a folder is built in the stable layout with
+    /// that image as its base (`romfs build --base`): unchanged files keep
+    /// their offsets, so a device updating from it fetches and rewrites
+    /// only the blocks that changed.
+    #[arg(long)]
+    fresh: bool,
     /// Print only errors.
     #[arg(short, long)]
     quiet: bool,
@@ -56,13 +71,45 @@ pub struct PublishArgs {
 impl Run for PublishArgs {
     fn run(self, ui: &mut Ui) -> Result<Status> {
         let options = self.build.options()?;
+        let mut against = None;
         let image = if self.src.is_dir() {
             let tmp = tempfile::Builder::new()
                 .prefix("romfs-publish-")
                 .tempdir()?;
             let out = tmp.path().join("image.img");
+            // The stable layout builds on the default layout only.
+            let stable = options.layout == Layout::Default;
+            let base = if stable && !self.fresh {
+                match previous_publication(&self.output) {
+                    Ok(found) => found,
+                    Err(why) => {
+                        ui.note(format!(
+                            "{}: laid out afresh, not against the previous publication: {why}",
+                            self.output.display()
+                        ));
+                        None
+                    }
+                }
+            } else {
+                None
+            };
             let bar = Bar::new(!self.quiet && io::stderr().is_terminal());
-            let report = build(&self.src, &out, &options, &bar);
+            let report = if stable {
+                build_with_base(
+                    &self.src,
+                    &out,
+                    &options,
+                    &StableOptions::default(),
+                    base.as_ref().map(|b| b.image.as_slice()),
+                    &bar,
+                )
+                .map(|(report, layout)| {
+                    against = Some((base, layout));
+                    report
+                })
+            } else {
+                build(&self.src, &out, &options, &bar)
+            };
             bar.finish();
             let report = report?;
             for w in &report.warnings {
@@ -88,8 +135,11 @@ impl Run for PublishArgs {
             .with_context(|| format!("{}: cannot create", self.output.display()))?;
         // The image first: a server never offers a manifest whose image is
         // missing.
-        write_atomic(&self.output.join(&name), &image)?;
-        write_atomic(&self.output.join(MANIFEST_NAME), &manifest)?;
+        for (file, bytes) in [(name.as_str(), &image), (MANIFEST_NAME, &manifest)] {
+            let path = self.output.join(file);
+            write_file(&path, bytes)
+                .with_context(|| format!("{}: cannot write", path.display()))?;
+        }
         if !self.quiet {
             writeln!(
                 ui.out,
@@ -110,9 +160,103 @@ impl Run for PublishArgs {
                     ""
                 }
             )?;
+            if let Some((base, layout)) = &against {
+                write_layout(ui, base.as_ref(), layout, &image)?;
+            }
         }
         Ok(Status::Success)
     }
+}
+
+/// The image a folder already publishes, found through its manifest.
+#[derive(Debug)]
+struct Publication {
+    /// The image's file name in the folder.
+    name: String,
+    /// Its bytes, which match the manifest's SHA-256.
+    image: Vec<u8>,
+}
+
+/// The publication `dir` holds: `Ok(None)` when it holds none (no
+/// manifest), `Err` saying why one that is there cannot serve as the base.
+fn previous_publication(dir: &Path) -> Result<Option<Publication>, String> {
+    let path = dir.join(MANIFEST_NAME);
+    let manifest = match std::fs::read(&path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    if manifest.len() < TABLE_OFFSET || &manifest[..8] != MAGIC {
+        return Err(format!("{}: not an OTA manifest", path.display()));
+    }
+    let sha = &manifest[56..88];
+    let name = image_name_of_digest(sha);
+    let image_path = dir.join(&name);
+    let image = std::fs::read(&image_path).map_err(|e| format!("{}: {e}", image_path.display()))?;
+    if Sha256::digest(&image)[..] != *sha {
+        return Err(format!(
+            "{}: does not match the SHA-256 in {}",
+            image_path.display(),
+            path.display()
+        ));
+    }
+    Ok(Some(Publication { name, image }))
+}
+
+/// What the stable layout cost, and what building against the previous
+/// publication saved, on stdout: the blocks a device holding it rewrites,
+/// and those it must fetch (held nowhere in the old image).
+fn write_layout(
+    ui: &mut Ui,
+    base: Option<&Publication>,
+    layout: &StableReport,
+    image: &[u8],
+) -> io::Result<()> {
+    writeln!(
+        ui.out,
+        "  stable layout ({}-byte erase blocks): {} over a packed image, room to build the next release on",
+        layout.erase_block,
+        count(layout.cost().max(0) as usize, "byte"),
+    )?;
+    let Some(base) = base else { return Ok(()) };
+    if let Some(reason) = &layout.fresh {
+        ui.note(format!(
+            "laid out afresh, not against the previous publication {}: {reason}",
+            base.name
+        ));
+        return Ok(());
+    }
+    let (rewritten, fetched) = blocks_changed(&base.image, image);
+    writeln!(
+        ui.out,
+        "  laid out against the previous publication {} ({} kept in place, {} placed anew): \
+         a device holding it rewrites {} and fetches {} of {}",
+        base.name,
+        count(layout.kept, "file content"),
+        count(layout.placed, "file content"),
+        count(rewritten, "block"),
+        fetched,
+        count(image.len().div_ceil(1 << BLOCK_SHIFT), "block"),
+    )
+}
+
+/// Of the manifest blocks of `new`: how many differ from `old` at the same
+/// offset (a device rewrites them), and how many of those `old` holds
+/// nowhere (a device fetches them; the others it copies).
+pub fn blocks_changed(old: &[u8], new: &[u8]) -> (usize, usize) {
+    let block = 1 << BLOCK_SHIFT;
+    let held: HashSet<&[u8]> = old.chunks(block).collect();
+    let mut rewritten = 0;
+    let mut fetched = 0;
+    for (i, b) in new.chunks(block).enumerate() {
+        if old.get(i * block..i * block + b.len()) != Some(b) {
+            rewritten += 1;
+            if !held.contains(b) {
+                fetched += 1;
+            }
+        }
+    }
+    (rewritten, fetched)
 }
 
 /// What the manifest promises besides the image.
@@ -127,7 +271,11 @@ pub struct Claims<'a> {
 /// The image's file name: named by its contents, so a new publish never
 /// changes bytes a device is part way through fetching.
 pub fn image_name(image: &[u8]) -> String {
-    let digest = Sha256::digest(image);
+    image_name_of_digest(&Sha256::digest(image))
+}
+
+/// The image file name for the SHA-256 `digest`.
+fn image_name_of_digest(digest: &[u8]) -> String {
     let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
     format!("{hex}.romfs")
 }
@@ -165,33 +313,6 @@ pub fn manifest(image: &[u8], claims: &Claims<'_>, key: Option<&SigningKey>) -> 
     out.extend_from_slice(&signature);
     out.extend_from_slice(&table);
     Ok(out)
-}
-
-/// Write `bytes` to `path` through a temporary file in the same folder,
-/// renamed over it: readers see the old file or the new one.
-// TODO(merge with branch `cli`): use its output-file helper, which also
-// refuses to replace a non-regular file.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".romfs-publish-")
-        .tempfile_in(dir)
-        .with_context(|| format!("{}: cannot write", dir.display()))?;
-    // Readable by the web server, as an ordinary new file would be.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        let _ = tmp
-            .as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644));
-    }
-    tmp.write_all(bytes)
-        .and_then(|_| tmp.as_file().sync_all())
-        .with_context(|| format!("{}: cannot write", path.display()))?;
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("{}: cannot write", path.display()))?;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -232,6 +353,17 @@ mod tests {
             None
         )
         .is_err());
+    }
+
+    #[test]
+    fn blocks_changed_counts_rewritten_and_fetched_blocks() {
+        let block = |b: u8| vec![b; 1 << BLOCK_SHIFT];
+        let old = [block(1), block(2), block(3)].concat();
+        // Block 0 in place, block 1 moved from old block 2 (copied),
+        // block 2 new (fetched), a short last block new (fetched).
+        let new = [block(1), block(3), block(9), vec![7; 100]].concat();
+        assert_eq!(blocks_changed(&old, &new), (3, 2));
+        assert_eq!(blocks_changed(&old, &old), (0, 0));
     }
 
     fn ed25519_dalek_verify(key: &[u8; 32], message: &[u8], signature: &[u8]) -> bool {

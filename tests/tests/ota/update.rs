@@ -73,13 +73,26 @@ fn app(dir: &Path, seed: u64, modules: usize) {
 }
 
 fn publish(src: &Path, out: &Path, generation: u64, product: &str, key: Option<&Path>) -> Vec<u8> {
+    publish_with(src, out, generation, product, key, &["-q"]).0
+}
+
+/// `romfs publish` with `extra` arguments: the image the folder's manifest
+/// names, and what the command printed.
+fn publish_with(
+    src: &Path,
+    out: &Path,
+    generation: u64,
+    product: &str,
+    key: Option<&Path>,
+    extra: &[&str],
+) -> (Vec<u8>, String) {
     let mut cmd = Command::new(romfs_bin());
     cmd.arg("publish")
         .arg(src)
         .arg("-o")
         .arg(out)
         .arg("--no-mpy")
-        .arg("-q");
+        .args(extra);
     cmd.args([
         "--generation",
         &generation.to_string(),
@@ -95,12 +108,22 @@ fn publish(src: &Path, out: &Path, generation: u64, product: &str, key: Option<&
         "romfs publish: {}",
         String::from_utf8_lossy(&out_.stderr)
     );
-    let name = std::fs::read_dir(out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|x| x == "romfs"))
-        .unwrap();
-    std::fs::read(name).unwrap()
+    let manifest = std::fs::read(out.join("ota.manifest")).unwrap();
+    let name: String = manifest[56..64]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let printed =
+        String::from_utf8_lossy(&out_.stdout).into_owned() + &String::from_utf8_lossy(&out_.stderr);
+    (std::fs::read(out.join(name + ".romfs")).unwrap(), printed)
+}
+
+/// 4 KiB blocks of `new` that differ from `old` at the same offset.
+fn blocks_differing(old: &[u8], new: &[u8]) -> usize {
+    new.chunks(4096)
+        .enumerate()
+        .filter(|(i, b)| old.get(i * 4096..i * 4096 + b.len()) != Some(*b))
+        .count()
 }
 
 struct Fixture {
@@ -456,6 +479,104 @@ print("CUTS", n // {step})
     }
 }
 
+/// Erase units larger than `romfs_ota.RAM_UNIT` (64 KiB here; stm32
+/// internal flash has 128 KiB sectors) are written block by block, holding
+/// only the header's block in RAM: a first update, then a power cut at
+/// every other write of the next one, each leaving a partition that mounts
+/// nothing or the new image, and a rerun that completes.
+#[test]
+fn ota_large_erase_units_are_written_block_by_block_and_survive_cuts() {
+    let Some(f) = fixture() else { return };
+    std::fs::write(f.root.join("v2.bin"), &f.v2).unwrap();
+    let out = f.run(&format!(
+        r#"
+import os
+BIG = PART + ".big"
+def device(cut=None):
+    global d
+    d.close()
+    d = ota_device.FileDevice(BIG, bs=65536, cut_after=cut)
+def floor(n):
+    with open(STATE, "w") as s:
+        s.write(str(n))
+floor(0)
+device()
+show(update("v1"))
+base = d.contents()
+want = open({v2:?}, "rb").read()
+n = 0
+while True:
+    with open(BIG, "wb") as b:
+        b.write(base)
+    floor(1)
+    device(n)
+    try:
+        update("v2")
+        print("NOCUT", n)
+        break
+    except ota_device.PowerCut:
+        pass
+    img = ota_device.mounts(d.contents())
+    old = n == 0 and img == base
+    if img is not None and img[:len(want)] != want and not old:
+        print("BAD", n)
+    d.cut_after = None
+    show(update("v2"))
+    if d.contents()[:len(want)] != want:
+        print("NOT RESUMED", n)
+    n += 2
+print("CUTS", n // 2)
+"#,
+        v2 = f.root.join("v2.bin").to_str().unwrap(),
+    ));
+    assert!(
+        !out.contains("BAD") && !out.contains("NOT RESUMED"),
+        "{out}"
+    );
+    let cuts: usize = out
+        .lines()
+        .find_map(|l| l.strip_prefix("CUTS "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(cuts >= 5, "{out}");
+    // The first update wrote whole 64 KiB units: fewer units than blocks.
+    let first: Vec<usize> = stats(&out)[0]
+        .split(' ')
+        .take(4)
+        .map(|x| x.parse().unwrap())
+        .collect();
+    assert_eq!(first[3], f.v1.len().div_ceil(65536), "{out}");
+}
+
+/// Blocks the partition holds at another offset are copied on the device,
+/// not fetched: 4 KiB-aligned data files that a new file before them moves
+/// by whole blocks.
+#[test]
+fn ota_copies_blocks_the_partition_holds_elsewhere() {
+    let Some(f) = fixture() else { return };
+    let app_dir = f.root.join("app-moved");
+    std::fs::create_dir_all(&app_dir).unwrap();
+    let mut rng = Rng(11);
+    std::fs::write(app_dir.join("a.bin"), rng.bytes(3 * 4096)).unwrap();
+    std::fs::write(app_dir.join("b.bin"), rng.bytes(2 * 4096)).unwrap();
+    let key = f.root.join("key.pem");
+    let aligned = ["-q", "--align-rule", "*.bin=4096"];
+    let www = f.root.join("www");
+    let (v1, _) = publish_with(&app_dir, &www.join("c1"), 1, "board", Some(&key), &aligned);
+    std::fs::write(app_dir.join("0.bin"), rng.bytes(4096)).unwrap();
+    let (v2, _) = publish_with(&app_dir, &www.join("c2"), 2, "board", Some(&key), &aligned);
+    assert_ne!(blocks_differing(&v1, &v2), 0);
+    let out = f.run("update('c1')\nshow(update('c2'))");
+    assert!(f.holds(&v2), "{out}");
+    let fields: Vec<usize> = stats(&out)[0]
+        .split(' ')
+        .take(2)
+        .map(|x| x.parse().unwrap())
+        .collect();
+    assert!(fields[1] >= 5, "the moved files' blocks are copied: {out}");
+}
+
 /// `update_from` over a stream (manifest then image, as a UART or BLE link
 /// would carry them): a full update, then a one-module one that writes only
 /// the changed units.
@@ -526,6 +647,109 @@ fn ota_package_compiles_with_mpy_cross() {
         String::from_utf8_lossy(&out.stdout).trim(),
         "True ddaf35a193617aba"
     );
+}
+
+/// `romfs publish` into a folder that holds a release lays the new one out
+/// against it (the stable layout): one grown module changes a few blocks
+/// where a fresh layout (`--fresh`) shifts most of the image; the image
+/// verifies, and a device holding the old release fetches only those
+/// blocks.
+#[test]
+fn publish_builds_on_the_previous_release_and_the_device_fetches_little() {
+    let Some(f) = fixture() else { return };
+    let www = f.root.join("www");
+    let app_dir = f.root.join("app-stable");
+    app(&app_dir, 7, 60);
+    let key = f.root.join("key.pem");
+    let v1 = publish(&app_dir, &www.join("rel"), 5, "board", Some(&key));
+    let module = app_dir.join("m20.py");
+    let mut text = std::fs::read(&module).unwrap();
+    text.extend_from_slice(&[b'#'; 1024]);
+    std::fs::write(&module, text).unwrap();
+    let fresh_dir = f.root.join("fresh");
+    std::fs::create_dir(&fresh_dir).unwrap();
+    for e in std::fs::read_dir(www.join("rel")).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, fresh_dir.join(p.file_name().unwrap())).unwrap();
+    }
+    let (v2, printed) = publish_with(&app_dir, &www.join("rel"), 6, "board", Some(&key), &[]);
+    let (v2_fresh, _) = publish_with(&app_dir, &fresh_dir, 6, "board", Some(&key), &["--fresh"]);
+    assert!(
+        printed.contains("laid out against the previous publication"),
+        "{printed}"
+    );
+    let stable = blocks_differing(&v1, &v2);
+    let fresh = blocks_differing(&v1, &v2_fresh);
+    // The module's block, the block after it, the tree's and the last block (the checksum).
+    assert!(stable <= 4, "{stable} blocks changed: {printed}");
+    assert!(fresh > 4 * stable, "fresh {fresh}, stable {stable}");
+    assert!(
+        printed.contains(&format!("rewrites {stable} blocks")),
+        "{printed}"
+    );
+    let verify = Command::new(romfs_bin())
+        .arg("verify")
+        .arg(www.join("rel").join(format!("{}.romfs", hex8(&v2))))
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+    // The device holds v1 (generation 5); the update fetches only the
+    // changed blocks.
+    let mut part = vec![0xffu8; 1 << 20];
+    part[..v1.len()].copy_from_slice(&v1);
+    std::fs::write(f.root.join("part.bin"), part).unwrap();
+    std::fs::write(f.root.join("state"), "5").unwrap();
+    f.server.config("reset=1");
+    let out = f.run("show(update('rel'))");
+    assert!(f.holds(&v2), "{out}");
+    let fields: Vec<usize> = stats(&out)[0]
+        .split(' ')
+        .take(4)
+        .map(|x| x.parse().unwrap())
+        .collect();
+    let (fetched, copied) = (fields[0], fields[1]);
+    assert!(fetched + copied <= stable, "{out}");
+    let manifest = std::fs::metadata(www.join("rel/ota.manifest"))
+        .unwrap()
+        .len() as usize;
+    let served = f.server.bytes_served() as usize;
+    assert!(
+        served <= manifest + 1 + fetched * 4096,
+        "served {served} bytes: {out}"
+    );
+}
+
+fn hex8(image: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(image)[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A previous publication whose image does not match its manifest is no
+/// base: `romfs publish` says so, naming the image, and lays the new one
+/// out afresh.
+#[test]
+fn publish_with_a_damaged_previous_image_lays_out_afresh_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    app(&d.join("app"), 5, 5);
+    let www = d.join("www");
+    let v1 = publish(&d.join("app"), &www, 1, "p", None);
+    let name = format!("{}.romfs", hex8(&v1));
+    std::fs::write(www.join(&name), &v1[..100]).unwrap();
+    let (_, printed) = publish_with(&d.join("app"), &www, 2, "p", None, &[]);
+    assert!(
+        printed.contains("laid out afresh, not against the previous publication")
+            && printed.contains(&format!("{name}: does not match the SHA-256")),
+        "{printed}"
+    );
+    assert!(!printed.contains("laid out against"), "{printed}");
 }
 
 /// `romfs publish`: the same inputs give the same bytes, from a folder or
