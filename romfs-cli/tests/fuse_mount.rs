@@ -2,6 +2,7 @@
 //!
 //! These need `/dev/fuse` and `fusermount3` (Debian package `fuse3`). Outside
 //! CI a missing `fusermount3` skips them (saying so); in CI it fails them.
+#![forbid(unsafe_code)]
 
 use nix::errno::Errno;
 use nix::sys::signal::{kill, Signal};

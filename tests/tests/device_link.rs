@@ -3,6 +3,7 @@
 //! real session against the emulated board once, records what the board
 //! sent, then replays it cut short and garbled through a scripted
 //! transport; and freezes and kills the real board mid-session.
+#![forbid(unsafe_code)]
 
 mod device_support;
 
