@@ -101,6 +101,7 @@ pub(crate) fn write_atomically(
 
 /// Fill in the signature record of the image just written to `file`
 /// (SHA-256 of everything before it, the key's id, the Ed25519 signature).
+#[allow(unsafe_code)] // maps the output file (SAFETY below)
 fn sign_in_place(file: &fs::File, key: &SigningKey, out: &Path) -> Result<Written, BuildError> {
     let out_err = |error: io::Error| BuildError::Output {
         path: out.to_path_buf(),

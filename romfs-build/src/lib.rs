@@ -1,4 +1,7 @@
 #![doc = include_str!("../README.md")]
+// Only the two file mappings (emit, inspect) may be unsafe, each allowed
+// where it is.
+#![deny(unsafe_code)]
 
 mod build;
 pub mod cache;

@@ -2,7 +2,11 @@
 //!
 //! These need `/dev/fuse` and `fusermount3` (Debian package `fuse3`). Outside
 //! CI a missing `fusermount3` skips them (saying so); in CI it fails them.
+#![forbid(unsafe_code)]
 
+use nix::errno::Errno;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::{getuid, truncate, Pid};
 use romfs_testkit::Rng;
 use std::collections::BTreeMap;
 use std::fs;
@@ -189,26 +193,45 @@ impl Scratch {
         });
     }
 
-    /// The pid of the daemon serving this mountpoint.
+    /// The pid of the daemon serving this mountpoint: its one `romfs-mount`
+    /// process that holds `/dev/fuse` (the helper that keeps fusermount3's
+    /// auto-unmount socket has the same command line, and holds none).
     fn daemon_pid(&self) -> i32 {
         let needle = self.mnt.as_os_str().as_bytes();
-        for entry in fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            let Ok(cmdline) = fs::read(entry.path().join("cmdline")) else {
-                continue;
-            };
-            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-            let Ok(exe) = fs::read_link(entry.path().join("exe")) else {
-                continue;
-            };
-            if exe.file_name().is_some_and(|n| n == "romfs-mount") && args.contains(&needle) {
-                return pid;
-            }
-        }
-        panic!("no romfs-mount process serves {}", self.mnt.display());
+        let servers: Vec<i32> = fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|entry| {
+                let pid = entry.file_name().to_str()?.parse::<i32>().ok()?;
+                let exe = fs::read_link(entry.path().join("exe")).ok()?;
+                let cmdline = fs::read(entry.path().join("cmdline")).ok()?;
+                let serves = exe.file_name()? == "romfs-mount"
+                    && cmdline.split(|b| *b == 0).any(|arg| arg == needle)
+                    && holds_dev_fuse(pid);
+                serves.then_some(pid)
+            })
+            .collect();
+        assert_eq!(
+            servers.len(),
+            1,
+            "romfs-mount processes holding /dev/fuse for {}: {servers:?}",
+            self.mnt.display()
+        );
+        servers[0]
     }
+}
+
+/// Whether process `pid` has `/dev/fuse` open.
+fn holds_dev_fuse(pid: i32) -> bool {
+    fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+        fds.flatten()
+            .any(|fd| fs::read_link(fd.path()).is_ok_and(|to| to == Path::new("/dev/fuse")))
+    })
+}
+
+/// Send `signal` to process `pid`.
+fn signal(pid: i32, signal: Signal) {
+    kill(Pid::from_raw(pid), signal).unwrap();
 }
 
 impl Drop for Scratch {
@@ -289,8 +312,7 @@ fn check_tree(src: &Path, mnt: &Path, image: &[u8]) {
     let image = Image::parse(image).unwrap();
     let root = fs::metadata(mnt).unwrap();
     assert_eq!(root.ino(), 1, "root inode");
-    // SAFETY: getuid cannot fail.
-    let uid = unsafe { libc::getuid() };
+    let uid = getuid().as_raw();
     for path in want.keys() {
         let full = mnt.join(path);
         let meta = fs::symlink_metadata(&full).unwrap();
@@ -557,15 +579,8 @@ fn writes_are_erofs() {
         std::os::unix::fs::symlink("file.txt", m.join("sym")),
         "symlink",
     );
-    let path = std::ffi::CString::new(m.join("file.txt").as_os_str().as_bytes()).unwrap();
-    // SAFETY: a valid NUL-terminated path.
-    let rc = unsafe { libc::truncate(path.as_ptr(), 0) };
     erofs(
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(std::io::Error::last_os_error())
-        },
+        truncate(&m.join("file.txt"), 0).map_err(std::io::Error::from),
         "truncate",
     );
     assert_eq!(fs::read(m.join("file.txt")).unwrap(), b"content");
@@ -695,8 +710,7 @@ fn sigterm_in_foreground_unmounts() {
     s.mount_foreground(&img);
     assert_eq!(fs::read(s.mnt.join("a-small")).unwrap(), b"small file");
     let mut child = s.foreground.take().unwrap();
-    // SAFETY: signals our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    signal(child.id() as i32, Signal::SIGTERM);
     let status = wait_child(&mut child, Duration::from_secs(10));
     assert!(status.success(), "foreground mount exited with {status}");
     assert!(!mounted(&s.mnt), "SIGTERM left the mount behind");
@@ -711,8 +725,7 @@ fn sigterm_to_daemon_unmounts_and_sigkill_leaves_no_stale_mount() {
     let img = small_image(&s);
     s.mount(&img, &[]);
     let pid = s.daemon_pid();
-    // SAFETY: signals the daemon this test started.
-    unsafe { libc::kill(pid, libc::SIGTERM) };
+    signal(pid, Signal::SIGTERM);
     wait_until("unmount after SIGTERM", Duration::from_secs(10), || {
         !mounted(&s.mnt)
     });
@@ -722,8 +735,7 @@ fn sigterm_to_daemon_unmounts_and_sigkill_leaves_no_stale_mount() {
     // A daemon killed outright: auto_unmount removes the mount.
     s.mount(&img, &[]);
     let pid = s.daemon_pid();
-    // SAFETY: as above.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
+    signal(pid, Signal::SIGKILL);
     wait_until(
         "auto-unmount after SIGKILL",
         Duration::from_secs(10),
@@ -743,6 +755,59 @@ fn sigterm_to_daemon_unmounts_and_sigkill_leaves_no_stale_mount() {
         Duration::from_secs(10),
         || !pid_alive(pid),
     );
+}
+
+/// Live processes (zombies aside) with `mnt` among their arguments: the
+/// server, its keepalive helper, fusermount3.
+fn processes_for(mnt: &Path) -> Vec<i32> {
+    let needle = mnt.as_os_str().as_bytes();
+    fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<i32>().ok()?;
+            let cmdline = fs::read(entry.path().join("cmdline")).ok()?;
+            let listed = cmdline.split(|b| *b == 0).any(|arg| arg == needle);
+            (listed && pid_alive(pid)).then_some(pid)
+        })
+        .collect()
+}
+
+/// A killed server never leaves its mount behind, in the background or the
+/// foreground, whatever order the kernel closes its descriptors in:
+/// fusermount3 unmounts only a connection it finds dead, so it must not be
+/// told before the server is wholly gone (it was, now and then, while the
+/// server held fusermount3's socket itself). Nothing is left running.
+#[test]
+fn sigkill_never_leaves_a_stale_mount() {
+    if !fuse_ready() {
+        return;
+    }
+    let mut s = Scratch::new();
+    let img = small_image(&s);
+    for round in 0..25 {
+        s.mount(&img, &[]);
+        signal(s.daemon_pid(), Signal::SIGKILL);
+        wait_until(
+            &format!("auto-unmount after SIGKILL to the daemon (round {round})"),
+            Duration::from_secs(10),
+            || !mounted(&s.mnt),
+        );
+        s.mount_foreground(&img);
+        let mut child = s.foreground.take().unwrap();
+        signal(child.id() as i32, Signal::SIGKILL);
+        child.wait().unwrap();
+        wait_until(
+            &format!("auto-unmount after SIGKILL in the foreground (round {round})"),
+            Duration::from_secs(10),
+            || !mounted(&s.mnt),
+        );
+        wait_until(
+            &format!("every process of the mount to exit (round {round})"),
+            Duration::from_secs(10),
+            || processes_for(&s.mnt).is_empty(),
+        );
+    }
 }
 
 #[test]
@@ -1216,8 +1281,7 @@ fn daemon_killed_mid_read() {
             })
             .collect();
         std::thread::sleep(Duration::from_millis(300));
-        // SAFETY: signals the daemon this test started.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
+        signal(pid, Signal::SIGKILL);
         for (k, (code, err)) in wait_readers(readers, Duration::from_secs(30))
             .into_iter()
             .enumerate()
@@ -1251,7 +1315,7 @@ fn daemon_killed_mid_read() {
             // A dead mount: stat says so, and `romfs umount` removes it.
             assert!(mounted(&s.mnt), "noauto_unmount: the dead mount stays");
             let e = fs::metadata(&s.mnt).unwrap_err();
-            assert_eq!(e.raw_os_error(), Some(libc::ENOTCONN), "{e}");
+            assert_eq!(e.raw_os_error(), Some(Errno::ENOTCONN as i32), "{e}");
             let out = umount();
             assert!(
                 out.status.success(),

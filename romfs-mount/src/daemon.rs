@@ -2,12 +2,16 @@
 //! the terminal, and tell the caller over a pipe once the mount exists (or
 //! why it failed).
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::fd::{FromRawFd, RawFd};
 use std::path::Path;
 
+use nix::fcntl::OFlag;
+use nix::sys::wait::waitpid;
+use nix::unistd::{dup2_stderr, dup2_stdin, dup2_stdout, pipe2, setsid};
+
 use crate::serve::serve;
+use crate::sys::{exit_child, fork, Forked};
 use crate::{prepare, MountError, MountOptions, Prepared};
 
 /// First byte on the readiness pipe: mounted.
@@ -35,36 +39,33 @@ impl Prepared {
         if self.opts.foreground {
             return serve(self, None);
         }
-        let system = |action| MountError::System {
-            action,
-            error: io::Error::last_os_error(),
-        };
-        let mut fds = [0 as RawFd; 2];
-        // SAFETY: pipe2 fills two fds.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-            return Err(system("create the readiness pipe"));
-        }
-        // SAFETY: both fds were just created and are owned here.
-        let (mut rd, wr) = unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) };
+        let (rd, wr) = pipe2(OFlag::O_CLOEXEC).map_err(|errno| MountError::System {
+            action: "create the readiness pipe",
+            error: errno.into(),
+        })?;
+        let mut rd = File::from(rd);
         let _ = io::stdout().flush();
         let _ = io::stderr().flush();
-        // SAFETY: fork; the child only runs daemon_child and then exits
-        // with _exit, never returning into the caller.
-        let pid = unsafe { libc::fork() };
-        if pid < 0 {
-            return Err(system("fork the mount process"));
-        }
-        if pid == 0 {
-            drop(rd);
-            daemon_child(self, wr);
-        }
+        // This process may have no threads yet (see above): the child is free
+        // to do anything, and leaves through daemon_child's exit_child.
+        let child = match fork() {
+            Ok(Forked::Parent(child)) => child,
+            Ok(Forked::Child) => {
+                drop(rd);
+                daemon_child(self, File::from(wr));
+            }
+            Err(error) => {
+                return Err(MountError::System {
+                    action: "fork the mount process",
+                    error,
+                })
+            }
+        };
         drop(wr);
         drop(self);
         // The first child only forks the daemon and exits: reap it now, so
         // the daemon belongs to init and never lingers as our zombie.
-        let mut st = 0;
-        // SAFETY: waits for our own child.
-        unsafe { libc::waitpid(pid, &mut st, 0) };
+        let _ = waitpid(child, None);
         // The daemon keeps the pipe open while it serves: read the status
         // byte, and only on failure the message that follows (until it exits).
         let mut status = [0u8; 1];
@@ -98,31 +99,23 @@ fn daemon_child(prepared: Prepared, mut wr: File) -> ! {
         bytes.extend_from_slice(msg.as_bytes());
         let _ = wr.write_all(&bytes);
     };
-    // SAFETY: plain syscalls on our own process.
-    unsafe {
-        libc::setsid();
-        // Fork again: the daemon is then no session leader (it can never
-        // get a controlling terminal) and is reparented to init at once.
-        match libc::fork() {
-            0 => {}
-            pid if pid > 0 => libc::_exit(0),
-            _ => {
-                let error = io::Error::last_os_error();
-                fail(&mut wr, format!("cannot fork the mount daemon: {error}"));
-                libc::_exit(1)
-            }
+    let _ = setsid();
+    // Fork again: the daemon is then no session leader (it can never get a
+    // controlling terminal) and is reparented to init at once.
+    match fork() {
+        Ok(Forked::Child) => {}
+        Ok(Forked::Parent(_)) => exit_child(0),
+        Err(error) => {
+            fail(&mut wr, format!("cannot fork the mount daemon: {error}"));
+            exit_child(1)
         }
-        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
-        if null >= 0 {
-            for fd in 0..3 {
-                libc::dup2(null, fd);
-            }
-            if null > 2 {
-                libc::close(null);
-            }
-        }
-        libc::chdir(c"/".as_ptr());
     }
+    if let Ok(null) = OpenOptions::new().read(true).write(true).open("/dev/null") {
+        let _ = dup2_stdin(&null);
+        let _ = dup2_stdout(&null);
+        let _ = dup2_stderr(&null);
+    }
+    let _ = std::env::set_current_dir("/");
     let ready = wr.try_clone().ok();
     let code = match serve(prepared, ready) {
         Ok(()) => 0,
@@ -132,6 +125,6 @@ fn daemon_child(prepared: Prepared, mut wr: File) -> ! {
         }
     };
     drop(wr);
-    // SAFETY: leave without running the caller's atexit handlers.
-    unsafe { libc::_exit(code) }
+    // Leave without running the caller's atexit handlers.
+    exit_child(code)
 }

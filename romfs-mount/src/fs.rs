@@ -5,7 +5,6 @@ use std::ffi::OsStr;
 use std::fs::File;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -17,6 +16,7 @@ use fuser::{
     ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use memmap2::Mmap;
+use nix::fcntl::OFlag;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -75,7 +75,8 @@ impl std::fmt::Debug for RomFs {
 
 fn is_write_open(flags: OpenFlags) -> bool {
     !matches!(flags.acc_mode(), OpenAccMode::O_RDONLY)
-        || flags.0 & (libc::O_TRUNC | libc::O_APPEND | libc::O_CREAT) != 0
+        || OFlag::from_bits_retain(flags.0)
+            .intersects(OFlag::O_TRUNC | OFlag::O_APPEND | OFlag::O_CREAT)
 }
 
 impl RomFs {
@@ -707,13 +708,6 @@ impl Filesystem for RomFs {
 impl RomFs {
     /// The image file's current size, `None` if it cannot be read.
     fn file_len(&self) -> Option<u64> {
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: fstat writes into `st`, which is a valid, owned stat buffer.
-        let rc = unsafe { libc::fstat(self.file.as_raw_fd(), &mut st) };
-        if rc == 0 {
-            u64::try_from(st.st_size).ok()
-        } else {
-            None
-        }
+        self.file.metadata().ok().map(|meta| meta.len())
     }
 }

@@ -1,13 +1,17 @@
 //! The `fusermount3` protocol: it mounts (so non-root users can) and passes
 //! the `/dev/fuse` descriptor back over a unix socket; it also unmounts.
 
-use std::io::{self, Read};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
+use std::io::{self, IoSliceMut, Read};
+use std::mem::MaybeUninit;
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{ChildStderr, Command, Stdio};
+
+use nix::mount::{umount2, MntFlags};
+use rustix::net::{recvmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+
+use crate::keepalive::Keepalive;
 
 use crate::mountinfo::listed_path;
 use crate::{is_mounted, MountError, MountOptions};
@@ -56,57 +60,38 @@ pub(crate) fn option_string(image: &Path, opts: &MountOptions) -> String {
     o.join(",")
 }
 
-/// Receive one file descriptor over a unix socket (SCM_RIGHTS).
+/// Receive one file descriptor over a unix socket (SCM_RIGHTS); `None` if
+/// the peer closed the socket without sending one.
 fn recv_fd(sock: &UnixStream) -> io::Result<Option<OwnedFd>> {
     let mut byte = [0u8; 1];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: 1,
-    };
-    let mut cbuf = [0u64; 16];
-    // SAFETY: msghdr is plain data; every pointer set below outlives the call.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&cbuf) as _;
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
     loop {
-        // SAFETY: msg points at valid buffers for the duration of the call.
-        let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        if n == 0 {
-            return Ok(None);
-        }
-        break;
-    }
-    // SAFETY: CMSG_* walk the control buffer the kernel filled in.
-    unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
-        while !cmsg.is_null() {
-            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
-                let fd: RawFd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const RawFd);
-                if fd >= 0 {
-                    return Ok(Some(OwnedFd::from_raw_fd(fd)));
-                }
-            }
-            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        match recvmsg(
+            sock,
+            &mut [IoSliceMut::new(&mut byte)],
+            &mut control,
+            RecvFlags::CMSG_CLOEXEC,
+        ) {
+            Ok(msg) if msg.bytes == 0 => return Ok(None),
+            Ok(_) => break,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
         }
     }
-    Ok(None)
+    let fd = control.drain().find_map(|message| match message {
+        RecvAncillaryMessage::ScmRights(mut fds) => fds.next(),
+        _ => None,
+    });
+    Ok(fd)
 }
 
 /// A live FUSE mount made by fusermount3.
 pub(crate) struct FuseMount {
     pub(crate) dev: OwnedFd,
-    /// With auto_unmount, fusermount3 stays running and unmounts when this
-    /// socket closes (i.e. when we exit, however we exit).
-    pub(crate) keepalive: Option<UnixStream>,
+    /// With auto_unmount, fusermount3 stays running and unmounts when its
+    /// socket closes, which this holds open while we serve.
+    pub(crate) keepalive: Option<Keepalive>,
     /// Read end of fusermount3's stderr, kept open so late messages from it
     /// never hit a closed pipe.
     pub(crate) stderr: Option<ChildStderr>,
@@ -122,23 +107,13 @@ pub(crate) fn mount(
         action: "create a socket pair for fusermount3",
         error,
     })?;
-    let theirs_fd = theirs.as_raw_fd();
+    // fusermount3 gets its end of the socket as its stdin.
     let mut cmd = Command::new(FUSERMOUNT);
     cmd.arg("-o").arg(options).arg("--").arg(mountpoint);
-    cmd.env("_FUSE_COMMFD", theirs_fd.to_string());
-    cmd.stdin(Stdio::null())
+    cmd.env("_FUSE_COMMFD", "0");
+    cmd.stdin(Stdio::from(OwnedFd::from(theirs)))
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    // SAFETY: only async-signal-safe fcntl between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            let flags = libc::fcntl(theirs_fd, libc::F_GETFD);
-            if flags < 0 || libc::fcntl(theirs_fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
     let mut child = cmd.spawn().map_err(|error| {
         if error.kind() == io::ErrorKind::NotFound {
             MountError::Fuse(format!("{FUSERMOUNT} not found: install the fuse3 package"))
@@ -149,18 +124,27 @@ pub(crate) fn mount(
             }
         }
     })?;
-    drop(theirs);
+    // Dropping the command closes our copy of fusermount3's end: when it
+    // exits, `recv_fd` sees the socket close.
+    drop(cmd);
+    // Before the /dev/fuse descriptor arrives: the holder must not get one.
+    let keepalive = match auto_unmount {
+        true => Some(Keepalive::hold(ours.try_clone().map_err(|error| {
+            MountError::System {
+                action: "copy the socket for fusermount3",
+                error,
+            }
+        })?)),
+        false => None,
+    };
     match recv_fd(&ours) {
         Ok(Some(dev)) => {
             let stderr = child.stderr.take();
-            let keepalive = if auto_unmount {
-                // fusermount3 keeps running; it is reaped by whoever outlives it.
-                Some(ours)
-            } else {
-                drop(ours);
+            if keepalive.is_none() {
                 let _ = child.wait();
-                None
-            };
+            }
+            // With auto_unmount, fusermount3 keeps running; it is reaped by
+            // whoever outlives it.
             Ok(FuseMount {
                 dev,
                 keepalive,
@@ -168,6 +152,7 @@ pub(crate) fn mount(
             })
         }
         other => {
+            drop(keepalive);
             drop(ours);
             let mut msg = String::new();
             if let Some(mut e) = child.stderr.take() {
@@ -203,18 +188,16 @@ pub(crate) fn unmount_now(mountpoint: &Path, lazy: bool) -> Result<(), String> {
         Ok(out) if out.status.success() => Ok(()),
         Ok(out) => Err(String::from_utf8_lossy(&out.stderr).trim().to_string()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let c = std::ffi::CString::new(mountpoint.as_os_str().as_bytes())
-                .map_err(|e| e.to_string())?;
-            let flags = if lazy { libc::MNT_DETACH } else { 0 };
-            // SAFETY: c is a valid NUL-terminated path.
-            if unsafe { libc::umount2(c.as_ptr(), flags) } == 0 {
-                Ok(())
-            } else {
-                Err(format!(
+            let flags = match lazy {
+                true => MntFlags::MNT_DETACH,
+                false => MntFlags::empty(),
+            };
+            umount2(mountpoint, flags).map_err(|errno| {
+                format!(
                     "{FUSERMOUNT} not found, and umount2: {}",
-                    io::Error::last_os_error()
-                ))
-            }
+                    io::Error::from(errno)
+                )
+            })
         }
         Err(e) => Err(e.to_string()),
     }

@@ -1,4 +1,6 @@
 #![doc = include_str!("../README.md")]
+// Only `sys` may hold unsafe code (fork, `_exit`, mmap), and says why.
+#![deny(unsafe_code)]
 
 mod daemon;
 #[doc(hidden)]
@@ -6,11 +8,13 @@ pub mod direct;
 mod fs;
 mod fusermount;
 mod index;
+mod keepalive;
 mod mountinfo;
 mod options;
 mod prepare;
 mod readahead;
 mod serve;
+mod sys;
 
 use std::fmt;
 use std::io;

@@ -6,7 +6,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use memmap2::Mmap;
+use nix::errno::Errno;
+use nix::unistd::{getgid, getuid};
 use romfs_format::name::NameProblem;
 use romfs_format::{ErrorKind, Finding, FindingKind, Image};
 
@@ -27,8 +28,8 @@ fn mountpoint_error(path: &Path, problem: MountpointProblem) -> MountError {
 fn check_mountpoint(mountpoint: &Path) -> Result<PathBuf, MountError> {
     let meta = std::fs::metadata(mountpoint).map_err(|e| {
         let problem = match e.raw_os_error() {
-            Some(libc::ENOENT) => MountpointProblem::Missing,
-            Some(libc::ENOTCONN) => MountpointProblem::Disconnected,
+            Some(errno) if errno == Errno::ENOENT as i32 => MountpointProblem::Missing,
+            Some(errno) if errno == Errno::ENOTCONN as i32 => MountpointProblem::Disconnected,
             _ => MountpointProblem::Io(e),
         };
         mountpoint_error(mountpoint, problem)
@@ -140,11 +141,7 @@ pub(crate) fn open_image(
             offset: 0,
         }));
     }
-    // SAFETY: the mapping is read-only. The file may still change under
-    // us; the index is built here, once, and afterwards only the kernel
-    // touches the mapping (copying read replies), which turns faults into
-    // EIO instead of SIGBUS.
-    let map = unsafe { Mmap::map(&file) }.map_err(image_err)?;
+    let map = crate::sys::map_image(&file).map_err(image_err)?;
     let parsed = Image::parse(&map).map_err(not_romfs)?;
     let mut fatal = Vec::new();
     let mut warnings = Vec::new();
@@ -181,14 +178,10 @@ pub(crate) fn open_image(
     };
     // Verification touched every page; let them go from our page tables
     // (they stay in the page cache). Reads fault in what they need.
-    // SAFETY: a read-only shared file mapping: dropped pages are re-read
-    // from the file on the next access.
-    let _ = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
-    // SAFETY: getuid/getgid cannot fail.
-    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    crate::sys::release_pages(&map);
     let attrs = Attrs {
-        uid: opts.uid.unwrap_or(uid),
-        gid: opts.gid.unwrap_or(gid),
+        uid: opts.uid.unwrap_or_else(|| getuid().as_raw()),
+        gid: opts.gid.unwrap_or_else(|| getgid().as_raw()),
         file_mode: opts.file_mode,
         dir_mode: opts.dir_mode,
         time,

@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use fuser::{Config, Session, SessionACL};
+use nix::sys::pthread::pthread_kill;
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 
 use crate::{fusermount, MountError, Prepared};
 
@@ -19,18 +21,15 @@ fn default_threads() -> usize {
 }
 
 /// Signals that unmount the filesystem.
-const STOP_SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+const STOP_SIGNALS: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
 
-fn signal_set() -> libc::sigset_t {
-    // SAFETY: sigset manipulation on an owned set.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for s in STOP_SIGNALS {
-            libc::sigaddset(&mut set, s);
-        }
-        set
+/// The set of [`STOP_SIGNALS`].
+pub(crate) fn stop_signal_set() -> SigSet {
+    let mut set = SigSet::empty();
+    for signal in STOP_SIGNALS {
+        set.add(signal);
     }
+    set
 }
 
 /// Mount the prepared image and serve it until unmounted. `ready` is told
@@ -65,11 +64,8 @@ pub(crate) fn serve(p: Prepared, ready: Option<File>) -> Result<(), MountError> 
 
     // Block the stop signals in this thread (and so in every FUSE thread
     // spawned from it); one thread waits for them and unmounts.
-    let set = signal_set();
-    // SAFETY: sigset_t is plain data, filled in by pthread_sigmask below.
-    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: valid sigset pointers.
-    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old) };
+    let set = stop_signal_set();
+    let old_mask = set.thread_swap_mask(SigmaskHow::SIG_BLOCK).ok();
     let finished = Arc::new(AtomicBool::new(false));
     let keepalive = mount.keepalive;
     let watcher = {
@@ -78,30 +74,33 @@ pub(crate) fn serve(p: Prepared, ready: Option<File>) -> Result<(), MountError> 
         std::thread::Builder::new()
             .name("romfs-signals".into())
             .spawn(move || {
-                let mut sig: libc::c_int = 0;
-                // SAFETY: waits on a valid, owned set.
-                while unsafe { libc::sigwait(&set, &mut sig) } != 0 {}
+                while set.wait().is_err() {}
                 if !finished.load(Ordering::SeqCst) {
                     // Lazy: the mount disappears now; open files keep working
                     // until closed, then the FUSE threads see the device go.
                     let _ = fusermount::unmount_now(&mountpoint, true);
-                    drop(keepalive);
                 }
+                // fusermount3 may go: the mount is gone, or (after a failed
+                // session, the last /dev/fuse descriptor closed) dead.
+                drop(keepalive);
             })
     };
     let result = session.run().map_err(|error| MountError::System {
         action: "serve FUSE requests",
         error,
     });
+    // The session's notifier is the last holder of the /dev/fuse descriptor.
+    drop(notifier_slot);
     finished.store(true, Ordering::SeqCst);
     if let Ok(handle) = watcher {
         use std::os::unix::thread::JoinHandleExt;
-        // SAFETY: the thread is alive (joined below) and waits for SIGTERM.
-        unsafe { libc::pthread_kill(handle.as_pthread_t(), libc::SIGTERM) };
+        // The thread is alive (joined below) and waits for SIGTERM.
+        let _ = pthread_kill(handle.as_pthread_t(), Signal::SIGTERM);
         let _ = handle.join();
     }
-    // SAFETY: restores the mask saved above.
-    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    if let Some(old_mask) = old_mask {
+        let _ = old_mask.thread_set_mask();
+    }
     drop(mount.stderr);
     result
 }

@@ -1,1 +1,2 @@
 //! Integration tests only: see `tests/`.
+#![forbid(unsafe_code)]

@@ -3,6 +3,7 @@
 //! run there, data reads back identical; mpremote layout equals mpremote's
 //! output byte for byte (with and without `.mpy`); romfs reads mpremote's
 //! images; the README's main command builds `examples/app`.
+#![forbid(unsafe_code)]
 
 use romfs_testkit::romfs_bin;
 use std::fs;

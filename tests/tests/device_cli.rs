@@ -3,6 +3,7 @@
 //! the app running from `/rom`; `query --json`; and the errors a user meets
 //! (an incompatible prebuilt `.mpy`, read-only firmware, an image too large,
 //! no board), each said once with a non-zero exit and nothing written.
+#![forbid(unsafe_code)]
 
 mod device_support;
 

@@ -3,6 +3,7 @@
 //! data files and run it from `/rom` and `/rom/lib`, redeploy after a
 //! one-file change writing only the blocks that changed, refuse an image
 //! too large, and a clear error from the stock (read-only) firmware.
+#![forbid(unsafe_code)]
 
 mod device_support;
 

@@ -7,6 +7,7 @@
 //! `ROMFS_INTERRUPTION_POINTS` sets how many instants are covered (CI
 //! default below; a longer run: `ROMFS_INTERRUPTION_POINTS=100 cargo test
 //! -p romfs-interop --test device_interrupt -- --nocapture`).
+#![forbid(unsafe_code)]
 
 mod device_support;
 

@@ -5,6 +5,7 @@
 //! transport; freezes and kills the real board mid-session; and leaves it
 //! in every REPL state a program can leave it in, from which the next
 //! connection recovers on its first try.
+#![forbid(unsafe_code)]
 
 mod device_support;
 

@@ -11,6 +11,7 @@
 //! rule counter the model keeps (misaligned, overread, overprogrammed, out
 //! of range, ...) is zero. Each model boots once for its cases (and once
 //! more per power cut).
+#![forbid(unsafe_code)]
 
 mod device_support;
 

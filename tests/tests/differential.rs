@@ -15,6 +15,7 @@
 //! A failing image is minimised and written under
 //! `target/differential/failures/`; once understood and fixed it belongs in
 //! `tests/differential/` (replayed by `regression_images`).
+#![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -5,6 +5,7 @@
 //! (`vfs.VfsRom`) and the module imports and runs. The same with signed
 //! updates: `romfs keygen`, `romfs build --sign`, the signed manifest from
 //! `romfs info --json` handed to the updater first, as a sender would.
+#![forbid(unsafe_code)]
 
 use std::path::Path;
 use std::process::Command;

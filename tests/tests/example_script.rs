@@ -2,6 +2,7 @@
 //! it: it builds both commands (`romfs` and `romfs-mount`), and runs the app
 //! on the emulated board rather than skipping it; with no board firmware it
 //! fails saying where the firmware goes, never exits 0 having skipped it.
+#![forbid(unsafe_code)]
 
 use std::process::Command;
 

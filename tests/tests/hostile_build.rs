@@ -6,6 +6,7 @@
 //!
 //! Some cases need root (tmpfs mounts, `setpriv` to drop to `nobody`): CI
 //! runs as root, and there they fail rather than skip.
+#![forbid(unsafe_code)]
 
 use std::collections::BTreeSet;
 use std::ffi::OsStr;

@@ -1,6 +1,7 @@
 //! MicroPython's own reader (`vfs.VfsRom` in the real unix port) mounts our
 //! default-layout images and lists, stats and reads every file exactly as our
 //! reader does. Also: a module stored in the image imports and runs.
+#![forbid(unsafe_code)]
 
 use romfs_testkit::Rng;
 use std::fmt::Write as _;

@@ -1,5 +1,6 @@
 //! Our mpremote layout is byte-for-byte what `mpremote romfs --no-mpy build`
 //! writes, on generated trees; and our reader reads mpremote's images.
+#![forbid(unsafe_code)]
 
 use romfs_testkit::Rng;
 use std::path::Path;

@@ -1,5 +1,6 @@
 //! Over-the-air updates on stock MicroPython: the `romfs_ota` package
 //! (`micropython/romfs_ota/`) run by the real unix port, and `romfs publish`.
+#![forbid(unsafe_code)]
 
 #[path = "ota/board.rs"]
 mod board;

@@ -4,6 +4,7 @@
 //! byte for byte ours, keys OpenSSL cannot help us with are refused
 //! clearly, key ids agree with the device's, and signed images mount and
 //! import in the real MicroPython.
+#![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -33,6 +33,7 @@ enum Bytes {
 
 impl ImageFile {
     /// Open (map) an image file.
+    #[allow(unsafe_code)] // maps the image (SAFETY below)
     pub fn open(path: &Path) -> Result<Self, ReadError> {
         let io_err = |error| ReadError::Io {
             path: path.to_path_buf(),

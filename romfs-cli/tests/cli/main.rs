@@ -2,6 +2,7 @@
 //! per subcommand (error paths included: exit codes, messages, no leftover
 //! files), the failure table of `errors`, and the reviewed outputs of
 //! `golden`.
+#![forbid(unsafe_code)]
 
 mod build;
 mod build_mpy;
