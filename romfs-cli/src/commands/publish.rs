@@ -119,9 +119,7 @@ impl Run for PublishArgs {
         } else {
             let bytes = std::fs::read(&self.src)
                 .with_context(|| format!("{}: cannot read", self.src.display()))?;
-            if let Err(e) = Image::parse(&bytes) {
-                bail!("{}: not a ROMFS image: {e}", self.src.display());
-            }
+            Image::parse(&bytes).map_err(|e| e.in_file(&self.src))?;
             bytes
         };
         let claims = Claims {

@@ -164,7 +164,7 @@ impl<E: core::fmt::Debug> core::fmt::Display for UpdateError<E> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             UpdateError::Flash(e) => write!(f, "flash error: {e:?}"),
-            UpdateError::NotAnImage => f.write_str("not a ROMFS image (expected header d2 cd 31)"),
+            UpdateError::NotAnImage => core::fmt::Display::fmt(&ErrorKind::BadMagic, f),
             UpdateError::BadHeader(k) => write!(f, "bad image header: {k}"),
             UpdateError::TooLarge {
                 image_len,
