@@ -10,13 +10,14 @@ use nix::fcntl::OFlag;
 use nix::sys::wait::waitpid;
 use nix::unistd::{dup2_stderr, dup2_stdin, dup2_stdout, pipe2, setsid};
 
+use crate::error::ServeError;
 use crate::serve::serve;
 use crate::sys::{exit_child, fork, Forked};
-use crate::{prepare, MountError, MountOptions, Prepared};
+use crate::{prepare, report, Action, MountError, MountOptions, Prepared};
 
 /// First byte on the readiness pipe: mounted.
 const READY: u8 = 0;
-/// First byte on the readiness pipe: failed; the message follows.
+/// First byte on the readiness pipe: failed; the [report] follows.
 const FAILED: u8 = 1;
 
 /// Mount `image` at `mountpoint`: [`prepare`] then [`Prepared::mount`].
@@ -36,11 +37,12 @@ impl Prepared {
     /// and returns when unmounted; SIGINT, SIGTERM and SIGHUP unmount
     /// cleanly.
     pub fn mount(self) -> Result<(), MountError> {
+        let mountpoint = self.mountpoint.clone();
         if self.opts.foreground {
-            return serve(self, None);
+            return serve(self, None).map_err(|e| e.at(&mountpoint));
         }
         let (rd, wr) = pipe2(OFlag::O_CLOEXEC).map_err(|errno| MountError::System {
-            action: "create the readiness pipe",
+            action: Action::CreateReadinessPipe,
             error: errno.into(),
         })?;
         let mut rd = File::from(rd);
@@ -56,7 +58,7 @@ impl Prepared {
             }
             Err(error) => {
                 return Err(MountError::System {
-                    action: "fork the mount process",
+                    action: Action::ForkMountProcess,
                     error,
                 })
             }
@@ -67,7 +69,7 @@ impl Prepared {
         // the daemon belongs to init and never lingers as our zombie.
         let _ = waitpid(child, None);
         // The daemon keeps the pipe open while it serves: read the status
-        // byte, and only on failure the message that follows (until it exits).
+        // byte, and only on failure the report that follows (until it exits).
         let mut status = [0u8; 1];
         let got = loop {
             match rd.read(&mut status) {
@@ -78,15 +80,14 @@ impl Prepared {
         match got {
             Ok(1) if status[0] == READY => Ok(()),
             Ok(1) => {
-                let mut msg = Vec::new();
-                let _ = rd.read_to_end(&mut msg);
-                Err(MountError::Daemon(
-                    String::from_utf8_lossy(&msg).into_owned(),
-                ))
+                let mut report = Vec::new();
+                let _ = rd.read_to_end(&mut report);
+                Err(match report::decode(&report) {
+                    Some(error) => error.at(&mountpoint),
+                    None => MountError::Daemon { mountpoint },
+                })
             }
-            _ => Err(MountError::Daemon(
-                "the mount process exited before mounting".into(),
-            )),
+            _ => Err(MountError::Daemon { mountpoint }),
         }
     }
 }
@@ -94,9 +95,9 @@ impl Prepared {
 /// The forked child: detach, fork the daemon, serve, and report failure on
 /// `wr` (whose `READY` byte `serve` writes once mounted).
 fn daemon_child(prepared: Prepared, mut wr: File) -> ! {
-    let fail = |wr: &mut File, msg: String| {
+    let fail = |wr: &mut File, error: &ServeError| {
         let mut bytes = vec![FAILED];
-        bytes.extend_from_slice(msg.as_bytes());
+        bytes.extend_from_slice(&report::encode(error));
         let _ = wr.write_all(&bytes);
     };
     let _ = setsid();
@@ -106,7 +107,7 @@ fn daemon_child(prepared: Prepared, mut wr: File) -> ! {
         Ok(Forked::Child) => {}
         Ok(Forked::Parent(_)) => exit_child(0),
         Err(error) => {
-            fail(&mut wr, format!("cannot fork the mount daemon: {error}"));
+            fail(&mut wr, &ServeError::System(Action::ForkDaemon, error));
             exit_child(1)
         }
     }
@@ -120,7 +121,7 @@ fn daemon_child(prepared: Prepared, mut wr: File) -> ! {
     let code = match serve(prepared, ready) {
         Ok(()) => 0,
         Err(e) => {
-            fail(&mut wr, e.to_string());
+            fail(&mut wr, &e);
             1
         }
     };

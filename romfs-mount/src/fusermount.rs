@@ -11,10 +11,10 @@ use std::process::{ChildStderr, Command, Stdio};
 use nix::mount::{umount2, MntFlags};
 use rustix::net::{recvmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
 
+use crate::error::ServeError;
 use crate::keepalive::Keepalive;
-
 use crate::mountinfo::listed_path;
-use crate::{is_mounted, MountError, MountOptions};
+use crate::{is_mounted, Action, FuseProblem, MountError, MountOptions, UnmountProblem};
 
 const FUSERMOUNT: &str = "fusermount3";
 
@@ -61,8 +61,9 @@ pub(crate) fn option_string(image: &Path, opts: &MountOptions) -> String {
 }
 
 /// Receive one file descriptor over a unix socket (SCM_RIGHTS); `None` if
-/// the peer closed the socket without sending one.
-fn recv_fd(sock: &UnixStream) -> io::Result<Option<OwnedFd>> {
+/// the peer closed the socket without sending one. Async-signal-safe (no
+/// allocation).
+pub(crate) fn recv_fd(sock: &UnixStream) -> io::Result<Option<OwnedFd>> {
     let mut byte = [0u8; 1];
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
@@ -102,11 +103,15 @@ pub(crate) fn mount(
     mountpoint: &Path,
     options: &str,
     auto_unmount: bool,
-) -> Result<FuseMount, MountError> {
-    let (ours, theirs) = UnixStream::pair().map_err(|error| MountError::System {
-        action: "create a socket pair for fusermount3",
-        error,
-    })?;
+) -> Result<FuseMount, ServeError> {
+    let (ours, theirs) =
+        UnixStream::pair().map_err(|error| ServeError::System(Action::CreateSocketPair, error))?;
+    // Before fusermount3 runs, so that no mount ever exists without its
+    // holder (which must also never get the /dev/fuse descriptor).
+    let mut keepalive = match auto_unmount {
+        true => Some(Keepalive::hold(&ours, &theirs)?),
+        false => None,
+    };
     // fusermount3 gets its end of the socket as its stdin.
     let mut cmd = Command::new(FUSERMOUNT);
     cmd.arg("-o").arg(options).arg("--").arg(mountpoint);
@@ -114,34 +119,21 @@ pub(crate) fn mount(
     cmd.stdin(Stdio::from(OwnedFd::from(theirs)))
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|error| {
-        if error.kind() == io::ErrorKind::NotFound {
-            MountError::Fuse(format!("{FUSERMOUNT} not found: install the fuse3 package"))
-        } else {
-            MountError::System {
-                action: "run fusermount3",
-                error,
-            }
-        }
+    let mut child = cmd.spawn().map_err(|error| match error.kind() {
+        io::ErrorKind::NotFound => ServeError::Fuse(FuseProblem::NotInstalled),
+        _ => ServeError::System(Action::RunFusermount, error),
     })?;
     // Dropping the command closes our copy of fusermount3's end: when it
     // exits, `recv_fd` sees the socket close.
     drop(cmd);
-    // Before the /dev/fuse descriptor arrives: the holder must not get one.
-    let keepalive = match auto_unmount {
-        true => Some(Keepalive::hold(ours.try_clone().map_err(|error| {
-            MountError::System {
-                action: "copy the socket for fusermount3",
-                error,
-            }
-        })?)),
-        false => None,
-    };
     match recv_fd(&ours) {
         Ok(Some(dev)) => {
             let stderr = child.stderr.take();
-            if keepalive.is_none() {
-                let _ = child.wait();
+            match &mut keepalive {
+                Some(keepalive) => keepalive.device_received(),
+                None => {
+                    let _ = child.wait();
+                }
             }
             // With auto_unmount, fusermount3 keeps running; it is reaped by
             // whoever outlives it.
@@ -154,27 +146,24 @@ pub(crate) fn mount(
         other => {
             drop(keepalive);
             drop(ours);
-            let mut msg = String::new();
+            let mut message = String::new();
             if let Some(mut e) = child.stderr.take() {
-                let _ = e.read_to_string(&mut msg);
+                let _ = e.read_to_string(&mut message);
             }
             let status = child.wait();
-            let mut msg = msg.trim().to_string();
-            if msg.is_empty() {
-                msg = match (other, status) {
-                    (Err(e), _) => e.to_string(),
-                    (_, Ok(s)) => format!("{FUSERMOUNT} exited with {s}"),
-                    (_, Err(e)) => e.to_string(),
-                };
-            }
-            Err(MountError::Fuse(msg))
+            let message = message.trim();
+            let problem = match (other, status) {
+                _ if !message.is_empty() => FuseProblem::Refused(message.to_string()),
+                (Err(e), _) | (_, Err(e)) => FuseProblem::Io(e),
+                (_, Ok(status)) => FuseProblem::Exited(status),
+            };
+            Err(ServeError::Fuse(problem))
         }
     }
 }
 
 /// Unmount with `fusermount3 -u` (`-z`: lazily); root can do without it.
-/// The error is what fusermount3 said.
-pub(crate) fn unmount_now(mountpoint: &Path, lazy: bool) -> Result<(), String> {
+pub(crate) fn unmount_now(mountpoint: &Path, lazy: bool) -> Result<(), UnmountProblem> {
     let mut cmd = Command::new(FUSERMOUNT);
     cmd.arg("-u");
     if lazy {
@@ -186,20 +175,21 @@ pub(crate) fn unmount_now(mountpoint: &Path, lazy: bool) -> Result<(), String> {
         .stdout(Stdio::null());
     match cmd.output() {
         Ok(out) if out.status.success() => Ok(()),
-        Ok(out) => Err(String::from_utf8_lossy(&out.stderr).trim().to_string()),
+        Ok(out) => {
+            let message = String::from_utf8_lossy(&out.stderr).trim().to_string();
+            Err(match message.is_empty() {
+                true => UnmountProblem::Exited(out.status),
+                false => UnmountProblem::Refused(message),
+            })
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             let flags = match lazy {
                 true => MntFlags::MNT_DETACH,
                 false => MntFlags::empty(),
             };
-            umount2(mountpoint, flags).map_err(|errno| {
-                format!(
-                    "{FUSERMOUNT} not found, and umount2: {}",
-                    io::Error::from(errno)
-                )
-            })
+            umount2(mountpoint, flags).map_err(|errno| UnmountProblem::Umount2(errno.into()))
         }
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(UnmountProblem::Run(e)),
     }
 }
 
@@ -207,13 +197,9 @@ fn unmount_checked(mountpoint: &Path, lazy: bool) -> Result<(), MountError> {
     if !is_mounted(mountpoint) {
         return Err(MountError::NotMounted(mountpoint.to_path_buf()));
     }
-    unmount_now(&listed_path(mountpoint), lazy).map_err(|reason| MountError::Unmount {
+    unmount_now(&listed_path(mountpoint), lazy).map_err(|problem| MountError::Unmount {
         path: mountpoint.to_path_buf(),
-        reason: if reason.contains("busy") {
-            format!("{reason} (files are open in it; close them, or unmount lazily)")
-        } else {
-            reason
-        },
+        problem,
     })
 }
 

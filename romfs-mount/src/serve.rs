@@ -10,7 +10,8 @@ use fuser::{Config, Session, SessionACL};
 use nix::sys::pthread::pthread_kill;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 
-use crate::{fusermount, MountError, Prepared};
+use crate::error::ServeError;
+use crate::{fusermount, Action, FuseProblem, Prepared};
 
 fn default_threads() -> usize {
     std::thread::available_parallelism()
@@ -34,7 +35,7 @@ pub(crate) fn stop_signal_set() -> SigSet {
 
 /// Mount the prepared image and serve it until unmounted. `ready` is told
 /// once the mount exists (one 0 byte); the caller reports failures.
-pub(crate) fn serve(p: Prepared, ready: Option<File>) -> Result<(), MountError> {
+pub(crate) fn serve(p: Prepared, ready: Option<File>) -> Result<(), ServeError> {
     let opts = p.opts;
     let options = fusermount::option_string(&p.image_path, &opts);
     let mountpoint = p.mountpoint;
@@ -54,7 +55,7 @@ pub(crate) fn serve(p: Prepared, ready: Option<File>) -> Result<(), MountError> 
         Ok(s) => s,
         Err(e) => {
             let _ = fusermount::unmount_now(&mountpoint, true);
-            return Err(MountError::Fuse(format!("FUSE handshake failed: {e}")));
+            return Err(ServeError::Fuse(FuseProblem::Handshake(e)));
         }
     };
     let _ = notifier_slot.set(session.notifier());
@@ -85,10 +86,9 @@ pub(crate) fn serve(p: Prepared, ready: Option<File>) -> Result<(), MountError> 
                 drop(keepalive);
             })
     };
-    let result = session.run().map_err(|error| MountError::System {
-        action: "serve FUSE requests",
-        error,
-    });
+    let result = session
+        .run()
+        .map_err(|error| ServeError::System(Action::ServeRequests, error));
     // The session's notifier is the last holder of the /dev/fuse descriptor.
     drop(notifier_slot);
     finished.store(true, Ordering::SeqCst);
