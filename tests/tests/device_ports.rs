@@ -115,12 +115,25 @@ fn ctrl_c_points(qemu: &Qemu, model: &str, images: [(&Path, &[u8]); 2]) -> usize
     let started = Instant::now();
     let (status, err) = deploy_cli(qemu.pty(), images[0].0, None);
     assert_eq!(status, Some(0), "{model}: {err}");
-    let whole = started.elapsed();
+    let mut whole = started.elapsed();
     let mut stopped = 0;
-    for (i, fraction) in [0.3, 0.6, 0.85].into_iter().enumerate() {
-        let (old, new) = (images[i % 2].1, images[(i + 1) % 2]);
-        let at = whole.mul_f64(fraction);
-        let (status, err) = deploy_cli(qemu.pty(), new.0, Some(at));
+    for (i, fraction) in [0.25, 0.5, 0.75].into_iter().enumerate() {
+        let (old, new) = (images[i % 2], images[(i + 1) % 2]);
+        let mut at = whole.mul_f64(fraction);
+        let mut tries = 1;
+        let (status, err) = loop {
+            let (status, err) = deploy_cli(qemu.pty(), new.0, Some(at));
+            if status != Some(0) || tries == 3 {
+                break (status, err);
+            }
+            // It finished before the signal came (a busy host): put the
+            // old image back and signal sooner.
+            let (status, err) = deploy_cli(qemu.pty(), old.0, None);
+            assert_eq!(status, Some(0), "{model}: {err}");
+            at /= 2;
+            tries += 1;
+        };
+        let old = old.1;
         let when = format!("{model}, Ctrl-C after {at:?} of {whole:?}");
         match status {
             Some(0) => {}
@@ -147,9 +160,12 @@ fn ctrl_c_points(qemu: &Qemu, model: &str, images: [(&Path, &[u8]); 2]) -> usize
             }
             other => panic!("{when}: status {other:?}: {err}"),
         }
-        // One rerun completes (deploy checks every block it writes).
+        // One rerun completes (deploy checks every block it writes); how
+        // long a whole deploy takes now times the next point.
+        let started = Instant::now();
         let (status, err) = deploy_cli(qemu.pty(), new.0, None);
         assert_eq!(status, Some(0), "{when}, the rerun: {err}");
+        whole = started.elapsed();
     }
     let mut board = connect(qemu);
     assert_clean(
@@ -221,9 +237,13 @@ fn every_port_model_deploys_redeploys_and_survives_power_cuts() {
         // As `romfs deploy` does: the image this host deployed last is the
         // source of moved data, when the board holds it.
         let again = deploy_with(&mut board, &v2, 0, &NoProgress, &[&v2[..5], &v1]).unwrap();
-        // The edit moves what follows it (until builds keep the layout):
-        // blocks before it stay.
-        assert!(again.blocks == 1 || again.skipped > 0, "{model}: {again:?}");
+        // The edit moves what follows it (a fresh layout): blocks before it
+        // stay, except where the flash erases only from the partition's
+        // start (esp8266), so a change anywhere rewrites all before it.
+        assert!(
+            again.blocks == 1 || again.skipped > 0 || p.mode == EraseMode::Prefix,
+            "{model}: {again:?}"
+        );
         assert_clean(&mut board, model, "after the one-file redeploy");
         let same = deploy(&mut board, &v2, 0, &NoProgress).unwrap();
         assert!(same.up_to_date(), "{model}: {same:?}");
