@@ -324,3 +324,82 @@ fn the_data_area_record_is_found_by_its_tag() {
     assert_eq!(&stable.bytes[at + 6..at + 9], &ext::MAGIC);
     assert_eq!(stable.bytes[at + 9], TAG_DATA_AREA);
 }
+
+/// The stable-layout fuzz seeds (`fuzz/seeds/stable-*.bin` for
+/// `read_image`, and the patches of `fuzz/seeds/delta/` for `delta`, each
+/// after its chunk-size byte) are what the writer makes now (set
+/// ROMFS_WRITE_SEEDS=1 to refresh them).
+#[test]
+fn stable_fuzz_seeds_are_current() {
+    use romfs_format::delta;
+    let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
+    let small_blocks = StableOptions {
+        erase_block: Some(256),
+    };
+    let mut v1 = Files::new();
+    v1.insert("main.py".into(), b"import lib.a\nprint(lib.a.X)\n".to_vec());
+    v1.insert("lib/a.py".into(), b"X = 1\n".to_vec());
+    v1.insert("lib/b.mpy".into(), (0..300u32).map(|i| i as u8).collect());
+    v1.insert("lib/c.mpy".into(), (0..300u32).map(|i| i as u8).collect());
+    v1.insert("empty".into(), Vec::new());
+    v1.insert("big.bin".into(), vec![0x42; 700]);
+    let mut v2 = v1.clone();
+    v2.insert("lib/a.py".into(), b"X = 22\n".to_vec());
+    v2.get_mut("lib/b.mpy").unwrap().extend([9u8; 100]);
+    v2.remove("big.bin");
+    v2.insert("lib/d.py".into(), b"Y = 3\n".to_vec());
+    let old = tree_of(&v1)
+        .build_stable(&Options::default(), &small_blocks, None)
+        .unwrap();
+    let new = tree_of(&v2)
+        .build_stable(&Options::default(), &small_blocks, Some(&old.bytes))
+        .unwrap();
+    assert_eq!(new.report.fresh, None);
+    let bare_options = Options {
+        checksum: false,
+        metadata: None,
+        ..Options::default()
+    };
+    let bare: Files = v2
+        .iter()
+        .take(2)
+        .map(|(p, d)| (p.clone(), d.clone()))
+        .collect();
+    let bare = tree_of(&bare)
+        .build_stable(&bare_options, &small_blocks, None)
+        .unwrap();
+    let default_old = tree_of(&v1).build(&Options::default()).unwrap();
+    let default_new = tree_of(&v2).build(&Options::default()).unwrap();
+    let patch = |cut: u8, old: &[u8], new: &[u8]| {
+        let mut seed = vec![cut];
+        seed.extend(delta::diff(old, new));
+        seed
+    };
+    let files = [
+        ("stable-fresh.bin", old.bytes.clone()),
+        ("stable-with-base.bin", new.bytes.clone()),
+        ("stable-bare.bin", bare.bytes.clone()),
+        ("delta/stable-v1-v2", patch(0, &old.bytes, &new.bytes)),
+        (
+            "delta/stable-v2-v1-chunks-of-6",
+            patch(5, &new.bytes, &old.bytes),
+        ),
+        (
+            "delta/default-v1-v2-chunks-of-17",
+            patch(16, &default_old, &default_new),
+        ),
+        ("delta/identical", patch(0, &default_old, &default_old)),
+    ];
+    for (name, bytes) in files {
+        let path = seeds.join(name);
+        if std::env::var_os("ROMFS_WRITE_SEEDS").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &bytes).unwrap();
+        }
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            bytes,
+            "{name} is stale: rerun with ROMFS_WRITE_SEEDS=1"
+        );
+    }
+}
