@@ -879,7 +879,8 @@ mod stable_chain {
         pub edits: Vec<String>,
     }
 
-    fn tree_of(files: &Files) -> MemoryTree {
+    /// `bin_align`: the alignment asked for files named `*.bin`.
+    fn tree_of(files: &Files, bin_align: Option<u32>) -> MemoryTree {
         let mut tree = MemoryTree::new();
         let mut dirs: BTreeMap<String, NodeRef> = BTreeMap::new();
         for (path, data) in files {
@@ -898,7 +899,9 @@ mod stable_chain {
                     }
                 };
             }
-            tree.add_file(parent, parts[parts.len() - 1].as_bytes(), data.clone())
+            let name = parts[parts.len() - 1];
+            let align = bin_align.filter(|_| name.ends_with(".bin"));
+            tree.add_file_aligned(parent, name.as_bytes(), data.clone(), align)
                 .unwrap();
         }
         tree
@@ -1028,20 +1031,34 @@ mod stable_chain {
     }
 
     /// A chain of `generations` images from `seed` (the first one fresh),
-    /// for an erase block of 256, 1024 or 4096 bytes.
+    /// for an erase block of 256, 1024 or 4096 bytes, with the options of
+    /// the default layout varied from chain to chain (alignment, a
+    /// header-safe length, no checksum, per-file alignment) and metadata
+    /// that changes with every generation.
     pub fn chain(seed: u64, generations: usize) -> Vec<Generation> {
         let mut rng = Rng(seed);
         rng.next();
         let stable = StableOptions {
             erase_block: Some([256, 1024, 4096][rng.below(3) as usize]),
         };
+        let mut options = Options {
+            align: [4, 4, 16, 64][rng.below(4) as usize],
+            header_write_size: [None, None, Some(8), Some(16)][rng.below(4) as usize],
+            checksum: rng.below(5) != 0,
+            ..Options::default()
+        };
+        let bin_align = [None, Some(32), Some(128)][rng.below(3) as usize];
         let mut files = random_files(&mut rng);
         let mut out: Vec<Generation> = Vec::new();
         let mut edits = vec!["fresh".to_string()];
-        for _ in 0..generations {
+        for k in 0..generations {
+            if let Some(md) = options.metadata.as_mut() {
+                md.generation = Some(k as u64 * 1000);
+                md.label = Some(format!("v{k}"));
+            }
             let base = out.last().map(|g| g.bytes.as_slice());
-            let image = tree_of(&files)
-                .build_stable(&Options::default(), &stable, base)
+            let image = tree_of(&files, bin_align)
+                .build_stable(&options, &stable, base)
                 .unwrap();
             out.push(Generation {
                 files: files.clone(),
