@@ -426,6 +426,23 @@ fn romfs_build(src: &Path, out: &Path, extra: &[&std::ffi::OsStr]) -> String {
     stderr
 }
 
+/// `romfs verify` (the real CLI) accepts the image.
+fn romfs_verify(image: &Path) {
+    let done = Command::new(env!("CARGO_BIN_EXE_romfs"))
+        .arg("verify")
+        .arg(image)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        done.status.success(),
+        "romfs verify {}: {}{}",
+        image.display(),
+        String::from_utf8_lossy(&done.stdout),
+        String::from_utf8_lossy(&done.stderr)
+    );
+}
+
 /// Every file of an image: relative path -> data offset.
 fn data_offsets(image: &[u8]) -> BTreeMap<PathBuf, usize> {
     let image = Image::parse(image).unwrap();
@@ -472,6 +489,7 @@ fn stable_layout_images_match_source_fresh_and_with_a_base() {
     let old_img = first.path("v1.img");
     let said = romfs_build(&src, &old_img, &["--stable".as_ref()]);
     assert!(said.contains("stable layout"), "{said}");
+    romfs_verify(&old_img);
     let old = fs::read(&old_img).unwrap();
     first.mount(&old_img, &[]);
     check_tree(&src, &first.mnt, &old);
@@ -502,6 +520,7 @@ fn stable_layout_images_match_source_fresh_and_with_a_base() {
     let new_img = second.path("v2.img");
     let said = romfs_build(&src, &new_img, &["--base".as_ref(), old_img.as_os_str()]);
     assert!(!said.contains("afresh"), "the base was not used: {said}");
+    romfs_verify(&new_img);
     let new = fs::read(&new_img).unwrap();
     // Unchanged files kept their places (the renamed one too: same bytes).
     let (before, after) = (data_offsets(&old), data_offsets(&new));
