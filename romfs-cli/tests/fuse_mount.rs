@@ -409,6 +409,139 @@ fn real_mpremote_image_matches_source() {
     check_tree(&src, &s.mnt, &bytes);
 }
 
+/// `romfs build` (the real CLI) with `extra` arguments; its stderr.
+fn romfs_build(src: &Path, out: &Path, extra: &[&std::ffi::OsStr]) -> String {
+    let done = Command::new(env!("CARGO_BIN_EXE_romfs"))
+        .arg("build")
+        .arg(src)
+        .arg("-o")
+        .arg(out)
+        .arg("--no-mpy")
+        .args(extra)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&done.stderr).into_owned();
+    assert!(done.status.success(), "romfs build failed: {stderr}");
+    stderr
+}
+
+/// `romfs verify` (the real CLI) accepts the image.
+fn romfs_verify(image: &Path) {
+    let done = Command::new(env!("CARGO_BIN_EXE_romfs"))
+        .arg("verify")
+        .arg(image)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        done.status.success(),
+        "romfs verify {}: {}{}",
+        image.display(),
+        String::from_utf8_lossy(&done.stdout),
+        String::from_utf8_lossy(&done.stderr)
+    );
+}
+
+/// Every file of an image: relative path -> data offset.
+fn data_offsets(image: &[u8]) -> BTreeMap<PathBuf, usize> {
+    let image = Image::parse(image).unwrap();
+    let mut out = BTreeMap::new();
+    let mut stack = vec![(image.root(), PathBuf::new())];
+    while let Some((dir, prefix)) = stack.pop() {
+        for e in dir.entries() {
+            let e = e.unwrap();
+            let path = prefix.join(std::ffi::OsStr::from_bytes(e.name()));
+            match e {
+                romfs_format::Node::Dir(d) => stack.push((d, path)),
+                romfs_format::Node::File(f) => {
+                    out.insert(path, f.data_offset());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The files under `root`, smallest first (relative paths, with sizes).
+fn files_by_size(root: &Path) -> Vec<(PathBuf, u64)> {
+    let mut files: Vec<(PathBuf, u64)> = snapshot(root)
+        .into_iter()
+        .filter_map(|(p, d)| d.map(|d| (p, d.len() as u64)))
+        .collect();
+    files.sort_by_key(|(p, len)| (*len, p.clone()));
+    files
+}
+
+/// Stable-layout images (FORMAT.md 2.3: indirect data records, a data-area
+/// padding record, free space) mount and match their source: a fresh one,
+/// then one built with it as its base after files were removed, grown,
+/// shrunk, renamed and added, mounted side by side.
+#[test]
+fn stable_layout_images_match_source_fresh_and_with_a_base() {
+    if !fuse_ready() {
+        return;
+    }
+    let first = Scratch::new();
+    let src = first.path("src");
+    fs::create_dir(&src).unwrap();
+    generate_tree(0x57ab_1e00, &src, false);
+    let old_img = first.path("v1.img");
+    let said = romfs_build(&src, &old_img, &["--stable".as_ref()]);
+    assert!(said.contains("stable layout"), "{said}");
+    romfs_verify(&old_img);
+    let old = fs::read(&old_img).unwrap();
+    first.mount(&old_img, &[]);
+    check_tree(&src, &first.mnt, &old);
+    let v1 = snapshot(&src);
+
+    // Edit the source: small files only, so that the holes stay under the
+    // limit and the base is used.
+    let small: Vec<PathBuf> = files_by_size(&src)
+        .into_iter()
+        .filter(|(_, len)| (1..20_000).contains(len))
+        .map(|(p, _)| p)
+        .collect();
+    assert!(small.len() >= 5, "too few small files: {small:?}");
+    let (removed, grown, shrunk, renamed) = (&small[0], &small[1], &small[2], &small[3]);
+    fs::remove_file(src.join(removed)).unwrap();
+    let mut data = fs::read(src.join(grown)).unwrap();
+    data.extend((0..3000u32).map(|i| (i * 7) as u8));
+    fs::write(src.join(grown), &data).unwrap();
+    let data = fs::read(src.join(shrunk)).unwrap();
+    fs::write(src.join(shrunk), &data[..data.len() / 2]).unwrap();
+    let renamed_to = renamed.with_file_name("renamed-é.bin");
+    fs::rename(src.join(renamed), src.join(&renamed_to)).unwrap();
+    fs::create_dir_all(src.join("added/deeper")).unwrap();
+    fs::write(src.join("added/deeper/new.bin"), vec![0x5a; 5000]).unwrap();
+    fs::write(src.join("added/empty"), b"").unwrap();
+
+    let second = Scratch::new();
+    let new_img = second.path("v2.img");
+    let said = romfs_build(&src, &new_img, &["--base".as_ref(), old_img.as_os_str()]);
+    assert!(!said.contains("afresh"), "the base was not used: {said}");
+    romfs_verify(&new_img);
+    let new = fs::read(&new_img).unwrap();
+    // Unchanged files kept their places (the renamed one too: same bytes).
+    let (before, after) = (data_offsets(&old), data_offsets(&new));
+    let unchanged: Vec<&PathBuf> = after
+        .keys()
+        .filter(|p| before.contains_key(*p) && *p != grown && *p != shrunk)
+        .collect();
+    assert!(unchanged.len() > 10);
+    for path in unchanged {
+        assert_eq!(before[path], after[path], "{} moved", path.display());
+    }
+    assert_eq!(
+        before[renamed], after[&renamed_to],
+        "the renamed file moved"
+    );
+    second.mount(&new_img, &[]);
+    check_tree(&src, &second.mnt, &new);
+    // The first mount still serves the old image, as it was.
+    assert!(snapshot(&first.mnt) == v1, "the old image's mount changed");
+}
+
 #[test]
 fn eight_concurrent_random_readers() {
     if !fuse_ready() {

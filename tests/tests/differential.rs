@@ -9,6 +9,12 @@
 //!   of bounds, cannot list, stat, open or import what it lists) is one
 //!   `verify` rejects, with a finding that explains it.
 //!
+//! Images in the stable layout (FORMAT.md 2.3) are also walked in chains of
+//! generations, each built over the one before after random edits: every
+//! one must verify, give back its source, and be walked by MicroPython (the
+//! unix port and the emulated v1.29 board) exactly as by us
+//! (`ROMFS_DIFF_STABLE_CHAINS`, default 32 chains of 8).
+//!
 //! `ROMFS_DIFF_IMAGES` (default 3000) and `ROMFS_DIFF_SEED` choose the run,
 //! `ROMFS_DIFF_JOBS` the number of MicroPython processes (default 2).
 //! `scripts/differential.sh` is the long run; DIFFERENTIAL.md records them.
@@ -844,5 +850,312 @@ fn the_v1_29_board_reads_a_sample_like_our_reader() {
         tally.accepted, n_accepted,
         "every accepted image was walked"
     );
+    assert!(tally.failures.is_empty(), "{}", tally.failures.join("\n"));
+}
+
+// ------------------------------------------------ the stable layout, in chains
+
+/// The stable layout (FORMAT.md 2.3) in chains of generations, as deploys
+/// make them: a random tree built afresh, then, generation after
+/// generation, random edits (files added, removed, grown, shrunk, edited,
+/// renamed, copied; directories added and removed; importable modules
+/// changed) and a build with the previous image as its base.
+mod stable_chain {
+    use std::collections::BTreeMap;
+
+    use romfs_format::write::{FreshReason, MemoryTree, NodeRef, Options, StableOptions};
+    use romfs_format::{Image, Node};
+    use romfs_testkit::Rng;
+
+    /// Source tree: path (`/`-separated) -> contents.
+    pub type Files = BTreeMap<String, Vec<u8>>;
+
+    /// One generation: its source, its image, and why it was laid out
+    /// afresh (`None`: over its base).
+    pub struct Generation {
+        pub files: Files,
+        pub bytes: Vec<u8>,
+        pub fresh: Option<FreshReason>,
+        pub edits: Vec<String>,
+    }
+
+    /// `bin_align`: the alignment asked for files named `*.bin`.
+    fn tree_of(files: &Files, bin_align: Option<u32>) -> MemoryTree {
+        let mut tree = MemoryTree::new();
+        let mut dirs: BTreeMap<String, NodeRef> = BTreeMap::new();
+        for (path, data) in files {
+            let mut parent = tree.root();
+            let parts: Vec<&str> = path.split('/').collect();
+            let mut so_far = String::new();
+            for part in &parts[..parts.len() - 1] {
+                so_far.push_str(part);
+                so_far.push('/');
+                parent = match dirs.get(&so_far) {
+                    Some(&d) => d,
+                    None => {
+                        let d = tree.add_dir(parent, part.as_bytes()).unwrap();
+                        dirs.insert(so_far.clone(), d);
+                        d
+                    }
+                };
+            }
+            let name = parts[parts.len() - 1];
+            let align = bin_align.filter(|_| name.ends_with(".bin"));
+            tree.add_file_aligned(parent, name.as_bytes(), data.clone(), align)
+                .unwrap();
+        }
+        tree
+    }
+
+    /// Every file the image holds, read with our reader: path -> contents.
+    pub fn our_files(bytes: &[u8]) -> Files {
+        let image = Image::parse(bytes).unwrap();
+        let mut out = Files::new();
+        let mut stack = vec![(image.root(), String::new())];
+        while let Some((dir, prefix)) = stack.pop() {
+            for e in dir.entries() {
+                let e = e.unwrap();
+                let path = format!("{prefix}{}", String::from_utf8(e.name().to_vec()).unwrap());
+                match e {
+                    Node::Dir(d) => stack.push((d, format!("{path}/"))),
+                    Node::File(f) => {
+                        out.insert(path, f.data().to_vec());
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn name(rng: &mut Rng) -> String {
+        let stem = ["mod", "lib", "drv", "Cfg", "é✓", "a b", "x-y_z", "ünï"][rng.below(8) as usize];
+        let ext = [".py", ".mpy", ".bin", "", ".txt"][rng.below(5) as usize];
+        format!("{stem}{}{ext}", rng.below(300))
+    }
+
+    fn dir(rng: &mut Rng) -> String {
+        ["", "", "lib/", "lib/sub/", "app/", "ß/"][rng.below(6) as usize].to_string()
+    }
+
+    fn contents(rng: &mut Rng) -> Vec<u8> {
+        let len = match rng.below(8) {
+            0 => 0,
+            1 => rng.below(16),
+            2 => 16 + rng.below(4),
+            3 => 3000 + rng.below(2000),
+            _ => 50 + rng.below(1500),
+        } as usize;
+        match rng.below(5) {
+            0 => vec![b"ab"[rng.below(2) as usize]; len],
+            _ => rng.bytes(len),
+        }
+    }
+
+    /// A top-level module the oracle imports (`m_*.py` holding `V = n`).
+    fn module(rng: &mut Rng) -> (String, Vec<u8>) {
+        (
+            format!("m_{}.py", rng.below(40)),
+            format!("V = {}\n", rng.below(100_000)).into_bytes(),
+        )
+    }
+
+    fn random_files(rng: &mut Rng) -> Files {
+        let mut files = Files::new();
+        for _ in 0..2 + rng.below(25) {
+            files.insert(format!("{}{}", dir(rng), name(rng)), contents(rng));
+        }
+        for _ in 0..1 + rng.below(3) {
+            let (p, d) = module(rng);
+            files.insert(p, d);
+        }
+        files
+    }
+
+    /// One random edit; returns what it did.
+    fn edit(files: &mut Files, rng: &mut Rng) -> String {
+        let keys: Vec<String> = files.keys().cloned().collect();
+        let k = keys[rng.below(keys.len() as u64) as usize].clone();
+        let fresh_path = |rng: &mut Rng| format!("{}{}", dir(rng), name(rng));
+        match rng.below(10) {
+            0 if files.len() > 1 => {
+                files.remove(&k);
+                format!("remove {k}")
+            }
+            1 => {
+                let more = contents(rng);
+                files.get_mut(&k).unwrap().extend(more);
+                format!("grow {k}")
+            }
+            2 => {
+                let d = files.get_mut(&k).unwrap();
+                d.truncate(rng.below(d.len() as u64 + 1) as usize);
+                format!("shrink {k}")
+            }
+            3 => {
+                let d = files.get_mut(&k).unwrap();
+                if !d.is_empty() {
+                    let at = rng.below(d.len() as u64) as usize;
+                    d[at] = d[at].wrapping_add(1);
+                }
+                format!("edit {k}")
+            }
+            4 => {
+                let data = files.remove(&k).unwrap();
+                let to = fresh_path(rng);
+                files.insert(to.clone(), data);
+                format!("rename {k} to {to}")
+            }
+            5 => {
+                let to = fresh_path(rng);
+                files.insert(to.clone(), files[&k].clone());
+                format!("copy {k} to {to}")
+            }
+            6 => {
+                let (p, d) = module(rng);
+                files.insert(p.clone(), d);
+                format!("module {p}")
+            }
+            7 => {
+                let d = ["lib/", "lib/sub/", "app/", "ß/"][rng.below(4) as usize];
+                if files.keys().any(|p| !p.starts_with(d)) {
+                    files.retain(|p, _| !p.starts_with(d));
+                }
+                format!("remove dir {d}")
+            }
+            _ => {
+                let to = format!("{}new{}/{}", dir(rng), rng.below(3), name(rng));
+                files.insert(to.clone(), contents(rng));
+                format!("add {to}")
+            }
+        }
+    }
+
+    /// A chain of `generations` images from `seed` (the first one fresh),
+    /// for an erase block of 256, 1024 or 4096 bytes, with the options of
+    /// the default layout varied from chain to chain (alignment, a
+    /// header-safe length, no checksum, per-file alignment) and metadata
+    /// that changes with every generation.
+    pub fn chain(seed: u64, generations: usize) -> Vec<Generation> {
+        let mut rng = Rng(seed);
+        rng.next();
+        let stable = StableOptions {
+            erase_block: Some([256, 1024, 4096][rng.below(3) as usize]),
+        };
+        let mut options = Options {
+            align: [4, 4, 16, 64][rng.below(4) as usize],
+            header_write_size: [None, None, Some(8), Some(16)][rng.below(4) as usize],
+            checksum: rng.below(5) != 0,
+            ..Options::default()
+        };
+        let bin_align = [None, Some(32), Some(128)][rng.below(3) as usize];
+        let mut files = random_files(&mut rng);
+        let mut out: Vec<Generation> = Vec::new();
+        let mut edits = vec!["fresh".to_string()];
+        for k in 0..generations {
+            if let Some(md) = options.metadata.as_mut() {
+                md.generation = Some(k as u64 * 1000);
+                md.label = Some(format!("v{k}"));
+            }
+            let base = out.last().map(|g| g.bytes.as_slice());
+            let image = tree_of(&files, bin_align)
+                .build_stable(&options, &stable, base)
+                .unwrap();
+            out.push(Generation {
+                files: files.clone(),
+                bytes: image.bytes,
+                fresh: image.report.fresh,
+                edits,
+            });
+            edits = (0..1 + rng.below(4))
+                .map(|_| edit(&mut files, &mut rng))
+                .collect();
+        }
+        out
+    }
+}
+
+/// What is wrong with one stable generation, if anything: `verify` must
+/// accept it, our reader must give back its source, MicroPython (the unix
+/// port, guard bytes and imports included) must walk it as we do without
+/// misbehaving.
+fn judge_stable(oracle: &mut Oracle, g: &stable_chain::Generation) -> Option<String> {
+    let v = verdict(&g.bytes);
+    if !accepted(&v) {
+        return Some(format!("verify: {:?}", verdict_names(&v)));
+    }
+    if stable_chain::our_files(&g.bytes) != g.files {
+        return Some("our reader does not give back the source".into());
+    }
+    let outcome = examine(oracle, &g.bytes);
+    let seen = outcome.answer.misbehaviours();
+    if !seen.is_empty() {
+        return Some(format!("MicroPython misbehaves: {seen:?}"));
+    }
+    outcome.failure.map(|f| format!("{f:?}"))
+}
+
+#[test]
+fn micropython_reads_stable_layout_chains_as_we_do() {
+    let Some(micropython) = venv_tool("micropython") else {
+        return;
+    };
+    let chains = env_u64("ROMFS_DIFF_STABLE_CHAINS", 32);
+    let seed = env_u64("ROMFS_DIFF_SEED", 0x5eed_0001) ^ 0x57ab_1e00_0000_0000;
+    let mut oracle = Oracle::start(&micropython, &target_dir().join("differential")).unwrap();
+    let (mut images, mut over_base, mut modules) = (0, 0, 0);
+    let mut failures = Vec::new();
+    for c in 0..chains {
+        let s = seed.wrapping_add(c);
+        for (k, g) in stable_chain::chain(s, 8).iter().enumerate() {
+            images += 1;
+            over_base += usize::from(g.fresh.is_none());
+            modules += g.files.keys().filter(|p| p.starts_with("m_")).count();
+            if let Some(why) = judge_stable(&mut oracle, g) {
+                failures.push(format!(
+                    "chain {s:#x} generation {k} (after {:?}; fresh: {:?}): {why}",
+                    g.edits, g.fresh
+                ));
+            }
+        }
+    }
+    eprintln!(
+        "stable chains: {images} images from seed {seed:#x}, {over_base} laid out over their base, \
+         {modules} module imports checked"
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // The chains must mostly be what they claim: images built over a base.
+    assert!(
+        over_base * 3 >= images * 2,
+        "only {over_base} of {images} images used their base"
+    );
+}
+
+#[test]
+fn the_v1_29_board_reads_stable_layout_chains_like_our_reader() {
+    let Some(board) = board::find() else {
+        return;
+    };
+    let chains = env_u64("ROMFS_DIFF_BOARD_STABLE_CHAINS", 3);
+    let seed = env_u64("ROMFS_DIFF_SEED", 0x5eed_0001) ^ 0xb0a2_57ab_0000_0000;
+    let mut images = Vec::new();
+    for c in 0..chains {
+        for g in stable_chain::chain(seed.wrapping_add(c), 6) {
+            assert!(accepted(&verdict(&g.bytes)));
+            images.push(BoardCase {
+                seed: seed.wrapping_add(c),
+                bytes: g.bytes,
+                accepted: true,
+                unix: None,
+            });
+        }
+    }
+    let tally = walk_on_board(&board, &images);
+    eprintln!(
+        "v1.29 board: {} stable-layout images walked like our reader ({} disagreements) in {} boot(s)",
+        tally.accepted,
+        tally.failures.len(),
+        tally.boots
+    );
+    assert_eq!(tally.accepted, images.len(), "every image was walked");
     assert!(tally.failures.is_empty(), "{}", tally.failures.join("\n"));
 }
