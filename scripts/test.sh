@@ -6,7 +6,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CI=${CI:-false}
-step() { printf '\n==> %s\n' "$*"; }
+# Each step's wall time, said as it ends and summed up at the end: where CI's
+# time goes.
+timings=()
+step_name=""
+step_start=$SECONDS
+end_step() {
+  if [ -n "$step_name" ]; then
+    timings+=("$(printf '%5ds  %s' $((SECONDS - step_start)) "$step_name")")
+  fi
+}
+step() { end_step; step_name="$*"; step_start=$SECONDS; printf '\n==> %s\n' "$*"; }
+report_times() {
+  end_step
+  printf '\n==> time by step (%d s in all)\n' "$SECONDS"
+  printf '%s\n' "${timings[@]}"
+}
+trap report_times EXIT
 
 step "system packages"
 packages=(fuse3 squashfs-tools squashfuse erofs-utils genromfs qemu-system-arm openssl)
@@ -66,7 +82,9 @@ if ! command -v cargo-fuzz >/dev/null 2>&1; then
 fi
 # cargo-fuzz needs nightly flags; without a nightly toolchain, let stable accept them.
 if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then fuzz=(cargo +nightly fuzz); else fuzz=(env RUSTC_BOOTSTRAP=1 cargo fuzz); fi
-seconds=${FUZZ_SECONDS:-30}
+# Briefly: a check that every target builds and runs its seeds and a little
+# more; the long runs are scripts/fuzz-long.sh's.
+seconds=${FUZZ_SECONDS:-10}
 for dir in */fuzz; do
   crate=${dir%/fuzz}
   [ -f "$crate/fuzz/Cargo.toml" ] || continue
