@@ -18,9 +18,7 @@ use romfs_embedded::update::{Report, UpdateError, Updater};
 use romfs_embedded::{mapped, Checksum, FlashFs, MappedFs, NodeInfo, Region};
 use romfs_format::delta;
 use romfs_format::ext::extension;
-use romfs_format::write::{
-    MemoryTree, MetadataSpec, NodeRef, Options, StableOptions, TAG_DATA_AREA,
-};
+use romfs_format::write::{MemoryTree, MetadataSpec, Options, StableOptions, TAG_DATA_AREA};
 use romfs_format::Image;
 
 const E: usize = 4096;
@@ -33,28 +31,7 @@ fn layout() -> AbLayout {
 }
 
 fn tree_of(files: &Files) -> MemoryTree {
-    let mut tree = MemoryTree::new();
-    let mut dirs: BTreeMap<String, NodeRef> = BTreeMap::new();
-    for (path, data) in files {
-        let mut parent = tree.root();
-        let parts: Vec<&str> = path.split('/').collect();
-        let mut prefix = String::new();
-        for part in &parts[..parts.len() - 1] {
-            prefix.push_str(part);
-            prefix.push('/');
-            parent = match dirs.get(&prefix) {
-                Some(&d) => d,
-                None => {
-                    let d = tree.add_dir(parent, part.as_bytes()).unwrap();
-                    dirs.insert(prefix.clone(), d);
-                    d
-                }
-            };
-        }
-        tree.add_file(parent, parts[parts.len() - 1].as_bytes(), data.clone())
-            .unwrap();
-    }
-    tree
+    romfs_testkit::gen::tree_of_paths(files.iter().map(|(p, d)| (p, d)), |_| None)
 }
 
 /// The stable image of `files`; with a base, it must have been used.

@@ -11,9 +11,7 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 use romfs_format::ext::{self, extension};
-use romfs_format::write::{
-    MemoryTree, NodeRef, Options, StableImage, StableOptions, TAG_DATA_AREA,
-};
+use romfs_format::write::{MemoryTree, Options, StableImage, StableOptions, TAG_DATA_AREA};
 use romfs_format::{Checksum, Image, Node};
 use romfs_testkit::Rng;
 
@@ -21,28 +19,7 @@ use romfs_testkit::Rng;
 type Files = BTreeMap<String, Vec<u8>>;
 
 fn tree_of(files: &Files) -> MemoryTree {
-    let mut tree = MemoryTree::new();
-    let mut dirs: BTreeMap<String, NodeRef> = BTreeMap::new();
-    for (path, data) in files {
-        let mut parent = tree.root();
-        let parts: Vec<&str> = path.split('/').collect();
-        let mut so_far = String::new();
-        for part in &parts[..parts.len() - 1] {
-            so_far.push_str(part);
-            so_far.push('/');
-            parent = match dirs.get(&so_far) {
-                Some(&d) => d,
-                None => {
-                    let d = tree.add_dir(parent, part.as_bytes()).unwrap();
-                    dirs.insert(so_far.clone(), d);
-                    d
-                }
-            };
-        }
-        tree.add_file(parent, parts[parts.len() - 1].as_bytes(), data.clone())
-            .unwrap();
-    }
-    tree
+    romfs_testkit::gen::tree_of_paths(files, |_| None)
 }
 
 /// One file as the image holds it: its bytes and where they start.

@@ -12,28 +12,7 @@ use romfs_testkit::Rng;
 type Files = BTreeMap<String, Vec<u8>>;
 
 fn tree_of(files: &Files) -> MemoryTree {
-    let mut tree = MemoryTree::new();
-    let mut dirs: BTreeMap<String, romfs_format::write::NodeRef> = BTreeMap::new();
-    for (path, data) in files {
-        let mut parent = tree.root();
-        let parts: Vec<&str> = path.split('/').collect();
-        let mut so_far = String::new();
-        for part in &parts[..parts.len() - 1] {
-            so_far.push_str(part);
-            so_far.push('/');
-            parent = match dirs.get(&so_far) {
-                Some(&d) => d,
-                None => {
-                    let d = tree.add_dir(parent, part.as_bytes()).unwrap();
-                    dirs.insert(so_far.clone(), d);
-                    d
-                }
-            };
-        }
-        tree.add_file(parent, parts[parts.len() - 1].as_bytes(), data.clone())
-            .unwrap();
-    }
-    tree
+    romfs_testkit::gen::tree_of_paths(files, |_| None)
 }
 
 /// Every file of the image, by path, with its data offset.

@@ -1098,6 +1098,38 @@ pub fn minimise(buf: &[u8], budget: usize, mut still_fails: impl FnMut(&[u8]) ->
     best
 }
 
+/// The tree of `files` (`/`-separated path -> contents), its directories
+/// made as the paths need them; `align` gives a file's alignment by path.
+pub fn tree_of_paths<P: AsRef<str>, D: AsRef<[u8]>>(
+    files: impl IntoIterator<Item = (P, D)>,
+    align: impl Fn(&str) -> Option<u32>,
+) -> MemoryTree {
+    let mut tree = MemoryTree::new();
+    let mut dirs: std::collections::BTreeMap<String, NodeRef> = Default::default();
+    for (path, data) in files {
+        let (path, data) = (path.as_ref(), data.as_ref());
+        let mut parent = tree.root();
+        let parts: Vec<&str> = path.split('/').collect();
+        let mut so_far = String::new();
+        for part in &parts[..parts.len() - 1] {
+            so_far.push_str(part);
+            so_far.push('/');
+            parent = match dirs.get(&so_far) {
+                Some(&d) => d,
+                None => {
+                    let d = tree.add_dir(parent, part.as_bytes()).unwrap();
+                    dirs.insert(so_far.clone(), d);
+                    d
+                }
+            };
+        }
+        let name = parts[parts.len() - 1];
+        tree.add_file_aligned(parent, name.as_bytes(), data.to_vec(), align(path))
+            .unwrap();
+    }
+    tree
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

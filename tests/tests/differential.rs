@@ -863,7 +863,7 @@ fn the_v1_29_board_reads_a_sample_like_our_reader() {
 mod stable_chain {
     use std::collections::BTreeMap;
 
-    use romfs_format::write::{FreshReason, MemoryTree, NodeRef, Options, StableOptions};
+    use romfs_format::write::{FreshReason, MemoryTree, Options, StableOptions};
     use romfs_format::{Image, Node};
     use romfs_testkit::Rng;
 
@@ -881,30 +881,9 @@ mod stable_chain {
 
     /// `bin_align`: the alignment asked for files named `*.bin`.
     fn tree_of(files: &Files, bin_align: Option<u32>) -> MemoryTree {
-        let mut tree = MemoryTree::new();
-        let mut dirs: BTreeMap<String, NodeRef> = BTreeMap::new();
-        for (path, data) in files {
-            let mut parent = tree.root();
-            let parts: Vec<&str> = path.split('/').collect();
-            let mut so_far = String::new();
-            for part in &parts[..parts.len() - 1] {
-                so_far.push_str(part);
-                so_far.push('/');
-                parent = match dirs.get(&so_far) {
-                    Some(&d) => d,
-                    None => {
-                        let d = tree.add_dir(parent, part.as_bytes()).unwrap();
-                        dirs.insert(so_far.clone(), d);
-                        d
-                    }
-                };
-            }
-            let name = parts[parts.len() - 1];
-            let align = bin_align.filter(|_| name.ends_with(".bin"));
-            tree.add_file_aligned(parent, name.as_bytes(), data.clone(), align)
-                .unwrap();
-        }
-        tree
+        romfs_testkit::gen::tree_of_paths(files, |path| {
+            bin_align.filter(|_| path.ends_with(".bin"))
+        })
     }
 
     /// Every file the image holds, read with our reader: path -> contents.
