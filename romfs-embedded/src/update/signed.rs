@@ -44,9 +44,39 @@ pub fn key_id(public_key: &[u8; 32]) -> [u8; KEY_ID_LEN] {
 /// refuses it. The arithmetic is ed25519-compact's.
 #[inline(never)]
 pub fn verify_signature(public_key: &[u8; 32], message: &[u8], signature: &[u8; 64]) -> bool {
+    // ed25519-compact's `verify` in its three steps, each in a frame of its
+    // own: inlined into one, the point decoding's temporaries and the
+    // double scalar multiplication's tables are on the stack together.
+    let mut state = begin_verification(public_key, signature);
+    match state.as_mut() {
+        Some(state) => {
+            absorb_message(state, message);
+            end_verification(state)
+        }
+        None => false,
+    }
+}
+
+/// Decode the key and R, refuse a non-canonical S or a small-order point.
+#[inline(never)]
+fn begin_verification(
+    public_key: &[u8; 32],
+    signature: &[u8; 64],
+) -> Option<ed25519_compact::VerifyingState> {
     let key = ed25519_compact::PublicKey::new(*public_key);
-    let signature = ed25519_compact::Signature::new(*signature);
-    key.verify(message, &signature).is_ok()
+    key.verify_incremental(&ed25519_compact::Signature::new(*signature))
+        .ok()
+}
+
+#[inline(never)]
+fn absorb_message(state: &mut ed25519_compact::VerifyingState, message: &[u8]) {
+    state.absorb(message);
+}
+
+/// The group equation.
+#[inline(never)]
+fn end_verification(state: &ed25519_compact::VerifyingState) -> bool {
+    state.verify().is_ok()
 }
 
 /// What a device accepts: images signed with this key, for this product,
