@@ -302,6 +302,15 @@ impl<'b, F: NorFlash> Updater<'b, F> {
     /// An A/B update also keeps a progress log from here on, so that
     /// [`resume`](Self::resume) can continue it after a power cut.
     pub fn with_manifest(mut self, signed_manifest: &[u8]) -> Result<Self, UpdateError<F::Error>> {
+        self.accept_manifest(signed_manifest)?;
+        Ok(self)
+    }
+
+    /// [`with_manifest`](Self::with_manifest) in place: its own frame, not
+    /// the one that holds the updater by value, is where the signature
+    /// check runs.
+    #[inline(never)]
+    fn accept_manifest(&mut self, signed_manifest: &[u8]) -> Result<(), UpdateError<F::Error>> {
         let manifest = SignedManifest::parse(signed_manifest).map_err(UpdateError::BadManifest)?;
         let target = self.target;
         let e = F::ERASE_SIZE as u32;
@@ -333,7 +342,7 @@ impl<'b, F: NorFlash> Updater<'b, F> {
                 });
             }
         }
-        Ok(self)
+        Ok(())
     }
 
     /// The opening record of this update's progress log.
