@@ -50,12 +50,16 @@ pub fn sha(data: &[u8]) -> [u8; 32] {
     hmac_sha256::Hash::hash(data)
 }
 
+/// ed25519-compact's `verify` in its three steps, each in a frame of its
+/// own, as romfs-embedded calls it.
 #[cfg(feature = "compact")]
 pub mod compact_split {
     use ed25519_compact::{PublicKey, Signature, VerifyingState};
     #[inline(never)]
     pub fn start(pk: &[u8; 32], sig: &[u8; 64]) -> Option<VerifyingState> {
-        PublicKey::new(*pk).verify_incremental(&Signature::new(*sig)).ok()
+        PublicKey::new(*pk)
+            .verify_incremental(&Signature::new(*sig))
+            .ok()
     }
     #[inline(never)]
     pub fn absorb(st: &mut VerifyingState, msg: &[u8]) {

@@ -27,11 +27,24 @@ fn main() -> ! {
     #[cfg(feature = "compact")]
     {
         use romfs_signing_candidates::compact_split as c;
-        let (st, s1) = stack::measure(|| c::start(black_box(&romfs_signing_candidates::PK), black_box(&romfs_signing_candidates::SIG)));
-        let mut st = st.unwrap();
-        let (_, s2) = stack::measure(|| c::absorb(&mut st, black_box(&romfs_signing_candidates::MSG)));
-        let (ok, s3) = stack::measure(|| c::end(&st));
-        hprintln!("parts start {} absorb {} end {} ok {}", s1, s2, s3, ok);
+        let (st, s1) = stack::measure(|| {
+            c::start(
+                black_box(&romfs_signing_candidates::PK),
+                black_box(&romfs_signing_candidates::SIG),
+            )
+        });
+        if let Some(mut st) = st {
+            let msg = black_box(&romfs_signing_candidates::MSG);
+            let (_, s2) = stack::measure(|| c::absorb(&mut st, msg));
+            let (ok, s3) = stack::measure(|| c::end(&st));
+            hprintln!(
+                "steps: decode {} absorb {} equation {} ok {}",
+                s1,
+                s2,
+                s3,
+                ok
+            );
+        }
     }
     hprintln!(
         "verify ok={} bad-refused={} stack {} sha-stack {} free {}",
