@@ -251,6 +251,14 @@ impl<'b, F: NorFlash> Updater<'b, F> {
                 .map(|slot| slot.image_generation),
             Target::Single => self.running_generation()?,
         };
+        self.start_signed_stream(policy, installed);
+        Ok(self)
+    }
+
+    /// The state of a signed stream, built in this frame rather than in the
+    /// one that holds the updater by value.
+    #[inline(never)]
+    fn start_signed_stream(&mut self, policy: TrustPolicy, installed: Option<u32>) {
         let sha = Sha256::new();
         self.signed_steps = Some(SignedSteps {
             open_progress: |up, ()| up.open_progress(),
@@ -267,7 +275,6 @@ impl<'b, F: NorFlash> Updater<'b, F> {
             sha,
             progress: None,
         });
-        Ok(self)
     }
 
     /// Single slot: the signed generation of the image in the region now.
