@@ -21,7 +21,7 @@ code_size() {
 base_flags="-C link-arg=-Tlink.x"
 # name|feature|extra RUSTFLAGS
 candidates=(
-  "ed25519-compact 2.6 (opt_size)|compact|"
+  "ed25519-compact 2.6 (opt_size), verification in three frames|compact|"
   "salty 0.3|salty|"
   "ed25519-dalek 3, sha2 compact|dalek|--cfg sha2_backend_soft=\"compact\""
   "ed25519-dalek 3, sha2 compact, 64-bit backend|dalek|--cfg sha2_backend_soft=\"compact\" --cfg curve25519_dalek_bits=\"64\""

@@ -20,9 +20,7 @@ pub const SIG: [u8; 64] = [
 pub fn verify(pk: &[u8; 32], msg: &[u8], sig: &[u8; 64]) -> bool {
     #[cfg(feature = "compact")]
     {
-        let pk = ed25519_compact::PublicKey::new(*pk);
-        let sig = ed25519_compact::Signature::new(*sig);
-        return pk.verify(msg, &sig).is_ok();
+        return compact_split::verify(pk, msg, sig);
     }
     #[cfg(feature = "salty")]
     {
@@ -50,4 +48,35 @@ pub fn verify(pk: &[u8; 32], msg: &[u8], sig: &[u8; 64]) -> bool {
 #[inline(never)]
 pub fn sha(data: &[u8]) -> [u8; 32] {
     hmac_sha256::Hash::hash(data)
+}
+
+/// ed25519-compact's `verify` in its three steps, each in a frame of its
+/// own, as romfs-embedded calls it.
+#[cfg(feature = "compact")]
+pub mod compact_split {
+    use ed25519_compact::{PublicKey, Signature, VerifyingState};
+    #[inline(never)]
+    pub fn start(pk: &[u8; 32], sig: &[u8; 64]) -> Option<VerifyingState> {
+        PublicKey::new(*pk)
+            .verify_incremental(&Signature::new(*sig))
+            .ok()
+    }
+    #[inline(never)]
+    pub fn absorb(st: &mut VerifyingState, msg: &[u8]) {
+        st.absorb(msg)
+    }
+    #[inline(never)]
+    pub fn end(st: &VerifyingState) -> bool {
+        st.verify().is_ok()
+    }
+    pub fn verify(pk: &[u8; 32], msg: &[u8], sig: &[u8; 64]) -> bool {
+        let mut st = start(pk, sig);
+        match st.as_mut() {
+            Some(st) => {
+                absorb(st, msg);
+                end(st)
+            }
+            None => false,
+        }
+    }
 }

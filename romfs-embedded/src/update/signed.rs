@@ -44,9 +44,39 @@ pub fn key_id(public_key: &[u8; 32]) -> [u8; KEY_ID_LEN] {
 /// refuses it. The arithmetic is ed25519-compact's.
 #[inline(never)]
 pub fn verify_signature(public_key: &[u8; 32], message: &[u8], signature: &[u8; 64]) -> bool {
+    // ed25519-compact's `verify` in its three steps, each in a frame of its
+    // own: inlined into one, the point decoding's temporaries and the
+    // double scalar multiplication's tables are on the stack together.
+    let mut state = begin_verification(public_key, signature);
+    match state.as_mut() {
+        Some(state) => {
+            absorb_message(state, message);
+            end_verification(state)
+        }
+        None => false,
+    }
+}
+
+/// Decode the key and R, refuse a non-canonical S or a small-order point.
+#[inline(never)]
+fn begin_verification(
+    public_key: &[u8; 32],
+    signature: &[u8; 64],
+) -> Option<ed25519_compact::VerifyingState> {
     let key = ed25519_compact::PublicKey::new(*public_key);
-    let signature = ed25519_compact::Signature::new(*signature);
-    key.verify(message, &signature).is_ok()
+    key.verify_incremental(&ed25519_compact::Signature::new(*signature))
+        .ok()
+}
+
+#[inline(never)]
+fn absorb_message(state: &mut ed25519_compact::VerifyingState, message: &[u8]) {
+    state.absorb(message);
+}
+
+/// The group equation.
+#[inline(never)]
+fn end_verification(state: &ed25519_compact::VerifyingState) -> bool {
+    state.verify().is_ok()
 }
 
 /// What a device accepts: images signed with this key, for this product,
@@ -221,6 +251,14 @@ impl<'b, F: NorFlash> Updater<'b, F> {
                 .map(|slot| slot.image_generation),
             Target::Single => self.running_generation()?,
         };
+        self.start_signed_stream(policy, installed);
+        Ok(self)
+    }
+
+    /// The state of a signed stream, built in this frame rather than in the
+    /// one that holds the updater by value.
+    #[inline(never)]
+    fn start_signed_stream(&mut self, policy: TrustPolicy, installed: Option<u32>) {
         let sha = Sha256::new();
         self.signed_steps = Some(SignedSteps {
             open_progress: |up, ()| up.open_progress(),
@@ -237,7 +275,6 @@ impl<'b, F: NorFlash> Updater<'b, F> {
             sha,
             progress: None,
         });
-        Ok(self)
     }
 
     /// Single slot: the signed generation of the image in the region now.
@@ -272,6 +309,15 @@ impl<'b, F: NorFlash> Updater<'b, F> {
     /// An A/B update also keeps a progress log from here on, so that
     /// [`resume`](Self::resume) can continue it after a power cut.
     pub fn with_manifest(mut self, signed_manifest: &[u8]) -> Result<Self, UpdateError<F::Error>> {
+        self.accept_manifest(signed_manifest)?;
+        Ok(self)
+    }
+
+    /// [`with_manifest`](Self::with_manifest) in place: its own frame, not
+    /// the one that holds the updater by value, is where the signature
+    /// check runs.
+    #[inline(never)]
+    fn accept_manifest(&mut self, signed_manifest: &[u8]) -> Result<(), UpdateError<F::Error>> {
         let manifest = SignedManifest::parse(signed_manifest).map_err(UpdateError::BadManifest)?;
         let target = self.target;
         let e = F::ERASE_SIZE as u32;
@@ -303,7 +349,7 @@ impl<'b, F: NorFlash> Updater<'b, F> {
                 });
             }
         }
-        Ok(self)
+        Ok(())
     }
 
     /// The opening record of this update's progress log.

@@ -24,6 +24,28 @@ fn main() -> ! {
     });
     let (_, sused) =
         stack::measure(|| romfs_signing_candidates::sha(black_box(&romfs_signing_candidates::SIG)));
+    #[cfg(feature = "compact")]
+    {
+        use romfs_signing_candidates::compact_split as c;
+        let (st, s1) = stack::measure(|| {
+            c::start(
+                black_box(&romfs_signing_candidates::PK),
+                black_box(&romfs_signing_candidates::SIG),
+            )
+        });
+        if let Some(mut st) = st {
+            let msg = black_box(&romfs_signing_candidates::MSG);
+            let (_, s2) = stack::measure(|| c::absorb(&mut st, msg));
+            let (ok, s3) = stack::measure(|| c::end(&st));
+            hprintln!(
+                "steps: decode {} absorb {} equation {} ok {}",
+                s1,
+                s2,
+                s3,
+                ok
+            );
+        }
+    }
     hprintln!(
         "verify ok={} bad-refused={} stack {} sha-stack {} free {}",
         ok,
