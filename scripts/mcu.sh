@@ -26,6 +26,11 @@ budget_mapped=2048
 budget_flashfs=4096
 budget_updater=12800 # 12 KiB + 512 B for bounded-buffer (large-sector) updates: see BENCHMARKS.md
 budget_stack=2048
+# The whole A/B update as a user writes it (begin_ab, write and finish in
+# one function, `mcu-tests` user.update): the updater's value and begin_ab's
+# own frames on top of each other. Over the 2 KiB of the single operations
+# (see BENCHMARKS.md); held here so it cannot grow.
+budget_stack_user_update=2560
 # A firmware that takes delta updates (romfs diff patches) into A/B slots:
 # the updater plus the patch decoder and the check of the running image.
 budget_delta=14848
@@ -125,8 +130,12 @@ for op in $ops; do
     row="$row ${bytes:-?} |"
     if [ -z "$bytes" ]; then
       failures+=("stack of $op on $target was not reported")
-    elif [ "$bytes" -gt "$budget_stack" ]; then
-      failures+=("stack of $op on $target: $bytes bytes > budget $budget_stack")
+    else
+      budget_var=budget_stack_${op//./_}
+      budget=${!budget_var:-$budget_stack}
+      if [ "$bytes" -gt "$budget" ]; then
+        failures+=("stack of $op on $target: $bytes bytes > budget $budget")
+      fi
     fi
   done
   echo "$row" | tee -a "$out/stack.md"

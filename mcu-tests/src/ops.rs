@@ -47,11 +47,13 @@ pub enum Op {
     DeltaWrite,
     /// [`delta_finish`].
     DeltaFinish,
+    /// A whole A/B update as a user writes it ([`crate::user::update`]).
+    UserUpdate,
 }
 
 impl Op {
     /// Every operation, in report order.
-    pub const ALL: [Op; 16] = [
+    pub const ALL: [Op; 17] = [
         Op::MappedMount,
         Op::MappedOpen,
         Op::MappedView,
@@ -68,6 +70,7 @@ impl Op {
         Op::Delta,
         Op::DeltaWrite,
         Op::DeltaFinish,
+        Op::UserUpdate,
     ];
 
     /// The name the report uses.
@@ -89,6 +92,7 @@ impl Op {
             Op::Delta => "delta.start",
             Op::DeltaWrite => "delta.write",
             Op::DeltaFinish => "delta.finish",
+            Op::UserUpdate => "user.update",
         }
     }
 }

@@ -17,7 +17,7 @@ use romfs_format::delta::DeltaError;
 use romfs_format::Checksum;
 use romfs_mcu_tests::nor::{FlashError, RamNorFlash, ReadFlash};
 use romfs_mcu_tests::ops::{self, Meter, Op};
-use romfs_mcu_tests::{content, images, stack};
+use romfs_mcu_tests::{content, images, stack, user};
 use zerocopy::little_endian::U32;
 
 /// Reads in 4-byte units, writes in 8, erases 256-byte sectors.
@@ -620,7 +620,18 @@ fn ab_update(cx: &mut Ctx) -> Outcome {
         "re-sending v1 cost {:?}",
         r.stats
     );
-    expect_active(cx, &layout, 0, 3, images::v1(), content::NOTE_V1)
+    expect_active(cx, &layout, 0, 3, images::v1(), content::NOTE_V1)?;
+    // The whole sequence as a user writes it (the README's pattern, one
+    // function, the driver inlined): its peak stack is budgeted as well.
+    let (meter, flash, buf) = (&mut cx.meter, &mut cx.flash, &mut cx.buf[..]);
+    let r = ok!(
+        meter.run(Op::UserUpdate, || {
+            user::update(&mut *flash, layout, buf, images::v2().chunks(100))
+        }),
+        "update to v2 as a user writes it"
+    );
+    ensure!(r.slot.is_some_and(|s| s.index == 1), "v2 went to {:?}", r.slot);
+    expect_active(cx, &layout, 1, 4, images::v2(), content::NOTE_V2)
 }
 
 fn ab_errors(cx: &mut Ctx) -> Outcome {
