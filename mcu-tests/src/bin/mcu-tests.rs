@@ -630,7 +630,11 @@ fn ab_update(cx: &mut Ctx) -> Outcome {
         }),
         "update to v2 as a user writes it"
     );
-    ensure!(r.slot.is_some_and(|s| s.index == 1), "v2 went to {:?}", r.slot);
+    ensure!(
+        r.slot.is_some_and(|s| s.index == 1),
+        "v2 went to {:?}",
+        r.slot
+    );
     expect_active(cx, &layout, 1, 4, images::v2(), content::NOTE_V2)
 }
 
