@@ -46,22 +46,9 @@ fn running() -> &'static (Vec<u8>, Flash, AbLayout) {
     })
 }
 
-/// The patch cut into chunks of 0 to 299 bytes drawn from `seed`.
-fn chunks(patch: &[u8], seed: u8) -> impl Iterator<Item = &[u8]> {
-    let mut x = u32::from(seed).wrapping_mul(0x9E37_79B9) | 1;
-    let mut rest = patch;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        let (chunk, tail) = rest.split_at((x % 300) as usize % (rest.len() + 1));
-        rest = tail;
-        Some(chunk)
-    })
-}
+#[path = "shared/chunks.rs"]
+mod shared_chunks;
+use shared_chunks::chunks;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&control, body)) = data.split_first() else {

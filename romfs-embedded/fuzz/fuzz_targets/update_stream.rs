@@ -19,23 +19,9 @@ type Flash = SimFlash<1, 4, E>;
 /// The image the device runs before the update: the smallest valid one.
 const OLD: [u8; 4] = [0xd2, 0xcd, 0x31, 0x00];
 
-/// The stream cut into chunks of 0 to 299 bytes, each its own size, drawn
-/// from `seed` (a sender's packets are rarely all alike).
-fn chunks(stream: &[u8], seed: u8) -> impl Iterator<Item = &[u8]> {
-    let mut x = u32::from(seed).wrapping_mul(0x9E37_79B9) | 1;
-    let mut rest = stream;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        let (chunk, tail) = rest.split_at((x % 300) as usize % (rest.len() + 1));
-        rest = tail;
-        Some(chunk)
-    })
-}
+#[path = "shared/chunks.rs"]
+mod shared_chunks;
+use shared_chunks::chunks;
 
 fn ab(stream: &[u8], seed: u8, signed: bool) {
     let layout =
