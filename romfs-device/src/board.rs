@@ -151,6 +151,9 @@ impl Partition {
 pub struct Board<T: Transport> {
     repl: RawRepl<T>,
     info: HelperInfo,
+    /// Partition geometry already asked for: it cannot change while
+    /// connected, so each is asked once.
+    partitions: Vec<Partition>,
 }
 
 impl<T: Transport> std::fmt::Debug for Board<T> {
@@ -197,7 +200,11 @@ impl<T: Transport> Board<T> {
                 received: out.stdout.clone(),
             })
         })?;
-        Ok(Board { repl, info })
+        Ok(Board {
+            repl,
+            info,
+            partitions: Vec::new(),
+        })
     }
 
     /// The port's name.
@@ -243,8 +250,11 @@ impl<T: Transport> Board<T> {
         }
     }
 
-    /// Geometry of partition `id`.
+    /// Geometry of partition `id` (asked of the board once per connection).
     pub fn partition(&mut self, id: u32) -> Result<Partition> {
+        if let Some(known) = self.partitions.iter().find(|p| p.id == id) {
+            return Ok(*known);
+        }
         let count = self.partition_count()?;
         if id >= count {
             return Err(self.error(ErrorKind::NoPartition { id, count }));
@@ -279,6 +289,7 @@ impl<T: Transport> Board<T> {
                 })
             })
             .ok_or_else(|| self.garbage("reading the partition geometry", &out))?;
+        self.partitions.push(v);
         Ok(v)
     }
 
