@@ -48,16 +48,20 @@ pub(crate) fn run<P: Parser + CheckUsage>(
         Ok(Status::Failure) => ExitCode::FAILURE,
         // Whoever read the output stopped reading (`romfs cat ... | head`).
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
-        Err(e) if stop_status(&e).is_some() => {
-            eprintln!("{program}: {e:#}");
-            ExitCode::from(stop_status(&e).unwrap_or(1))
-        }
-        Err(e) => {
-            // Library messages are complete and return no `source()`, so the
-            // chain (only the CLI's own context adds links) says it once.
-            eprintln!("{program}: error: {e:#}");
-            ExitCode::FAILURE
-        }
+        Err(e) => match stop_status(&e) {
+            // Stopped as asked: no error, and the status says by what.
+            Some(status) => {
+                eprintln!("{program}: {e:#}");
+                ExitCode::from(status)
+            }
+            None => {
+                // Library messages are complete and return no `source()`, so
+                // the chain (only the CLI's own context adds links) says it
+                // once.
+                eprintln!("{program}: error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
