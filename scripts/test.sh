@@ -83,7 +83,12 @@ fi
 # cargo-fuzz needs nightly flags; without a nightly toolchain, let stable accept them.
 if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then fuzz=(cargo +nightly fuzz); else fuzz=(env RUSTC_BOOTSTRAP=1 cargo fuzz); fi
 # Briefly: a check that every target builds and runs its seeds and a little
-# more; the long runs are scripts/fuzz-long.sh's.
+# more; the long runs are scripts/fuzz-long.sh's. The brief runs are built
+# unoptimized (still sanitized, with debug assertions) into one target
+# directory for all the fuzz crates: libFuzzer and the shared dependencies
+# are then compiled once, and the build costs half the CPU of an optimized
+# one, which a few seconds of fuzzing do not win back.
+export CARGO_TARGET_DIR="$PWD/target/fuzz-brief"
 seconds=${FUZZ_SECONDS:-10}
 for dir in */fuzz; do
   crate=${dir%/fuzz}
@@ -94,7 +99,7 @@ for dir in */fuzz; do
     seeds=()
     if [ -d "$crate/fuzz/seeds/$target" ]; then seeds=("$crate/fuzz/seeds/$target")
     elif [ -d "$crate/fuzz/seeds" ]; then seeds=("$crate/fuzz/seeds"); fi
-    (cd "$crate" && "${fuzz[@]}" run "$target" "$corpus" "${seeds[@]/#$crate\//}" -- -max_total_time="$seconds" -rss_limit_mb=4096 2>&1 | tail -n 2)
+    (cd "$crate" && "${fuzz[@]}" run --dev "$target" "$corpus" "${seeds[@]/#$crate\//}" -- -max_total_time="$seconds" -rss_limit_mb=4096 2>&1 | tail -n 2)
     rm -rf "$corpus"
   done
 done
