@@ -1,8 +1,9 @@
 //! The documented usage pattern as a user writes it (romfs-embedded's
 //! README): one function takes the image from a byte stream into the slot
-//! that is not mounted, with `begin_ab_in`, `write` and `finish_in_place`, and nothing
-//! between romfs code and the flash driver (no `#[inline(never)]`, no
-//! wrapper): whatever the optimizer inlines, it inlines, as in a firmware.
+//! that is not mounted, with `begin_ab_in` (the updater in one place of the
+//! caller's), `write` and `finish_in_place`, and nothing between romfs code
+//! and the flash driver (no `#[inline(never)]`, no wrapper): whatever the
+//! optimizer inlines, it inlines, as in a firmware.
 
 use embedded_storage::nor_flash::NorFlash;
 use romfs_embedded::{AbLayout, Report, UpdateError, Updater, Verify};

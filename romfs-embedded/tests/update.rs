@@ -143,7 +143,8 @@ fn an_updater_in_the_callers_place_ends_with_its_finish() {
     let mut flash = Flash::new(128 * 1024);
     let mut buf = vec![0u8; E];
     let mut place = None;
-    let up = Updater::begin_ab_in(&mut place, &mut flash, layout(), Verify::Full, &mut buf).unwrap();
+    let up =
+        Updater::begin_ab_in(&mut place, &mut flash, layout(), Verify::Full, &mut buf).unwrap();
     up.write(&v1).unwrap();
     let report = up.finish_in_place(None).unwrap();
     assert_eq!(report.slot.unwrap().generation, 1);
@@ -153,21 +154,23 @@ fn an_updater_in_the_callers_place_ends_with_its_finish() {
     assert_eq!(up.finish_in_place(None).unwrap_err(), UpdateError::Aborted);
     assert_eq!(up.stats(), before);
     assert!(place.is_some());
-    drop(place);
     assert_eq!(active_ab(&flash).unwrap(), v1);
 
     // A failed finish ends it too: a cut stream is not committed later.
     let v2 = app_image(4, 20, 2);
     let mut place = None;
-    let up = Updater::begin_ab_in(&mut place, &mut flash, layout(), Verify::Full, &mut buf).unwrap();
+    let up =
+        Updater::begin_ab_in(&mut place, &mut flash, layout(), Verify::Full, &mut buf).unwrap();
     up.write(&v2[..v2.len() - 1]).unwrap();
     assert!(matches!(
         up.finish_in_place(None).unwrap_err(),
         UpdateError::Truncated { .. }
     ));
-    assert_eq!(up.write(&v2[v2.len() - 1..]).unwrap_err(), UpdateError::Aborted);
+    assert_eq!(
+        up.write(&v2[v2.len() - 1..]).unwrap_err(),
+        UpdateError::Aborted
+    );
     assert_eq!(up.finish_in_place(None).unwrap_err(), UpdateError::Aborted);
-    drop(place);
     assert_eq!(active_ab(&flash).unwrap(), v1);
 }
 

@@ -35,10 +35,9 @@ impl<'b, F: NorFlash> Updater<'b, F> {
     /// With a `buf` of one sector (`ERASE_SIZE` bytes) or more, sectors that
     /// already hold the new bytes are left alone. A smaller `buf` (at least
     /// 64 bytes and one `READ_SIZE` unit, rounded down to whole write
-    /// units) works with sectors of
-    /// any size: each sector the image covers is erased, then programmed a
-    /// buffer at a time as the stream arrives. Either way a power cut leaves
-    /// the old image or the new one.
+    /// units) works with sectors of any size: each sector the image covers
+    /// is erased, then programmed a buffer at a time as the stream arrives.
+    /// Either way a power cut leaves the old image or the new one.
     ///
     /// The updater comes back by value; [`begin_ab_in`](Self::begin_ab_in)
     /// starts it in a place of the caller's instead, which keeps it out of
@@ -115,9 +114,7 @@ impl<'b, F: NorFlash> Updater<'b, F> {
 
     /// Read both slots and choose the target: the slot mounting would not
     /// pick, and the generation it gets. The slots are read through the
-    /// caller's `buf` (nothing is staged yet), in a frame of its own that
-    /// has returned before the updater is built.
-    #[inline(never)]
+    /// caller's `buf` (nothing is staged yet) rather than a stack buffer.
     fn choose_target(
         flash: &mut F,
         layout: &AbLayout,
@@ -233,8 +230,8 @@ impl<'b, F: NorFlash> Updater<'b, F> {
     }
 
     /// The slot `index` as its commit record now says, read through the
-    /// caller's buffer (whose contents are written by now).
-    #[inline(never)]
+    /// caller's buffer (whose contents are written by now) rather than a
+    /// stack buffer.
     fn committed_slot(
         &mut self,
         layout: &AbLayout,

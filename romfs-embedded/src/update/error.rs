@@ -248,7 +248,9 @@ impl<E: core::fmt::Debug> core::fmt::Display for UpdateError<E> {
             UpdateError::NoDeltaBase => f.write_str(
                 "a delta applies to the image of the running A/B slot, and there is none",
             ),
-            UpdateError::Aborted => f.write_str("update already ended (by an earlier error or its finish)"),
+            UpdateError::Aborted => {
+                f.write_str("update already ended (by an earlier error or its finish)")
+            }
         }
     }
 }

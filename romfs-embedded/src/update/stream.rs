@@ -53,7 +53,10 @@ impl<F: NorFlash> Updater<'_, F> {
         self.finish_checked(expected_id)
     }
 
-    fn finish_checked(&mut self, expected_id: Option<u32>) -> Result<Report, UpdateError<F::Error>> {
+    fn finish_checked(
+        &mut self,
+        expected_id: Option<u32>,
+    ) -> Result<Report, UpdateError<F::Error>> {
         let total = match self.received.total() {
             Some(t) if self.received.scanner.is_complete() => t,
             image_len => {
