@@ -3,7 +3,7 @@
 
 use embedded_storage::nor_flash::NorFlash;
 
-use super::{round_up, Mode, Report, Target, UpdateError, Updater, SCRATCH};
+use super::{round_up, Mode, Report, Staging, Target, UpdateError, Updater, SCRATCH};
 use crate::buffered::{BufferedFlash, ReadStats};
 use crate::slots::{self, AbLayout, CommitRecord, SlotInfo, Trial, Verify, COMMIT_LEN};
 use crate::LayoutError;
@@ -94,7 +94,7 @@ impl<'b, F: NorFlash> Updater<'b, F> {
         flash: &F,
         layout: &AbLayout,
         buf_len: usize,
-    ) -> Result<super::Staging, UpdateError<F::Error>> {
+    ) -> Result<Staging, UpdateError<F::Error>> {
         let staging = Self::staging(buf_len, false)?;
         if layout.erase_size() as usize != F::ERASE_SIZE
             || layout.write_size() as usize != F::WRITE_SIZE
@@ -150,7 +150,7 @@ impl<'b, F: NorFlash> Updater<'b, F> {
         flash: F,
         layout: AbLayout,
         buf: &'b mut [u8],
-        staging: super::Staging,
+        staging: Staging,
         start: AbTarget,
     ) -> Self {
         let target = Target::Ab {
