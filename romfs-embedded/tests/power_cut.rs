@@ -66,6 +66,22 @@ fn update_ab<const W: usize, const E: usize>(
     up.finish(None)
 }
 
+/// `update_ab` with the updater in a place of the caller's
+/// (`begin_ab_in`, `finish_in_place`).
+fn update_ab_in_place<const W: usize, const E: usize>(
+    flash: &mut SimFlash<1, W, E>,
+    image: &[u8],
+    chunk: usize,
+) -> Result<Report, UpdateError<SimError>> {
+    let mut buf = buffer(E, 1);
+    let mut place = None;
+    let up = Updater::begin_ab_in(&mut place, flash, layout::<W, E>(), Verify::Full, &mut buf)?;
+    for c in image.chunks(chunk) {
+        up.write(c)?;
+    }
+    up.finish_in_place(None)
+}
+
 /// A/B delta update: `patch` applied to the running image.
 fn update_ab_delta<const W: usize, const E: usize>(
     flash: &mut SimFlash<1, W, E>,
@@ -86,6 +102,8 @@ fn update_ab_delta<const W: usize, const E: usize>(
 enum Install<'a> {
     /// Streamed whole.
     Image(&'a [u8]),
+    /// Streamed whole, the updater in a place of the caller's.
+    ImageInPlace(&'a [u8]),
     /// As a `romfs diff` patch against the running image.
     Delta(&'a [u8]),
 }
@@ -97,6 +115,7 @@ fn install_ab<const W: usize, const E: usize>(
 ) -> Result<Report, UpdateError<SimError>> {
     match how {
         Install::Image(image) => update_ab(flash, image, chunk),
+        Install::ImageInPlace(image) => update_ab_in_place(flash, image, chunk),
         Install::Delta(patch) => update_ab_delta(flash, patch, chunk),
     }
 }
@@ -437,6 +456,17 @@ fn ab_update_survives_every_power_cut() {
     assert!(new.len() > 40 * 1024);
     let c = ab_campaign::<4, E>(&old, &new, &previous);
     report("A/B full update (W=4)", &c);
+    assert!(c.ops_per_update >= 20);
+    assert_eq!(c.cut_points, c.ops_per_update * 5);
+}
+
+#[test]
+fn ab_update_in_the_callers_place_survives_every_power_cut() {
+    let previous = build(&app_files(33, 30, 0), 0, None);
+    let old = build(&app_files(34, 34, 1), 1, None);
+    let new = build(&app_files(35, 38, 2), 2, None);
+    let c = ab_campaign_with::<4, E>(&old, &new, &previous, Install::ImageInPlace(&new));
+    report("A/B full update, updater in the caller's place (W=4)", &c);
     assert!(c.ops_per_update >= 20);
     assert_eq!(c.cut_points, c.ops_per_update * 5);
 }

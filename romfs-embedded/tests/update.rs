@@ -103,6 +103,101 @@ fn ab_update_mount_and_generations() {
     assert_eq!(&out[..n], b"VERSION = 1\n");
 }
 
+/// `update_ab` with the updater in a place of the caller's.
+fn update_ab_in_place(
+    flash: &mut Flash,
+    image: &[u8],
+    chunk: usize,
+    expected_id: Option<u32>,
+) -> Result<Report, UpdateError<SimError>> {
+    let mut buf = vec![0u8; E];
+    let mut place = None;
+    let up = Updater::begin_ab_in(&mut place, flash, layout(), Verify::Full, &mut buf)?;
+    for c in image.chunks(chunk.max(1)) {
+        up.write(c)?;
+    }
+    up.finish_in_place(expected_id)
+}
+
+#[test]
+fn an_updater_in_the_callers_place_does_what_the_by_value_one_does() {
+    let v1 = app_image(1, 40, 1);
+    let v2 = app_image(2, 40, 2);
+    let (mut by_value, mut in_place) = (Flash::new(128 * 1024), Flash::new(128 * 1024));
+    for (image, chunk) in [(&v1, 1000), (&v2, 333), (&v1, 4096), (&v1, 77)] {
+        let a = update_ab(&mut by_value, image, chunk).unwrap();
+        let b = update_ab_in_place(&mut in_place, image, chunk, Some(identity(image))).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(by_value.contents(), in_place.contents());
+        assert_eq!(active_ab(&in_place).unwrap(), *image);
+    }
+    // The identity the sender meant is checked as by `finish`.
+    let err = update_ab_in_place(&mut in_place, &v2, 500, Some(identity(&v2) ^ 1)).unwrap_err();
+    assert!(matches!(err, UpdateError::WrongImage { .. }), "{err:?}");
+    assert_eq!(active_ab(&in_place).unwrap(), v1);
+}
+
+#[test]
+fn an_updater_in_the_callers_place_ends_with_its_finish() {
+    let v1 = app_image(3, 20, 1);
+    let mut flash = Flash::new(128 * 1024);
+    let mut buf = vec![0u8; E];
+    let mut place = None;
+    let up =
+        Updater::begin_ab_in(&mut place, &mut flash, layout(), Verify::Full, &mut buf).unwrap();
+    up.write(&v1).unwrap();
+    let report = up.finish_in_place(None).unwrap();
+    assert_eq!(report.slot.unwrap().generation, 1);
+    // Finished: nothing more is written or committed.
+    let before = up.stats();
+    assert_eq!(up.write(&v1).unwrap_err(), UpdateError::Aborted);
+    assert_eq!(up.finish_in_place(None).unwrap_err(), UpdateError::Aborted);
+    assert_eq!(up.stats(), before);
+    assert!(place.is_some());
+    assert_eq!(active_ab(&flash).unwrap(), v1);
+
+    // A failed finish ends it too: a cut stream is not committed later.
+    let v2 = app_image(4, 20, 2);
+    let mut place = None;
+    let up =
+        Updater::begin_ab_in(&mut place, &mut flash, layout(), Verify::Full, &mut buf).unwrap();
+    up.write(&v2[..v2.len() - 1]).unwrap();
+    assert!(matches!(
+        up.finish_in_place(None).unwrap_err(),
+        UpdateError::Truncated { .. }
+    ));
+    assert_eq!(
+        up.write(&v2[v2.len() - 1..]).unwrap_err(),
+        UpdateError::Aborted
+    );
+    assert_eq!(up.finish_in_place(None).unwrap_err(), UpdateError::Aborted);
+    assert_eq!(active_ab(&flash).unwrap(), v1);
+}
+
+#[test]
+fn a_refused_begin_leaves_the_callers_place_as_it_was() {
+    let mut flash = Flash::new(128 * 1024);
+    let mut small = vec![0u8; 60];
+    let mut place = None;
+    let err = Updater::begin_ab_in(&mut place, &mut flash, layout(), Verify::Full, &mut small)
+        .unwrap_err();
+    assert_eq!(err, UpdateError::BufferTooSmall { needed: 64 });
+    assert!(place.is_none());
+    // A/B reads the slots through the caller's buffer: it must hold one
+    // READ_SIZE unit.
+    let mut wide = SimFlash::<128, 4, E>::new(128 * 1024);
+    let mut buf = vec![0u8; 64];
+    let err = Updater::begin_ab(&mut wide, layout(), Verify::Full, &mut buf).unwrap_err();
+    assert_eq!(err, UpdateError::BufferTooSmall { needed: 128 });
+    let mut buf = vec![0u8; 128];
+    let mut up = Updater::begin_ab(&mut wide, layout(), Verify::Full, &mut buf).unwrap();
+    let v1 = app_image(5, 20, 1);
+    up.write(&v1).unwrap();
+    up.finish(None).unwrap();
+    let (_, fs) = mapped::mount_ab(wide.contents(), &layout(), Verify::Full).unwrap();
+    assert_eq!(fs.image().bytes(), &v1[..]);
+}
+
 #[test]
 fn one_changed_file_rewrites_only_its_sectors() {
     let mut flash = Flash::new(128 * 1024);

@@ -70,7 +70,9 @@ fn receive<F: embedded_storage::nor_flash::NorFlash>(
 ) -> Result<(), UpdateError<F::Error>> {
     // One sector of RAM: sectors already holding the new bytes are skipped.
     let mut sector = [0u8; ERASE_SIZE];
-    let mut update = Updater::begin_ab(flash, layout, Verify::CommitOnly, &mut sector)?;
+    // The updater lives in `place` only (no copies of it on the stack).
+    let mut place = None;
+    let update = Updater::begin_ab_in(&mut place, flash, layout, Verify::CommitOnly, &mut sector)?;
     let mut piece = [0u8; 256];
     let mut left = len;
     while left > 0 {
@@ -81,7 +83,7 @@ fn receive<F: embedded_storage::nor_flash::NorFlash>(
         update.write(&piece[..n])?;
         left -= n;
     }
-    update.finish(None).map(|_| ())
+    update.finish_in_place(None).map(|_| ())
 }
 
 fn halt() -> ! {

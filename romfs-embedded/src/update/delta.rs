@@ -155,7 +155,8 @@ impl<F: NorFlash> DeltaUpdater<'_, '_, F> {
         let Target::Ab { layout, .. } = self.update.target else {
             return Err(UpdateError::NoDeltaBase);
         };
-        let mut device = BufferedFlash::new(&mut self.update.flash, [0u8; SCRATCH]);
+        let mut scratch = [0u8; SCRATCH];
+        let mut device = BufferedFlash::new(&mut self.update.flash, &mut scratch[..]);
         let state = slots::slot_state(&mut device, &layout, self.base.index, Verify::Full);
         self.update.reads += device.stats();
         match state? {

@@ -129,7 +129,9 @@ pub enum UpdateError<E> {
     /// A delta needs the image of the running A/B slot to apply to, and
     /// there is none (no committed slot, or a single-slot update).
     NoDeltaBase,
-    /// An earlier error ended this update.
+    /// An earlier error, or the end of this update
+    /// ([`Updater::finish_in_place`](crate::Updater::finish_in_place)),
+    /// ended it.
     Aborted,
 }
 
@@ -246,7 +248,9 @@ impl<E: core::fmt::Debug> core::fmt::Display for UpdateError<E> {
             UpdateError::NoDeltaBase => f.write_str(
                 "a delta applies to the image of the running A/B slot, and there is none",
             ),
-            UpdateError::Aborted => f.write_str("update aborted by an earlier error"),
+            UpdateError::Aborted => {
+                f.write_str("update already ended (by an earlier error or its finish)")
+            }
         }
     }
 }

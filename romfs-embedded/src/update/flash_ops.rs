@@ -18,7 +18,10 @@ impl<F: NorFlash> Updater<'_, F> {
         len: usize,
         visit: &mut dyn FnMut(&[u8]) -> bool,
     ) -> Result<bool, UpdateError<F::Error>> {
-        let mut source = BufferedFlash::new(&mut self.flash, [0u8; SCRATCH]);
+        // Borrowed, as the caller's buffer is when slots are read: one
+        // copy of the buffered reader's code serves both.
+        let mut scratch = [0u8; SCRATCH];
+        let mut source = BufferedFlash::new(&mut self.flash, &mut scratch[..]);
         let start = addr as usize;
         let done = romfs_format::source::visit(&mut source, start, start + len, visit);
         self.reads += source.stats();

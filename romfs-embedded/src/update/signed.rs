@@ -280,7 +280,8 @@ impl<'b, F: NorFlash> Updater<'b, F> {
     /// Single slot: the signed generation of the image in the region now.
     fn running_generation(&mut self) -> Result<Option<u32>, UpdateError<F::Error>> {
         let region = self.region;
-        let mut device = BufferedFlash::new(&mut self.flash, [0u8; SCRATCH]);
+        let mut scratch = [0u8; SCRATCH];
+        let mut device = BufferedFlash::new(&mut self.flash, &mut scratch[..]);
         let part = SubSource::new(&mut device, region.offset as usize, region.len as usize);
         let generation = match Reader::new(part) {
             Ok(mut image) => match image.signature_record() {
@@ -383,7 +384,8 @@ impl<'b, F: NorFlash> Updater<'b, F> {
         }
         let areas = layout.commit_areas();
         let commit = layout.commit_offset(index) as usize;
-        let mut device = BufferedFlash::new(&mut self.flash, [0u8; SCRATCH]);
+        let mut scratch = [0u8; SCRATCH];
+        let mut device = BufferedFlash::new(&mut self.flash, &mut scratch[..]);
         let mut found = [0u8; RESUME_BEGIN_LEN];
         device.read_exact_at(commit + areas.resume_begin(), &mut found)?;
         let image_sectors = begin_image_len(&begin) / F::ERASE_SIZE as u32;

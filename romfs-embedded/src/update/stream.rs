@@ -37,15 +37,26 @@ impl<F: NorFlash> Updater<'_, F> {
         self.finish_in_place(expected_id)
     }
 
-    /// [`finish`](Self::finish) without moving the updater (it may be large:
-    /// a firmware that inlines `finish` then keeps one copy of it).
-    pub(super) fn finish_in_place(
+    /// [`finish`](Self::finish) without moving the updater: for an updater
+    /// in a place of the caller's ([`begin_ab_in`](Self::begin_ab_in)), so
+    /// that no copy of it is made. It ends the update whatever the outcome:
+    /// later calls of `write` or `finish_in_place` return
+    /// [`UpdateError::Aborted`].
+    pub fn finish_in_place(
         &mut self,
         expected_id: Option<u32>,
     ) -> Result<Report, UpdateError<F::Error>> {
         if self.failed {
             return Err(UpdateError::Aborted);
         }
+        self.failed = true;
+        self.finish_checked(expected_id)
+    }
+
+    fn finish_checked(
+        &mut self,
+        expected_id: Option<u32>,
+    ) -> Result<Report, UpdateError<F::Error>> {
         let total = match self.received.total() {
             Some(t) if self.received.scanner.is_complete() => t,
             image_len => {

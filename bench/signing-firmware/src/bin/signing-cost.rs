@@ -141,7 +141,8 @@ fn layout() -> Option<AbLayout> {
 /// value takes it out and puts the result back inside its own measured
 /// closure, so that the copies a by-value call makes are counted in its
 /// figure and this frame does not hold one per step (which the Cortex-M0's
-/// 16 KiB of RAM could not hold beside a signature check).
+/// 16 KiB of RAM could not hold beside a signature check). `write` and
+/// `finish_in_place` work on it where it is.
 #[inline(never)]
 fn update(
     peaks: &mut Peaks,
@@ -179,8 +180,8 @@ fn update(
             None => Err(UpdateError::Aborted),
         })?;
     }
-    peaks.measure(finish, || match slot.take() {
-        Some(up) => up.finish(None).map(|_| ()),
+    peaks.measure(finish, || match slot.as_mut() {
+        Some(up) => up.finish_in_place(None).map(|_| ()),
         None => Err(UpdateError::Aborted),
     })
 }
