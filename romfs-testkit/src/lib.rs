@@ -150,6 +150,18 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// Panics unless the process that gave `out` succeeded, naming `what` ran
+/// and showing its exit status and stderr.
+#[track_caller]
+pub fn assert_succeeded(out: &std::process::Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Run a MicroPython script (given as source) with the real unix port and
 /// return its stdout. Panics with the output if it fails.
 pub fn run_micropython(micropython: &Path, script: &str, cwd: &Path) -> String {
