@@ -14,6 +14,7 @@ use std::sync::OnceLock;
 pub mod board;
 pub mod gen;
 pub mod oracle;
+pub mod tree_edits;
 
 /// Python packages the interop tests need, pinned so results are repeatable
 /// (one requirement per line; `scripts/` installs the same file).
