@@ -88,7 +88,8 @@ mod tests {
 
     impl TreeShape for Flat {
         fn contents(&self, rng: &mut Rng) -> Vec<u8> {
-            rng.bytes(1 + rng.below(8) as usize)
+            let len = 1 + rng.below(8) as usize;
+            rng.bytes(len)
         }
         fn path(&self, rng: &mut Rng) -> String {
             format!("d/f{}", rng.below(1000))
