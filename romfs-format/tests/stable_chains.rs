@@ -16,8 +16,6 @@ use romfs_format::{Checksum, Image, Node};
 use romfs_testkit::tree_edits::{self, Files, TreeShape};
 use romfs_testkit::Rng;
 
-/// Source tree: path (`/`-separated) -> contents.
-
 fn tree_of(files: &Files) -> MemoryTree {
     romfs_testkit::gen::tree_of_paths(files, |_| None)
 }
