@@ -107,32 +107,22 @@ fn dir(rng: &mut Rng) -> String {
 fn random_files(rng: &mut Rng) -> Files {
     let mut files = Files::new();
     for _ in 0..1 + rng.below(30) {
-        files.insert(Shape.path(rng), contents(rng));
+        files.insert((SHAPE.path)(rng), contents(rng));
     }
     files
 }
 
 /// What this test's source trees are made of.
-struct Shape;
-
-impl TreeShape for Shape {
-    fn contents(&self, rng: &mut Rng) -> Vec<u8> {
-        contents(rng)
-    }
-    fn path(&self, rng: &mut Rng) -> String {
-        format!("{}{}.py", dir(rng), name(rng))
-    }
-    fn new_path(&self, rng: &mut Rng) -> String {
-        format!("{}new/{}.mpy", dir(rng), name(rng))
-    }
-    fn dir(&self, rng: &mut Rng) -> String {
-        dir(rng)
-    }
-}
+const SHAPE: TreeShape = TreeShape {
+    contents,
+    path: |rng| format!("{}{}.py", dir(rng), name(rng)),
+    new_path: |rng| format!("{}new/{}.mpy", dir(rng), name(rng)),
+    dir,
+};
 
 /// One random edit of the source tree; returns what it did.
 fn edit(files: &mut Files, rng: &mut Rng) -> String {
-    tree_edits::edit(files, rng, &Shape)
+    tree_edits::edit(files, rng, &SHAPE)
 }
 
 fn build(files: &Files, block: u32, base: Option<&[u8]>) -> Result<StableImage, TestCaseError> {

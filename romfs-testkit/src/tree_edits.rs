@@ -11,22 +11,22 @@ use crate::Rng;
 pub type Files = BTreeMap<String, Vec<u8>>;
 
 /// What one test's random trees are made of.
-pub trait TreeShape {
+pub struct TreeShape {
     /// Contents for a new file, or to append to one.
-    fn contents(&self, rng: &mut Rng) -> Vec<u8>;
+    pub contents: fn(&mut Rng) -> Vec<u8>,
     /// A path a file is renamed or copied to.
-    fn path(&self, rng: &mut Rng) -> String;
+    pub path: fn(&mut Rng) -> String,
     /// A path for an added file (in a directory that may be new).
-    fn new_path(&self, rng: &mut Rng) -> String;
+    pub new_path: fn(&mut Rng) -> String,
     /// A directory prefix (`lib/`) to remove with all it holds; `""` is
     /// none.
-    fn dir(&self, rng: &mut Rng) -> String;
+    pub dir: fn(&mut Rng) -> String,
 }
 
 /// One random edit of `files` (never leaving it empty): remove, grow,
 /// shrink, change a byte of, rename or copy a file, remove a directory, or
 /// add a file. Returns what it did.
-pub fn edit(files: &mut Files, rng: &mut Rng, shape: &impl TreeShape) -> String {
+pub fn edit(files: &mut Files, rng: &mut Rng, shape: &TreeShape) -> String {
     let keys: Vec<&String> = files.keys().collect();
     let k = keys[rng.below(keys.len() as u64) as usize].clone();
     match rng.below(8) {
@@ -35,7 +35,7 @@ pub fn edit(files: &mut Files, rng: &mut Rng, shape: &impl TreeShape) -> String 
             format!("remove {k}")
         }
         1 => {
-            let more = shape.contents(rng);
+            let more = (shape.contents)(rng);
             files.get_mut(&k).unwrap().extend(more);
             format!("grow {k}")
         }
@@ -55,26 +55,26 @@ pub fn edit(files: &mut Files, rng: &mut Rng, shape: &impl TreeShape) -> String 
         }
         4 => {
             let data = files.remove(&k).unwrap();
-            let to = shape.path(rng);
+            let to = (shape.path)(rng);
             files.insert(to.clone(), data);
             format!("rename {k} to {to}")
         }
         5 => {
-            let to = shape.path(rng);
+            let to = (shape.path)(rng);
             files.insert(to.clone(), files[&k].clone());
             format!("copy {k} to {to}")
         }
         6 => {
             // A whole directory goes (unless it is all there is).
-            let d = shape.dir(rng);
+            let d = (shape.dir)(rng);
             if !d.is_empty() && files.keys().any(|p| !p.starts_with(&d)) {
                 files.retain(|p, _| !p.starts_with(&d));
             }
             format!("remove dir {d}")
         }
         _ => {
-            let to = shape.new_path(rng);
-            files.insert(to.clone(), shape.contents(rng));
+            let to = (shape.new_path)(rng);
+            files.insert(to.clone(), (shape.contents)(rng));
             format!("add {to}")
         }
     }
@@ -84,23 +84,15 @@ pub fn edit(files: &mut Files, rng: &mut Rng, shape: &impl TreeShape) -> String 
 mod tests {
     use super::*;
 
-    struct Flat;
-
-    impl TreeShape for Flat {
-        fn contents(&self, rng: &mut Rng) -> Vec<u8> {
+    const FLAT: TreeShape = TreeShape {
+        contents: |rng| {
             let len = 1 + rng.below(8) as usize;
             rng.bytes(len)
-        }
-        fn path(&self, rng: &mut Rng) -> String {
-            format!("d/f{}", rng.below(1000))
-        }
-        fn new_path(&self, rng: &mut Rng) -> String {
-            format!("new/f{}", rng.below(1000))
-        }
-        fn dir(&self, _: &mut Rng) -> String {
-            "d/".into()
-        }
-    }
+        },
+        path: |rng| format!("d/f{}", rng.below(1000)),
+        new_path: |rng| format!("new/f{}", rng.below(1000)),
+        dir: |_| "d/".into(),
+    };
 
     /// Every kind of edit happens, and none leaves the tree empty.
     #[test]
@@ -109,7 +101,7 @@ mod tests {
         let mut files = Files::from([("d/a".to_string(), b"abc".to_vec())]);
         let mut seen = std::collections::BTreeSet::new();
         for _ in 0..2000 {
-            let did = edit(&mut files, &mut rng, &Flat);
+            let did = edit(&mut files, &mut rng, &FLAT);
             assert!(!files.is_empty(), "{did} emptied the tree");
             let kind = did.split(' ').next().unwrap().to_string();
             seen.insert(if did.starts_with("remove dir") {

@@ -939,7 +939,7 @@ mod stable_chain {
     fn random_files(rng: &mut Rng) -> Files {
         let mut files = Files::new();
         for _ in 0..2 + rng.below(25) {
-            files.insert(Shape.path(rng), contents(rng));
+            files.insert((SHAPE.path)(rng), contents(rng));
         }
         for _ in 0..1 + rng.below(3) {
             let (p, d) = module(rng);
@@ -948,23 +948,14 @@ mod stable_chain {
         files
     }
 
-    /// What this test's source trees are made of.
-    struct Shape;
-
-    impl TreeShape for Shape {
-        fn contents(&self, rng: &mut Rng) -> Vec<u8> {
-            contents(rng)
-        }
-        fn path(&self, rng: &mut Rng) -> String {
-            format!("{}{}", dir(rng), name(rng))
-        }
-        fn new_path(&self, rng: &mut Rng) -> String {
-            format!("{}new{}/{}", dir(rng), rng.below(3), name(rng))
-        }
-        fn dir(&self, rng: &mut Rng) -> String {
-            ["lib/", "lib/sub/", "app/", "ß/"][rng.below(4) as usize].to_string()
-        }
-    }
+    /// What this test's source trees are made of (a directory removed is
+    /// never the root).
+    const SHAPE: TreeShape = TreeShape {
+        contents,
+        path: |rng| format!("{}{}", dir(rng), name(rng)),
+        new_path: |rng| format!("{}new{}/{}", dir(rng), rng.below(3), name(rng)),
+        dir: |rng| ["lib/", "lib/sub/", "app/", "ß/"][rng.below(4) as usize].to_string(),
+    };
 
     /// One random edit: one of the shared kinds, or a top-level module the
     /// oracle imports added or changed. Returns what it did.
@@ -974,7 +965,7 @@ mod stable_chain {
             files.insert(p.clone(), d);
             format!("module {p}")
         } else {
-            tree_edits::edit(files, rng, &Shape)
+            tree_edits::edit(files, rng, &SHAPE)
         }
     }
 
