@@ -35,6 +35,11 @@ fn fuse_ready() -> bool {
     true
 }
 
+/// A fresh [`Scratch`] when FUSE is usable, `None` (skip) when not.
+fn fuse_scratch() -> Option<Scratch> {
+    fuse_ready().then(Scratch::new)
+}
+
 /// Write a random tree under `dir`. `ascii` keeps names ASCII (mpremote).
 fn generate(rng: &mut Rng, dir: &Path, depth: usize, ascii: bool) {
     let entries = 2 + rng.below(if depth == 0 { 14 } else { 8 });
@@ -106,13 +111,50 @@ fn generate_tree(seed: u64, dir: &Path, ascii: bool) {
     generate(&mut rng, dir, 3, ascii);
 }
 
-fn build_image(src: &Path, opts: &Options, out: &Path) -> Vec<u8> {
+/// `src/` in `s`, filled by [`generate_tree`] from `seed`.
+fn generated_source(s: &Scratch, seed: u64, ascii: bool) -> PathBuf {
+    let src = s.path("src");
+    fs::create_dir(&src).unwrap();
+    generate_tree(seed, &src, ascii);
+    src
+}
+
+/// The image `opts` builds of the tree `fill` makes under the root.
+fn build_tree(opts: &Options, fill: impl FnOnce(&mut MemoryTree, NodeRef)) -> Vec<u8> {
     let mut tree = MemoryTree::new();
     let root = tree.root();
-    tree_from_disk(src, &mut tree, root);
-    let bytes = tree.build(opts).unwrap();
-    fs::write(out, &bytes).unwrap();
-    bytes
+    fill(&mut tree, root);
+    tree.build(opts).unwrap()
+}
+
+/// [`build_tree`] written to the file `name` in `s`: its path and bytes.
+fn image_in(
+    s: &Scratch,
+    name: &str,
+    opts: &Options,
+    fill: impl FnOnce(&mut MemoryTree, NodeRef),
+) -> (PathBuf, Vec<u8>) {
+    let bytes = build_tree(opts, fill);
+    let img = s.path(name);
+    fs::write(&img, &bytes).unwrap();
+    (img, bytes)
+}
+
+/// `src` (a directory on disk) built with `opts` into `app.img` in `s`.
+fn build_image(s: &Scratch, src: &Path, opts: &Options) -> (PathBuf, Vec<u8>) {
+    image_in(s, "app.img", opts, |tree, root| {
+        tree_from_disk(src, tree, root)
+    })
+}
+
+/// Cut (or extend) the image file at `img` to `len` bytes, under a mount.
+fn set_image_len(img: &Path, len: u64) {
+    fs::OpenOptions::new()
+        .write(true)
+        .open(img)
+        .unwrap()
+        .set_len(len)
+        .unwrap();
 }
 
 fn mounted(mnt: &Path) -> bool {
@@ -125,6 +167,26 @@ fn wait_until(what: &str, deadline: Duration, mut f: impl FnMut() -> bool) {
         assert!(start.elapsed() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Wait (10 s at most) for nothing to be mounted on `mnt`.
+fn wait_unmounted(mnt: &Path, what: &str) {
+    wait_until(what, Duration::from_secs(10), || !mounted(mnt));
+}
+
+/// Wait (10 s at most) for process `pid` to be gone.
+fn wait_exited(pid: i32, what: &str) {
+    wait_until(what, Duration::from_secs(10), || !pid_alive(pid));
+}
+
+/// `romfs umount MNT` (the real CLI), lazily (`-z`) or not.
+fn romfs_umount(mnt: &Path, lazy: bool) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_romfs"));
+    cmd.arg("umount");
+    if lazy {
+        cmd.arg("-z");
+    }
+    cmd.arg(mnt).output().unwrap()
 }
 
 /// A scratch directory with a mountpoint; unmounts on drop, even when the
@@ -167,12 +229,7 @@ impl Scratch {
         let mut args: Vec<&std::ffi::OsStr> = extra.iter().map(|s| s.as_ref()).collect();
         args.push(image.as_os_str());
         args.push(self.mnt.as_os_str());
-        let out = self.run(&args);
-        assert!(
-            out.status.success(),
-            "mount failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        romfs_testkit::assert_succeeded(&self.run(&args), "mount");
         assert!(mounted(&self.mnt), "mount returned but nothing is mounted");
     }
 
@@ -348,49 +405,37 @@ fn check_tree(src: &Path, mnt: &Path, image: &[u8]) {
     }
 }
 
-#[test]
-fn default_layout_tree_matches_source() {
-    if !fuse_ready() {
+/// A tree generated from `seed`, built with `opts`, mounts and matches.
+fn generated_tree_matches_source(seed: u64, ascii: bool, opts: &Options) {
+    let Some(s) = fuse_scratch() else {
         return;
-    }
-    let s = Scratch::new();
-    let src = s.path("src");
-    fs::create_dir(&src).unwrap();
-    generate_tree(0x1234_5678_9abc, &src, false);
-    let img = s.path("app.img");
-    let bytes = build_image(&src, &Options::default(), &img);
+    };
+    let src = generated_source(&s, seed, ascii);
+    let (img, bytes) = build_image(&s, &src, opts);
     s.mount(&img, &[]);
     check_tree(&src, &s.mnt, &bytes);
 }
 
 #[test]
+fn default_layout_tree_matches_source() {
+    generated_tree_matches_source(0x1234_5678_9abc, false, &Options::default());
+}
+
+#[test]
 fn mpremote_layout_tree_matches_source() {
-    if !fuse_ready() {
-        return;
-    }
-    let s = Scratch::new();
-    let src = s.path("src");
-    fs::create_dir(&src).unwrap();
-    generate_tree(0xfeed_beef, &src, true);
-    let img = s.path("app.img");
-    let bytes = build_image(&src, &Options::mpremote(), &img);
-    s.mount(&img, &[]);
-    check_tree(&src, &s.mnt, &bytes);
+    generated_tree_matches_source(0xfeed_beef, true, &Options::mpremote());
 }
 
 /// An image written by the real `mpremote romfs build` mounts and matches.
 #[test]
 fn real_mpremote_image_matches_source() {
-    if !fuse_ready() {
+    let Some(s) = fuse_scratch() else {
         return;
-    }
+    };
     let Some(mpremote) = romfs_testkit::venv_tool("mpremote") else {
         return;
     };
-    let s = Scratch::new();
-    let src = s.path("src");
-    fs::create_dir(&src).unwrap();
-    generate_tree(0xabcdef, &src, true);
+    let src = generated_source(&s, 0xabcdef, true);
     let img = s.path("mp.img");
     let out = Command::new(mpremote)
         .args(["romfs", "--no-mpy", "-o"])
@@ -399,11 +444,7 @@ fn real_mpremote_image_matches_source() {
         .arg(&src)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "mpremote failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    romfs_testkit::assert_succeeded(&out, "mpremote");
     let bytes = fs::read(&img).unwrap();
     s.mount(&img, &[]);
     check_tree(&src, &s.mnt, &bytes);
@@ -479,13 +520,10 @@ fn files_by_size(root: &Path) -> Vec<(PathBuf, u64)> {
 /// shrunk, renamed and added, mounted side by side.
 #[test]
 fn stable_layout_images_match_source_fresh_and_with_a_base() {
-    if !fuse_ready() {
+    let Some(first) = fuse_scratch() else {
         return;
-    }
-    let first = Scratch::new();
-    let src = first.path("src");
-    fs::create_dir(&src).unwrap();
-    generate_tree(0x57ab_1e00, &src, false);
+    };
+    let src = generated_source(&first, 0x57ab_1e00, false);
     let old_img = first.path("v1.img");
     let said = romfs_build(&src, &old_img, &["--stable".as_ref()]);
     assert!(said.contains("stable layout"), "{said}");
@@ -544,15 +582,11 @@ fn stable_layout_images_match_source_fresh_and_with_a_base() {
 
 #[test]
 fn eight_concurrent_random_readers() {
-    if !fuse_ready() {
+    let Some(s) = fuse_scratch() else {
         return;
-    }
-    let s = Scratch::new();
-    let src = s.path("src");
-    fs::create_dir(&src).unwrap();
-    generate_tree(0x5eed, &src, false);
-    let img = s.path("app.img");
-    build_image(&src, &Options::default(), &img);
+    };
+    let src = generated_source(&s, 0x5eed, false);
+    let (img, _) = build_image(&s, &src, &Options::default());
     s.mount(&img, &[]);
     let files: Vec<(PathBuf, Vec<u8>)> = snapshot(&src)
         .into_iter()
@@ -596,25 +630,21 @@ fn eight_concurrent_random_readers() {
 
 #[test]
 fn wide_directory_lists_completely() {
-    if !fuse_ready() {
+    let Some(s) = fuse_scratch() else {
         return;
-    }
-    let s = Scratch::new();
-    let mut tree = MemoryTree::new();
-    let root = tree.root();
-    let wide = tree.add_dir(root, b"wide").unwrap();
+    };
     let n = 20_500;
-    for i in 0..n {
-        tree.add_file(
-            wide,
-            format!("entry-{i:06}-with-a-longish-name.txt").as_bytes(),
-            format!("{i}").into_bytes(),
-        )
-        .unwrap();
-    }
-    let bytes = tree.build(&Options::default()).unwrap();
-    let img = s.path("wide.img");
-    fs::write(&img, &bytes).unwrap();
+    let (img, _) = image_in(&s, "wide.img", &Options::default(), |tree, root| {
+        let wide = tree.add_dir(root, b"wide").unwrap();
+        for i in 0..n {
+            tree.add_file(
+                wide,
+                format!("entry-{i:06}-with-a-longish-name.txt").as_bytes(),
+                format!("{i}").into_bytes(),
+            )
+            .unwrap();
+        }
+    });
     s.mount(&img, &[]);
     let dir = s.mnt.join("wide");
     let mut names: Vec<String> = fs::read_dir(&dir)
@@ -657,19 +687,15 @@ fn wide_directory_lists_completely() {
 
 #[test]
 fn writes_are_erofs() {
-    if !fuse_ready() {
+    let Some(s) = fuse_scratch() else {
         return;
-    }
-    let s = Scratch::new();
-    let mut tree = MemoryTree::new();
-    let root = tree.root();
-    tree.add_file(root, b"file.txt", b"content".to_vec())
-        .unwrap();
-    let d = tree.add_dir(root, b"dir").unwrap();
-    tree.add_file(d, b"inner", b"x".to_vec()).unwrap();
-    let bytes = tree.build(&Options::default()).unwrap();
-    let img = s.path("rw.img");
-    fs::write(&img, &bytes).unwrap();
+    };
+    let (img, _) = image_in(&s, "rw.img", &Options::default(), |tree, root| {
+        tree.add_file(root, b"file.txt", b"content".to_vec())
+            .unwrap();
+        let d = tree.add_dir(root, b"dir").unwrap();
+        tree.add_file(d, b"inner", b"x".to_vec()).unwrap();
+    });
     s.mount(&img, &[]);
     let m = &s.mnt;
     let erofs = |r: std::io::Result<()>, what: &str| {
@@ -677,28 +703,19 @@ fn writes_are_erofs() {
         assert_eq!(e.raw_os_error(), Some(30), "{what}: {e}");
     };
     erofs(fs::write(m.join("new.txt"), b"x"), "create");
-    erofs(
-        fs::OpenOptions::new()
-            .write(true)
-            .open(m.join("file.txt"))
-            .map(drop),
-        "open for write",
-    );
-    erofs(
-        fs::OpenOptions::new()
-            .append(true)
-            .open(m.join("file.txt"))
-            .map(drop),
-        "open for append",
-    );
-    erofs(
-        fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(m.join("file.txt"))
-            .map(drop),
-        "open read-write",
-    );
+    // (what, read, write, append)
+    for (what, read, write, append) in [
+        ("open for write", false, true, false),
+        ("open for append", false, false, true),
+        ("open read-write", true, true, false),
+    ] {
+        let opened = fs::OpenOptions::new()
+            .read(read)
+            .write(write)
+            .append(append)
+            .open(m.join("file.txt"));
+        erofs(opened.map(drop), what);
+    }
     erofs(fs::create_dir(m.join("newdir")), "mkdir");
     erofs(fs::remove_file(m.join("file.txt")), "unlink");
     erofs(fs::remove_dir_all(m.join("dir")), "rmdir");
@@ -721,14 +738,12 @@ fn writes_are_erofs() {
 
 #[test]
 fn corrupt_and_foreign_images_are_refused() {
-    if !fuse_ready() {
+    let Some(s) = fuse_scratch() else {
         return;
-    }
-    let s = Scratch::new();
-    let mut tree = MemoryTree::new();
-    let root = tree.root();
-    tree.add_file(root, b"a", vec![1; 1000]).unwrap();
-    let mut bytes = tree.build(&Options::default()).unwrap();
+    };
+    let mut bytes = build_tree(&Options::default(), |tree, root| {
+        tree.add_file(root, b"a", vec![1; 1000]).unwrap();
+    });
     // One flipped byte in the file data: the checksum catches it.
     let at = bytes.len() / 2;
     bytes[at] ^= 0x40;
@@ -756,11 +771,10 @@ fn corrupt_and_foreign_images_are_refused() {
         assert!(!mounted(&s.mnt), "{name} left a mount");
     }
     // A structurally broken image: a record running past its parent.
-    let mut tree = MemoryTree::new();
-    let root = tree.root();
-    let d = tree.add_dir(root, b"d").unwrap();
-    tree.add_file(d, b"f", vec![9; 300]).unwrap();
-    let mut broken = tree.build(&Options::mpremote()).unwrap();
+    let mut broken = build_tree(&Options::mpremote(), |tree, root| {
+        let d = tree.add_dir(root, b"d").unwrap();
+        tree.add_file(d, b"f", vec![9; 300]).unwrap();
+    });
     // The directory record's length varuint follows its kind byte (4) at
     // the payload start; make it claim more than there is.
     let image = Image::parse(&broken).unwrap();
@@ -779,15 +793,12 @@ fn corrupt_and_foreign_images_are_refused() {
 
 #[test]
 fn mountpoint_problems_are_clear() {
-    if !fuse_ready() {
+    let Some(s) = fuse_scratch() else {
         return;
-    }
-    let s = Scratch::new();
-    let mut tree = MemoryTree::new();
-    let root = tree.root();
-    tree.add_file(root, b"a", vec![1; 10]).unwrap();
-    let img = s.path("a.img");
-    fs::write(&img, tree.build(&Options::default()).unwrap()).unwrap();
+    };
+    let (img, _) = image_in(&s, "a.img", &Options::default(), |tree, root| {
+        tree.add_file(root, b"a", vec![1; 10]).unwrap();
+    });
     let missing = s.path("missing");
     let out = s.run(&[img.as_os_str(), missing.as_os_str()]);
     assert!(!out.status.success());
@@ -805,11 +816,9 @@ fn mountpoint_problems_are_clear() {
         String::from_utf8_lossy(&out.stderr)
     );
     // Unmounting works once, then says nothing is mounted.
-    let out = s.run(&["-u".as_ref(), s.mnt.as_os_str()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    romfs_testkit::assert_succeeded(
+        &s.run(&["-u".as_ref(), s.mnt.as_os_str()]),
+        "romfs-mount -u",
     );
     assert!(!mounted(&s.mnt));
     let out = s.run(&["-u".as_ref(), s.mnt.as_os_str()]);
@@ -818,27 +827,24 @@ fn mountpoint_problems_are_clear() {
 }
 
 fn small_image(s: &Scratch) -> PathBuf {
-    let mut tree = MemoryTree::new();
-    let root = tree.root();
-    tree.add_file(root, b"a-small", b"small file".to_vec())
+    let (img, _) = image_in(s, "t.img", &Options::default(), |tree, root| {
+        tree.add_file(root, b"a-small", b"small file".to_vec())
+            .unwrap();
+        tree.add_file(
+            root,
+            b"big",
+            (0..3_000_000u32).map(|i| (i * 7) as u8).collect(),
+        )
         .unwrap();
-    tree.add_file(
-        root,
-        b"big",
-        (0..3_000_000u32).map(|i| (i * 7) as u8).collect(),
-    )
-    .unwrap();
-    let img = s.path("t.img");
-    fs::write(&img, tree.build(&Options::default()).unwrap()).unwrap();
+    });
     img
 }
 
 #[test]
 fn sigterm_in_foreground_unmounts() {
-    if !fuse_ready() {
+    let Some(mut s) = fuse_scratch() else {
         return;
-    }
-    let mut s = Scratch::new();
+    };
     let img = small_image(&s);
     s.mount_foreground(&img);
     assert_eq!(fs::read(s.mnt.join("a-small")).unwrap(), b"small file");
@@ -851,29 +857,20 @@ fn sigterm_in_foreground_unmounts() {
 
 #[test]
 fn sigterm_to_daemon_unmounts_and_sigkill_leaves_no_stale_mount() {
-    if !fuse_ready() {
+    let Some(s) = fuse_scratch() else {
         return;
-    }
-    let s = Scratch::new();
+    };
     let img = small_image(&s);
     s.mount(&img, &[]);
     let pid = s.daemon_pid();
     signal(pid, Signal::SIGTERM);
-    wait_until("unmount after SIGTERM", Duration::from_secs(10), || {
-        !mounted(&s.mnt)
-    });
-    wait_until("the daemon to exit", Duration::from_secs(10), || {
-        !pid_alive(pid)
-    });
+    wait_unmounted(&s.mnt, "unmount after SIGTERM");
+    wait_exited(pid, "the daemon to exit");
     // A daemon killed outright: auto_unmount removes the mount.
     s.mount(&img, &[]);
     let pid = s.daemon_pid();
     signal(pid, Signal::SIGKILL);
-    wait_until(
-        "auto-unmount after SIGKILL",
-        Duration::from_secs(10),
-        || !mounted(&s.mnt),
-    );
+    wait_unmounted(&s.mnt, "auto-unmount after SIGKILL");
     // `fusermount3 -u` unmounts too, and the daemon exits.
     s.mount(&img, &[]);
     let pid = s.daemon_pid();
@@ -883,11 +880,7 @@ fn sigterm_to_daemon_unmounts_and_sigkill_leaves_no_stale_mount() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    wait_until(
-        "the daemon to exit after fusermount3 -u",
-        Duration::from_secs(10),
-        || !pid_alive(pid),
-    );
+    wait_exited(pid, "the daemon to exit after fusermount3 -u");
 }
 
 /// Live processes (zombies aside) with `mnt` among their arguments: the
@@ -913,27 +906,24 @@ fn processes_for(mnt: &Path) -> Vec<i32> {
 /// server held fusermount3's socket itself). Nothing is left running.
 #[test]
 fn sigkill_never_leaves_a_stale_mount() {
-    if !fuse_ready() {
+    let Some(mut s) = fuse_scratch() else {
         return;
-    }
-    let mut s = Scratch::new();
+    };
     let img = small_image(&s);
     for round in 0..25 {
         s.mount(&img, &[]);
         signal(s.daemon_pid(), Signal::SIGKILL);
-        wait_until(
+        wait_unmounted(
+            &s.mnt,
             &format!("auto-unmount after SIGKILL to the daemon (round {round})"),
-            Duration::from_secs(10),
-            || !mounted(&s.mnt),
         );
         s.mount_foreground(&img);
         let mut child = s.foreground.take().unwrap();
         signal(child.id() as i32, Signal::SIGKILL);
         child.wait().unwrap();
-        wait_until(
+        wait_unmounted(
+            &s.mnt,
             &format!("auto-unmount after SIGKILL in the foreground (round {round})"),
-            Duration::from_secs(10),
-            || !mounted(&s.mnt),
         );
         wait_until(
             &format!("every process of the mount to exit (round {round})"),
@@ -1006,22 +996,13 @@ fn a_refused_mount_says_what_fusermount3_said() {
 /// do; unmounting lazily then succeeds.
 #[test]
 fn unmounting_a_busy_mount_says_so() {
-    if !fuse_ready() {
+    let Some(s) = fuse_scratch() else {
         return;
-    }
-    let s = Scratch::new();
+    };
     let img = small_image(&s);
     s.mount(&img, &[]);
     let open = fs::File::open(s.mnt.join("a-small")).unwrap();
-    let umount = |lazy: bool| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_romfs"));
-        cmd.arg("umount");
-        if lazy {
-            cmd.arg("-z");
-        }
-        cmd.arg(&s.mnt).output().unwrap()
-    };
-    let out = umount(false);
+    let out = romfs_umount(&s.mnt, false);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -1032,22 +1013,16 @@ fn unmounting_a_busy_mount_says_so() {
         "{stderr}"
     );
     assert!(mounted(&s.mnt));
-    let out = umount(true);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    romfs_testkit::assert_succeeded(&romfs_umount(&s.mnt, true), "romfs umount -z");
     assert!(!mounted(&s.mnt));
     drop(open);
 }
 
 #[test]
 fn truncated_image_gives_eio_not_a_crash() {
-    if !fuse_ready() {
+    let Some(s) = fuse_scratch() else {
         return;
-    }
-    let s = Scratch::new();
+    };
     let img = small_image(&s);
     s.mount(&img, &[]);
     let pid = s.daemon_pid();
@@ -1057,12 +1032,7 @@ fn truncated_image_gives_eio_not_a_crash() {
     let f = fs::File::open(&big).unwrap();
     let mut head = vec![0u8; 4096];
     f.read_exact_at(&mut head, 0).unwrap();
-    fs::OpenOptions::new()
-        .write(true)
-        .open(&img)
-        .unwrap()
-        .set_len(1_000_000)
-        .unwrap();
+    set_image_len(&img, 1_000_000);
     let mut tail = vec![0u8; 65536];
     let e = f
         .read_exact_at(&mut tail, 2_500_000)
@@ -1110,20 +1080,17 @@ fn read_in_chunks(path: &Path, chunk: usize) -> Vec<u8> {
 /// An image with one large file of pseudo-random bytes (wrong offsets show).
 fn large_image(s: &Scratch, len: usize) -> (PathBuf, Vec<u8>) {
     let data = Rng(0x5EED).bytes(len);
-    let mut tree = MemoryTree::new();
-    let root = tree.root();
-    tree.add_file(root, b"large", data.clone()).unwrap();
-    let img = s.path("large.img");
-    fs::write(&img, tree.build(&Options::default()).unwrap()).unwrap();
+    let (img, _) = image_in(s, "large.img", &Options::default(), |tree, root| {
+        tree.add_file(root, b"large", data.clone()).unwrap();
+    });
     (img, data)
 }
 
 #[test]
 fn sequential_reads_are_read_ahead_and_correct() {
-    if !fuse_ready() {
+    let Some(s) = fuse_scratch() else {
         return;
-    }
-    let s = Scratch::new();
+    };
     let (img, want) = large_image(&s, 40 << 20);
     s.mount(&img, &[]);
     let pid = s.daemon_pid();
@@ -1142,21 +1109,12 @@ fn sequential_reads_are_read_ahead_and_correct() {
 
 #[test]
 fn ten_concurrent_sequential_readers() {
-    if !fuse_ready() {
-        return;
-    }
     // More streams than the read-ahead tracks at once (8): slots get
     // replaced while the populate thread works on others.
-    let s = Scratch::new();
-    let mut tree = MemoryTree::new();
-    let root = tree.root();
-    let files: Vec<Vec<u8>> = (0..10u64).map(|i| Rng(0xF11E ^ i).bytes(3 << 20)).collect();
-    for (i, data) in files.iter().enumerate() {
-        tree.add_file(root, format!("f{i}").as_bytes(), data.clone())
-            .unwrap();
-    }
-    let img = s.path("ten.img");
-    fs::write(&img, tree.build(&Options::default()).unwrap()).unwrap();
+    let Some(s) = fuse_scratch() else {
+        return;
+    };
+    let (img, files) = files_image(&s, 0xF11E, 10, 3 << 20);
     s.mount(&img, &[]);
     let mnt = &s.mnt;
     std::thread::scope(|scope| {
@@ -1171,10 +1129,9 @@ fn ten_concurrent_sequential_readers() {
 
 #[test]
 fn readahead_0_turns_read_ahead_off() {
-    if !fuse_ready() {
+    let Some(s) = fuse_scratch() else {
         return;
-    }
-    let s = Scratch::new();
+    };
     let (img, want) = large_image(&s, 8 << 20);
     s.mount(&img, &["-o", "readahead=0"]);
     let pid = s.daemon_pid();
@@ -1192,10 +1149,9 @@ fn readahead_0_turns_read_ahead_off() {
 
 #[test]
 fn truncating_the_image_during_read_ahead_is_not_a_crash() {
-    if !fuse_ready() {
+    let Some(s) = fuse_scratch() else {
         return;
-    }
-    let s = Scratch::new();
+    };
     let (img, want) = large_image(&s, 48 << 20);
     s.mount(&img, &[]);
     let pid = s.daemon_pid();
@@ -1205,12 +1161,7 @@ fn truncating_the_image_during_read_ahead_is_not_a_crash() {
     let mut head = vec![0u8; 4 << 20];
     f.read_exact_at(&mut head, 0).unwrap();
     assert!(head == want[..4 << 20]);
-    fs::OpenOptions::new()
-        .write(true)
-        .open(&img)
-        .unwrap()
-        .set_len(6 << 20)
-        .unwrap();
+    set_image_len(&img, 6 << 20);
     // Reading on runs into the cut: EIO at some point, never a dead mounter.
     let mut buf = vec![0u8; 1 << 20];
     let mut failed = false;
@@ -1231,17 +1182,10 @@ fn truncating_the_image_during_read_ahead_is_not_a_crash() {
 
 #[test]
 fn attributes_statfs_and_owner_options() {
-    if !fuse_ready() {
+    let Some(s) = fuse_scratch() else {
         return;
-    }
-    let s = Scratch::new();
-    let mut tree = MemoryTree::new();
-    let root = tree.root();
-    let d = tree.add_dir(root, b"d").unwrap();
-    tree.add_dir(d, b"e").unwrap();
-    tree.add_file(d, b"f", vec![5; 5000]).unwrap();
+    };
     let name255 = "n".repeat(255);
-    tree.add_file(root, name255.as_bytes(), vec![]).unwrap();
     let opts = Options {
         metadata: Some(MetadataSpec {
             build_time: Some(1_700_000_000),
@@ -1249,9 +1193,12 @@ fn attributes_statfs_and_owner_options() {
         }),
         ..Options::default()
     };
-    let bytes = tree.build(&opts).unwrap();
-    let img = s.path("attrs.img");
-    fs::write(&img, &bytes).unwrap();
+    let (img, bytes) = image_in(&s, "attrs.img", &opts, |tree, root| {
+        let d = tree.add_dir(root, b"d").unwrap();
+        tree.add_dir(d, b"e").unwrap();
+        tree.add_file(d, b"f", vec![5; 5000]).unwrap();
+        tree.add_file(root, name255.as_bytes(), vec![]).unwrap();
+    });
     s.mount(
         &img,
         &[
@@ -1296,11 +1243,9 @@ fn attributes_statfs_and_owner_options() {
         "free, available, namemax"
     );
     // Without metadata, the image file's modification time is used.
-    let mut tree = MemoryTree::new();
-    let root = tree.root();
-    tree.add_file(root, b"x", vec![1]).unwrap();
-    let img2 = s.path("nometa.img");
-    fs::write(&img2, tree.build(&Options::mpremote()).unwrap()).unwrap();
+    let (img2, _) = image_in(&s, "nometa.img", &Options::mpremote(), |tree, root| {
+        tree.add_file(root, b"x", vec![1]).unwrap();
+    });
     let s2 = Scratch::new();
     s2.mount(&img2, &[]);
     let want = fs::metadata(&img2).unwrap().mtime();
@@ -1323,16 +1268,15 @@ fn wait_child(child: &mut Child, deadline: Duration) -> std::process::ExitStatus
 // reaches the daemon instead of the page cache.
 
 /// An image of `n` files of `len` pseudo-random bytes each, `f0`, `f1`...
-fn files_image(s: &Scratch, n: usize, len: usize) -> (PathBuf, Vec<Vec<u8>>) {
-    let files: Vec<Vec<u8>> = (0..n as u64).map(|i| Rng(0xD1CE ^ i).bytes(len)).collect();
-    let mut tree = MemoryTree::new();
-    let root = tree.root();
-    for (i, data) in files.iter().enumerate() {
-        tree.add_file(root, format!("f{i}").as_bytes(), data.clone())
-            .unwrap();
-    }
-    let img = s.path("files.img");
-    fs::write(&img, tree.build(&Options::default()).unwrap()).unwrap();
+/// (file `i` from seed `seed ^ i`).
+fn files_image(s: &Scratch, seed: u64, n: usize, len: usize) -> (PathBuf, Vec<Vec<u8>>) {
+    let files: Vec<Vec<u8>> = (0..n as u64).map(|i| Rng(seed ^ i).bytes(len)).collect();
+    let (img, _) = image_in(s, "files.img", &Options::default(), |tree, root| {
+        for (i, data) in files.iter().enumerate() {
+            tree.add_file(root, format!("f{i}").as_bytes(), data.clone())
+                .unwrap();
+        }
+    });
     (img, files)
 }
 
@@ -1385,11 +1329,10 @@ fn wait_readers(children: Vec<Child>, deadline: Duration) -> Vec<(Option<i32>, S
 
 #[test]
 fn many_reader_processes_read_correctly() {
-    if !fuse_ready() {
+    let Some(s) = fuse_scratch() else {
         return;
-    }
-    let s = Scratch::new();
-    let (img, files) = files_image(&s, 8, 3 << 20);
+    };
+    let (img, files) = files_image(&s, 0xD1CE, 8, 3 << 20);
     for (i, data) in files.iter().enumerate() {
         fs::write(s.path(&format!("src{i}")), data).unwrap();
     }
@@ -1419,11 +1362,10 @@ fn many_reader_processes_read_correctly() {
 
 #[test]
 fn image_truncated_and_overwritten_under_reader_processes() {
-    if !fuse_ready() {
+    let Some(s) = fuse_scratch() else {
         return;
-    }
-    let s = Scratch::new();
-    let (img, files) = files_image(&s, 4, 8 << 20);
+    };
+    let (img, files) = files_image(&s, 0xD1CE, 4, 8 << 20);
     let original = fs::read(&img).unwrap();
     s.mount(&img, &[]);
     let pid = s.daemon_pid();
@@ -1439,12 +1381,7 @@ fn image_truncated_and_overwritten_under_reader_processes() {
     let pause = || std::thread::sleep(Duration::from_millis(300));
     pause();
     // Cut to a quarter, then the same length of other bytes, then back.
-    fs::OpenOptions::new()
-        .write(true)
-        .open(&img)
-        .unwrap()
-        .set_len(original.len() as u64 / 4)
-        .unwrap();
+    set_image_len(&img, original.len() as u64 / 4);
     pause();
     fs::write(&img, vec![0x55; original.len()]).unwrap();
     pause();
@@ -1472,20 +1409,9 @@ fn image_truncated_and_overwritten_under_reader_processes() {
             .unwrap();
         assert!(out.stdout == *data, "f{i} after the image was restored");
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_romfs"))
-        .arg("umount")
-        .arg(&s.mnt)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    romfs_testkit::assert_succeeded(&romfs_umount(&s.mnt, false), "romfs umount");
     assert!(!mounted(&s.mnt));
-    wait_until("the daemon to exit", Duration::from_secs(10), || {
-        !pid_alive(pid)
-    });
+    wait_exited(pid, "the daemon to exit");
 }
 
 /// SIGKILL to the daemon while reader processes are mid-read: they get an
@@ -1498,7 +1424,7 @@ fn daemon_killed_mid_read() {
     }
     for auto_unmount in [false, true] {
         let s = Scratch::new();
-        let (img, _) = files_image(&s, 4, 8 << 20);
+        let (img, _) = files_image(&s, 0xD1CE, 4, 8 << 20);
         let extra: &[&str] = if auto_unmount {
             &[]
         } else {
@@ -1530,19 +1456,10 @@ fn daemon_killed_mid_read() {
                 "reader {k}: {err}"
             );
         }
-        wait_until("the daemon to die", Duration::from_secs(10), || {
-            !pid_alive(pid)
-        });
-        let umount = || {
-            Command::new(env!("CARGO_BIN_EXE_romfs"))
-                .arg("umount")
-                .arg(&s.mnt)
-                .output()
-                .unwrap()
-        };
+        wait_exited(pid, "the daemon to die");
         if auto_unmount {
-            wait_until("auto-unmount", Duration::from_secs(10), || !mounted(&s.mnt));
-            let out = umount();
+            wait_unmounted(&s.mnt, "auto-unmount");
+            let out = romfs_umount(&s.mnt, false);
             assert_eq!(out.status.code(), Some(1));
             assert!(String::from_utf8_lossy(&out.stderr).contains("nothing is mounted there"));
         } else {
@@ -1550,12 +1467,7 @@ fn daemon_killed_mid_read() {
             assert!(mounted(&s.mnt), "noauto_unmount: the dead mount stays");
             let e = fs::metadata(&s.mnt).unwrap_err();
             assert_eq!(e.raw_os_error(), Some(Errno::ENOTCONN as i32), "{e}");
-            let out = umount();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            romfs_testkit::assert_succeeded(&romfs_umount(&s.mnt, false), "romfs umount");
             assert!(!mounted(&s.mnt));
         }
         assert!(

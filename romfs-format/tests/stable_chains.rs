@@ -13,10 +13,8 @@ use proptest::prelude::*;
 use romfs_format::ext::{self, extension};
 use romfs_format::write::{MemoryTree, Options, StableImage, StableOptions, TAG_DATA_AREA};
 use romfs_format::{Checksum, Image, Node};
+use romfs_testkit::tree_edits::{self, Files, TreeShape};
 use romfs_testkit::Rng;
-
-/// Source tree: path (`/`-separated) -> contents.
-type Files = BTreeMap<String, Vec<u8>>;
 
 fn tree_of(files: &Files) -> MemoryTree {
     romfs_testkit::gen::tree_of_paths(files, |_| None)
@@ -109,66 +107,22 @@ fn dir(rng: &mut Rng) -> String {
 fn random_files(rng: &mut Rng) -> Files {
     let mut files = Files::new();
     for _ in 0..1 + rng.below(30) {
-        files.insert(format!("{}{}.py", dir(rng), name(rng)), contents(rng));
+        files.insert((SHAPE.path)(rng), contents(rng));
     }
     files
 }
 
+/// What this test's source trees are made of.
+const SHAPE: TreeShape = TreeShape {
+    contents,
+    path: |rng| format!("{}{}.py", dir(rng), name(rng)),
+    new_path: |rng| format!("{}new/{}.mpy", dir(rng), name(rng)),
+    dir,
+};
+
 /// One random edit of the source tree; returns what it did.
 fn edit(files: &mut Files, rng: &mut Rng) -> String {
-    let keys: Vec<String> = files.keys().cloned().collect();
-    let k = keys[rng.below(keys.len() as u64) as usize].clone();
-    match rng.below(9) {
-        0 if files.len() > 1 => {
-            files.remove(&k);
-            format!("remove {k}")
-        }
-        1 => {
-            let more = contents(rng);
-            files.get_mut(&k).unwrap().extend(more);
-            format!("grow {k}")
-        }
-        2 => {
-            let d = files.get_mut(&k).unwrap();
-            let keep = rng.below(d.len() as u64 + 1) as usize;
-            d.truncate(keep);
-            format!("shrink {k} to {keep}")
-        }
-        3 => {
-            let d = files.get_mut(&k).unwrap();
-            if !d.is_empty() {
-                let at = rng.below(d.len() as u64) as usize;
-                d[at] ^= 0x41;
-            }
-            format!("edit {k}")
-        }
-        4 => {
-            let data = files.remove(&k).unwrap();
-            let to = format!("{}{}.py", dir(rng), name(rng));
-            files.insert(to.clone(), data);
-            format!("rename {k} to {to}")
-        }
-        5 => {
-            let data = files[&k].clone();
-            let to = format!("{}{}.py", dir(rng), name(rng));
-            files.insert(to.clone(), data);
-            format!("copy {k} to {to}")
-        }
-        6 => {
-            // A whole directory goes (unless it is all there is).
-            let d = dir(rng);
-            let left = files.keys().filter(|p| !p.starts_with(&d)).count();
-            if !d.is_empty() && left > 0 {
-                files.retain(|p, _| !p.starts_with(&d));
-            }
-            format!("remove dir {d}")
-        }
-        _ => {
-            let to = format!("{}new/{}.mpy", dir(rng), name(rng));
-            files.insert(to.clone(), contents(rng));
-            format!("add {to}")
-        }
-    }
+    tree_edits::edit(files, rng, &SHAPE)
 }
 
 fn build(files: &Files, block: u32, base: Option<&[u8]>) -> Result<StableImage, TestCaseError> {

@@ -309,6 +309,15 @@ impl Qemu {
         bytes
     }
 
+    /// The ROM partition exactly as it is now: the board frozen for the
+    /// copy, then let run on.
+    pub fn partition_snapshot(&mut self) -> Vec<u8> {
+        self.stop();
+        let bytes = self.partition();
+        self.monitor("cont");
+        bytes
+    }
+
     /// End QEMU.
     pub fn quit(mut self) {
         let _ = self.monitor.write_all(b"quit\n");

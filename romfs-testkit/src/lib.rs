@@ -14,6 +14,7 @@ use std::sync::OnceLock;
 pub mod board;
 pub mod gen;
 pub mod oracle;
+pub mod tree_edits;
 
 /// Python packages the interop tests need, pinned so results are repeatable
 /// (one requirement per line; `scripts/` installs the same file).
@@ -148,6 +149,18 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create a scratch directory");
     dir
+}
+
+/// Panics unless the process that gave `out` succeeded, naming `what` ran
+/// and showing its exit status and stderr.
+#[track_caller]
+pub fn assert_succeeded(out: &std::process::Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Run a MicroPython script (given as source) with the real unix port and

@@ -130,9 +130,7 @@ fn a_redeploy_is_laid_out_on_the_image_the_board_holds() {
     let Some((fw, mpy_cross)) = setup() else {
         return;
     };
-    let t = tempfile::tempdir().unwrap();
-    let app = t.path().join("app");
-    write_app(&app, 60);
+    let (t, app) = app_dir(60);
     let qemu = Qemu::boot(&fw, Build::Writable, None);
     // Its own memory of deployed images, as a user's first deploy has.
     let deploy = || {

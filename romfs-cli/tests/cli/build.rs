@@ -8,7 +8,7 @@ use std::path::Path;
 use predicates::prelude::*;
 use romfs_format::{Checksum, Image};
 
-use crate::{build_cmd, fails, files_of, json_of, leftovers, romfs, sample};
+use crate::{build_cmd, fails, files_of, json_of, leftovers, names_of, romfs, sample};
 
 #[test]
 fn build_default_layout_round_trips() {
@@ -34,9 +34,8 @@ fn build_default_layout_round_trips() {
     assert!(image.verify(|f| panic!("finding {f}")).is_clean());
     assert!(matches!(image.checksum(), Checksum::Valid(_)));
     let files = files_of(&image);
-    let names: Vec<&str> = files.iter().map(|f| f.0.as_str()).collect();
     assert_eq!(
-        names,
+        names_of(&files),
         [
             "blob.bin",
             "lib/blob_copy.bin",
@@ -101,9 +100,8 @@ fn build_options_align_dedup_metadata_exclude() {
     let bytes = fs::read(&img).unwrap();
     let image = Image::parse(&bytes).unwrap();
     let files = files_of(&image);
-    let names: Vec<&str> = files.iter().map(|f| f.0.as_str()).collect();
     assert_eq!(
-        names,
+        names_of(&files),
         [
             "blob.bin",
             "lib/blob_copy.bin",

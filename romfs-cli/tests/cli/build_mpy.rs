@@ -9,7 +9,7 @@ use predicates::prelude::*;
 use romfs_format::Image;
 
 use crate::build::build_fails;
-use crate::{build_cmd, fails, files_of, json_of, leftovers, romfs, sample, snapshot};
+use crate::{build_cmd, fails, files_of, json_of, leftovers, names_of, romfs, sample, snapshot};
 
 /// A stand-in for mpy-cross: records its arguments and writes a bytecode
 /// `.mpy` header followed by the source; fails on sources containing "SYNTAX".
@@ -73,9 +73,8 @@ fn mpy_compilation_plumbing() {
     let bytes = fs::read(&img).unwrap();
     let image = Image::parse(&bytes).unwrap();
     let files = files_of(&image);
-    let names: Vec<&str> = files.iter().map(|f| f.0.as_str()).collect();
     assert_eq!(
-        names,
+        names_of(&files),
         [
             "blob.bin",
             "lib/blob_copy.bin",

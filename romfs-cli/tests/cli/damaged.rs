@@ -9,19 +9,13 @@ use std::path::{Path, PathBuf};
 
 use romfs_format::Image;
 
-use crate::{blob, built, fails, romfs};
+use crate::{blob, built, data_offset, fails, key_pair, romfs};
 
 /// `img` with one byte of `blob.bin`'s data flipped, at `t/name`.
 fn flipped(img: &Path, name: &str, fix_crc: bool) -> PathBuf {
     let mut bytes = fs::read(img).unwrap();
     let image = Image::parse(&bytes).unwrap();
-    let off = image
-        .lookup(b"blob.bin")
-        .unwrap()
-        .unwrap()
-        .as_file()
-        .unwrap()
-        .data_offset();
+    let off = data_offset(&image, b"blob.bin");
     let end = image
         .reader()
         .stored_checksum()
@@ -154,11 +148,7 @@ fn info_warns_and_ls_reads_only_directory_records() {
 
 /// `img` signed (with `t/k.pem`, made here).
 fn signed(t: &Path, img: &Path) {
-    romfs()
-        .args(["keygen", "--out"])
-        .arg(t.join("k"))
-        .assert()
-        .success();
+    key_pair(&t.join("k"));
     romfs()
         .arg("sign")
         .arg(img)

@@ -10,7 +10,7 @@ use romfs_format::write::{MemoryTree, MetadataSpec, Options, SignatureSpec};
 use romfs_format::Image;
 use romfs_sign::SigningKey;
 
-use crate::romfs;
+use crate::{data_offset, romfs};
 
 /// A fixed image: nested directories, an empty one, a duplicate (stored
 /// once), bytecode and native `.mpy` files, a `.mpy` that is not one,
@@ -66,13 +66,7 @@ fn golden_key() -> SigningKey {
 /// The golden image with one byte of `config.json`'s data flipped.
 fn corrupt(mut image: Vec<u8>) -> Vec<u8> {
     let parsed = Image::parse(&image).unwrap();
-    let at = parsed
-        .lookup(b"config.json")
-        .unwrap()
-        .unwrap()
-        .as_file()
-        .unwrap()
-        .data_offset();
+    let at = data_offset(&parsed, b"config.json");
     image[at] ^= 0x20;
     image
 }

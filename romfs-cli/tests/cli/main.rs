@@ -46,6 +46,23 @@ pub fn build_cmd(src: impl AsRef<OsStr>, out: impl AsRef<OsStr>) -> Command {
     c
 }
 
+/// `romfs keygen --out PREFIX`, which must succeed: `PREFIX.pem` and
+/// `PREFIX.pub.pem`.
+pub fn key_pair(prefix: &Path) {
+    romfs()
+        .args(["keygen", "--out"])
+        .arg(prefix)
+        .assert()
+        .success();
+}
+
+/// `romfs verify --key KEY IMAGE`, for more arguments.
+pub fn verify_with_key(key: impl AsRef<OsStr>, image: impl AsRef<OsStr>) -> Command {
+    let mut c = romfs();
+    c.arg("verify").arg("--key").arg(key).arg(image);
+    c
+}
+
 /// The `romfs-mount` command.
 pub fn romfs_mount() -> Command {
     Command::new(env!("CARGO_BIN_EXE_romfs-mount"))
@@ -142,6 +159,22 @@ pub fn files_of(image: &Image<'_>) -> Vec<(String, Vec<u8>, usize, bool)> {
     }
     out.sort();
     out
+}
+
+/// Where the data of the file at `path` in `image` starts.
+pub fn data_offset(image: &Image<'_>, path: &[u8]) -> usize {
+    image
+        .lookup(path)
+        .unwrap()
+        .unwrap()
+        .as_file()
+        .unwrap()
+        .data_offset()
+}
+
+/// The paths in what [`files_of`] gives.
+pub fn names_of(files: &[(String, Vec<u8>, usize, bool)]) -> Vec<&str> {
+    files.iter().map(|f| f.0.as_str()).collect()
 }
 
 /// Every file under `dir` with its contents, sorted.

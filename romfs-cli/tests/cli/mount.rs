@@ -142,11 +142,7 @@ fn mount_serves_the_image_and_umount_removes_it() {
 
     // The flag wins over -o: the files belong to 4321, not 1234.
     let out = run(&[&"mount", &"--uid", &"4321", &"-o", &"uid=1234", &img, &mnt]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    romfs_testkit::assert_succeeded(&out, "romfs mount");
     let served = || {
         use std::os::unix::fs::MetadataExt;
         assert!(romfs_mount::is_mounted(&mnt));
@@ -168,11 +164,7 @@ fn mount_serves_the_image_and_umount_removes_it() {
     };
     let result = std::panic::catch_unwind(served);
     let out = run(&[&"umount", &mnt]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    romfs_testkit::assert_succeeded(&out, "romfs umount");
     assert!(!romfs_mount::is_mounted(&mnt));
     result.unwrap();
 

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use romfs_format::Image;
 
-use crate::{build_cmd, built, fails, leftovers, romfs, sample};
+use crate::{build_cmd, built, fails, key_pair, leftovers, romfs, sample};
 
 fn mkfifo(path: &Path) {
     let status = std::process::Command::new("mkfifo")
@@ -18,6 +18,10 @@ fn mkfifo(path: &Path) {
         .status()
         .unwrap();
     assert!(status.success());
+}
+
+fn is_symlink(path: &Path) -> bool {
+    fs::symlink_metadata(path).unwrap().file_type().is_symlink()
 }
 
 fn is_fifo(path: &Path) -> bool {
@@ -39,10 +43,7 @@ fn build_writes_through_a_symlink_to_its_target() {
         .args(["--no-mpy", "-q"])
         .assert()
         .success();
-    assert!(fs::symlink_metadata(&link)
-        .unwrap()
-        .file_type()
-        .is_symlink());
+    assert!(is_symlink(&link));
     let first = fs::read(&target).unwrap();
     Image::parse(&first).unwrap();
 
@@ -51,10 +52,7 @@ fn build_writes_through_a_symlink_to_its_target() {
         .args(["--no-mpy", "-q", "--label", "second"])
         .assert()
         .success();
-    assert!(fs::symlink_metadata(&link)
-        .unwrap()
-        .file_type()
-        .is_symlink());
+    assert!(is_symlink(&link));
     assert_ne!(fs::read(&target).unwrap(), first);
     assert!(leftovers(t.path()).is_empty() && leftovers(&t.path().join("out")).is_empty());
 }
@@ -63,11 +61,7 @@ fn build_writes_through_a_symlink_to_its_target() {
 fn sign_writes_through_a_symlink_to_its_target() {
     let t = tempfile::tempdir().unwrap();
     let img = built(t.path());
-    romfs()
-        .args(["keygen", "--out"])
-        .arg(t.path().join("k"))
-        .assert()
-        .success();
+    key_pair(&t.path().join("k"));
     let link = t.path().join("link.img");
     symlink("app.img", &link).unwrap();
     romfs()
@@ -78,10 +72,7 @@ fn sign_writes_through_a_symlink_to_its_target() {
         .args(["--product", "p", "--generation", "1"])
         .assert()
         .success();
-    assert!(fs::symlink_metadata(&link)
-        .unwrap()
-        .file_type()
-        .is_symlink());
+    assert!(is_symlink(&link));
     let signed = fs::read(&img).unwrap();
     assert!(Image::parse(&signed).unwrap().signature().is_some());
 }
@@ -124,11 +115,7 @@ fn build_to_dev_stdout_writes_the_image_to_stdout() {
         .args(["--no-mpy", "-q"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    romfs_testkit::assert_succeeded(&out, "romfs build -o /dev/stdout");
     Image::parse(&out.stdout).unwrap();
 }
 
@@ -151,10 +138,7 @@ fn build_to_a_full_device_fails_and_leaves_the_node() {
         .unwrap()
         .file_type()
         .is_char_device());
-    assert!(fs::symlink_metadata(&link)
-        .unwrap()
-        .file_type()
-        .is_symlink());
+    assert!(is_symlink(&link));
 }
 
 #[test]

@@ -9,7 +9,10 @@ use std::path::Path;
 use romfs_format::Image;
 use romfs_sign::{PublicKey, SigningKey};
 
-use crate::{build_cmd, built, fails, files_of, json_of, leftovers, romfs, sample, stdout_of};
+use crate::{
+    build_cmd, built, fails, files_of, json_of, leftovers, romfs, sample, stdout_of,
+    verify_with_key,
+};
 
 /// `romfs keygen --out DIR/NAME`; the key it wrote.
 fn keygen(dir: &Path, name: &str) -> SigningKey {
@@ -30,11 +33,7 @@ fn signed_build(src: &Path, out: &Path, key: &Path, generation: &str) -> String 
         .args(["--product", "board-a", "--generation", generation])
         .output()
         .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    romfs_testkit::assert_succeeded(&run, "romfs build --sign");
     String::from_utf8(run.stderr).unwrap()
 }
 
@@ -113,13 +112,7 @@ fn build_sign_makes_an_image_that_verifies_and_reads_as_the_unsigned_one() {
         files_of(&image)
     );
 
-    let out = stdout_of(
-        romfs()
-            .arg("verify")
-            .arg("--key")
-            .arg(t.path().join("k.pub.pem"))
-            .arg(&img),
-    );
+    let out = stdout_of(&mut verify_with_key(t.path().join("k.pub.pem"), &img));
     let text = String::from_utf8(out).unwrap();
     assert!(
         text.contains(&format!("signature OK: signed by key {}", key.key_id())),
@@ -173,13 +166,7 @@ fn verify_with_a_key_fails_on_any_change_saying_why() {
         bad[at] ^= 0x04;
         let path = t.path().join("bad.img");
         fs::write(&path, &bad).unwrap();
-        let out = romfs()
-            .arg("verify")
-            .arg("--key")
-            .arg(&pubkey)
-            .arg(&path)
-            .output()
-            .unwrap();
+        let out = verify_with_key(&pubkey, &path).output().unwrap();
         let stdout = String::from_utf8(out.stdout).unwrap();
         assert_eq!(out.status.code(), Some(1), "{what}: {stdout}");
         assert!(
@@ -188,11 +175,7 @@ fn verify_with_a_key_fails_on_any_change_saying_why() {
         );
     }
     // Another key: it says which key signed.
-    let out = romfs()
-        .arg("verify")
-        .arg("--key")
-        .arg(t.path().join("other.pub.pem"))
-        .arg(&img)
+    let out = verify_with_key(t.path().join("other.pub.pem"), &img)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -201,11 +184,7 @@ fn verify_with_a_key_fails_on_any_change_saying_why() {
         key.key_id()
     )));
     // A private key file works for verifying too.
-    romfs()
-        .arg("verify")
-        .arg("--key")
-        .arg(t.path().join("k.pem"))
-        .arg(&img)
+    verify_with_key(t.path().join("k.pem"), &img)
         .assert()
         .success();
 }

@@ -4,7 +4,7 @@
 
 use std::fs;
 
-use crate::{build_cmd, built, fails, romfs, sample};
+use crate::{build_cmd, built, fails, key_pair, romfs, sample};
 
 #[test]
 fn wrong_command_lines_exit_2() {
@@ -12,68 +12,23 @@ fn wrong_command_lines_exit_2() {
     let img = built(t.path());
     let src = t.path().join("app");
     let out = t.path().join("out.img");
-    romfs()
-        .args(["keygen", "--out"])
-        .arg(t.path().join("k"))
-        .assert()
-        .success();
+    key_pair(&t.path().join("k"));
     let key = t.path().join("k.pem");
     let key = key.to_str().unwrap();
     let too_long = "p".repeat(33);
+    #[rustfmt::skip] // one case a line
     let build_cases: &[(&[&str], &str)] = &[
-        (
-            &["--layout", "mpremote", "--label", "foo"],
-            "--label only applies to the default layout",
-        ),
-        (
-            &[
-                "--layout",
-                "mpremote",
-                "--sign",
-                key,
-                "--product",
-                "p",
-                "--generation",
-                "1",
-            ],
-            "--generation, --product, --sign only apply to the default layout",
-        ),
+        (&["--layout", "mpremote", "--label", "foo"], "--label only applies to the default layout"),
+        (&["--layout", "mpremote", "--sign", key, "--product", "p", "--generation", "1"], "--generation, --product, --sign only apply to the default layout"),
         (&["--align", "3"], "is not a power of two"),
         (&["--align", "0"], "is not a power of two"),
         (&["--align", "131072"], "is not a power of two"),
-        (
-            &["--align-rule", "*.bin=3"],
-            "alignment must be a power of two",
-        ),
+        (&["--align-rule", "*.bin=3"], "alignment must be a power of two"),
         (&["--align-rule", "[=4"], "invalid glob pattern"),
         (&["--exclude", "["], "invalid glob pattern"),
-        (
-            &[
-                "--sign",
-                key,
-                "--product",
-                "p",
-                "--generation",
-                "4294967296",
-            ],
-            "a signed image's generation is at most 4294967295",
-        ),
-        (
-            &["--sign", key, "--product", &too_long, "--generation", "1"],
-            "a signed manifest holds at most 32 bytes",
-        ),
-        (
-            &[
-                "--sign",
-                key,
-                "--product",
-                "p",
-                "--generation",
-                "1",
-                "--no-checksum",
-            ],
-            "cannot be used with",
-        ),
+        (&["--sign", key, "--product", "p", "--generation", "4294967296"], "a signed image's generation is at most 4294967295"),
+        (&["--sign", key, "--product", &too_long, "--generation", "1"], "a signed manifest holds at most 32 bytes"),
+        (&["--sign", key, "--product", "p", "--generation", "1", "--no-checksum"], "cannot be used with"),
         (&["--sign", key], "required arguments were not provided"),
         (&["--flash-write-size", "0"], "0 is not in 1..=32"),
         (&["--max-size", "lots"], "invalid size"),

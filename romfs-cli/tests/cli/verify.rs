@@ -6,7 +6,7 @@ use std::fs;
 use predicates::prelude::*;
 use romfs_format::Image;
 
-use crate::{built, fails, json_of, romfs};
+use crate::{built, data_offset, fails, json_of, key_pair, romfs, verify_with_key};
 
 #[test]
 fn verify_reports_findings_with_offsets() {
@@ -27,13 +27,7 @@ fn verify_reports_findings_with_offsets() {
     // Flip a byte of file data: the checksum no longer matches.
     let mut bytes = fs::read(&img).unwrap();
     let image = Image::parse(&bytes).unwrap();
-    let off = image
-        .lookup(b"notes.txt")
-        .unwrap()
-        .unwrap()
-        .as_file()
-        .unwrap()
-        .data_offset();
+    let off = data_offset(&image, b"notes.txt");
     bytes[off] ^= 0xff;
     let bad = t.path().join("bad.img");
     fs::write(&bad, &bytes).unwrap();
@@ -83,11 +77,7 @@ fn verify_reports_findings_with_offsets() {
 fn signed(t: &std::path::Path) -> std::path::PathBuf {
     let img = built(t);
     for name in ["k", "other"] {
-        romfs()
-            .args(["keygen", "--out"])
-            .arg(t.join(name))
-            .assert()
-            .success();
+        key_pair(&t.join(name));
     }
     romfs()
         .arg("sign")
@@ -112,11 +102,7 @@ fn verdicts(stdout: &str) -> Vec<&str> {
 fn verify_with_the_wrong_key_gives_one_verdict() {
     let t = tempfile::tempdir().unwrap();
     let img = signed(t.path());
-    let out = romfs()
-        .arg("verify")
-        .arg("--key")
-        .arg(t.path().join("other.pub.pem"))
-        .arg(&img)
+    let out = verify_with_key(t.path().join("other.pub.pem"), &img)
         .output()
         .unwrap();
     let stdout = String::from_utf8(out.stdout).unwrap();
@@ -125,14 +111,7 @@ fn verify_with_the_wrong_key_gives_one_verdict() {
     let verdicts = verdicts(&stdout);
     assert_eq!(verdicts.len(), 1, "{stdout}");
     assert!(verdicts[0].contains("FAILED"), "{stdout}");
-    let v = json_of_failing(
-        romfs()
-            .arg("verify")
-            .arg("--json")
-            .arg("--key")
-            .arg(t.path().join("other.pub.pem"))
-            .arg(&img),
-    );
+    let v = json_of_failing(verify_with_key(t.path().join("other.pub.pem"), &img).arg("--json"));
     assert_eq!(v["clean"], false, "{v}");
 }
 
@@ -151,13 +130,7 @@ fn verify_without_a_key_sees_signed_content_changed() {
     // manifest's SHA-256 still tells, and it needs no key.
     let mut bytes = fs::read(&img).unwrap();
     let image = Image::parse(&bytes).unwrap();
-    let off = image
-        .lookup(b"notes.txt")
-        .unwrap()
-        .unwrap()
-        .as_file()
-        .unwrap()
-        .data_offset();
+    let off = data_offset(&image, b"notes.txt");
     let (end, _) = image.reader().stored_checksum().unwrap().unwrap();
     bytes[off] ^= 0x20;
     let crc = romfs_format::crc32::checksum(&bytes[..end - 4]);

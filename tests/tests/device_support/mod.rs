@@ -3,7 +3,7 @@
 #![allow(dead_code)] // each test file uses its own subset
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use romfs_build::{build, BuildOptions, MpyMode, NoProgress};
 use romfs_device::{Board, MpyTarget, Timeouts};
@@ -52,6 +52,22 @@ pub fn write_app(dir: &Path, modules: usize) {
         )
         .unwrap();
     }
+}
+
+/// A scratch directory with the test app ([`write_app`]) in `app/`.
+pub fn app_dir(modules: usize) -> (tempfile::TempDir, PathBuf) {
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("app");
+    write_app(&src, modules);
+    (t, src)
+}
+
+/// A writable board booted empty and connected, with its `.mpy` target.
+pub fn writable_board(fw: &Firmware) -> (Qemu, Board<romfs_device::SerialTransport>, MpyTarget) {
+    let qemu = Qemu::boot(fw, Build::Writable, None);
+    let board = connect(&qemu);
+    let target = board.mpy_target().unwrap();
+    (qemu, board, target)
 }
 
 /// Build `src` into an image for `target` (header-safe, as `romfs deploy`

