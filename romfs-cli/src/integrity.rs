@@ -138,6 +138,18 @@ pub(crate) fn require_intact(
     }
 }
 
+/// The image at `path`, opened to read file data from (`cat`, `extract`):
+/// refused when damaged unless `ignore` (then with a warning per damage).
+pub(crate) fn open_to_read(
+    path: &Path,
+    ignore: bool,
+    ui: &Ui,
+) -> anyhow::Result<romfs_build::inspect::ImageFile> {
+    let file = romfs_build::inspect::ImageFile::open(path)?;
+    require_intact(path, file.bytes(), Use::Read, ignore, ui)?;
+    Ok(file)
+}
+
 /// A warning per damage.
 pub(crate) fn warn(path: &Path, damage: &[Damage], ui: &Ui) {
     for d in damage {

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use romfs_build::inspect::{self, ImageFile};
+use romfs_build::inspect;
 
 use crate::cli::Run;
 use crate::integrity;
@@ -23,14 +23,7 @@ pub struct CatArgs {
 
 impl Run for CatArgs {
     fn run(self, ui: &mut Ui) -> anyhow::Result<Status> {
-        let file = ImageFile::open(&self.image)?;
-        integrity::require_intact(
-            &self.image,
-            file.bytes(),
-            integrity::Use::Read,
-            self.ignore_checksum,
-            ui,
-        )?;
+        let file = integrity::open_to_read(&self.image, self.ignore_checksum, ui)?;
         ui.out.write_all(inspect::cat(&file, &self.path)?)?;
         Ok(Status::Success)
     }

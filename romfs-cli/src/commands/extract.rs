@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use romfs_build::inspect::{self, ImageFile};
+use romfs_build::inspect;
 
 use crate::cli::Run;
 use crate::integrity;
@@ -26,14 +26,7 @@ pub struct ExtractArgs {
 
 impl Run for ExtractArgs {
     fn run(self, ui: &mut Ui) -> anyhow::Result<Status> {
-        let file = ImageFile::open(&self.image)?;
-        integrity::require_intact(
-            &self.image,
-            file.bytes(),
-            integrity::Use::Read,
-            self.ignore_checksum,
-            ui,
-        )?;
+        let file = integrity::open_to_read(&self.image, self.ignore_checksum, ui)?;
         let (dirs, files) = inspect::extract(&file, &self.dir, self.force)?;
         eprintln!(
             "extracted {} and {} into {}",
