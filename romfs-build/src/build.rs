@@ -95,22 +95,9 @@ pub fn build(
         align_rules,
     } = sources(src, out, opts, progress)?;
     let image = ImageTree::new(&tree, &classes, &align_rules)?;
-    let plan = Plan::new(&image.tree, &options).map_err(|e| match e {
-        WriteError::TooLarge { size } => BuildError::ImageTooLarge {
-            path: out.to_path_buf(),
-            size,
-            largest: largest_file(&tree),
-        },
-        other => write_error(other),
-    })?;
+    let plan = Plan::new(&image.tree, &options).map_err(layout_error(out, &tree))?;
     let stats = stats(&plan);
-    if let Some(max) = opts.max_size.filter(|&max| stats.image_len > max) {
-        return Err(BuildError::TooBig {
-            path: out.to_path_buf(),
-            size: stats.image_len,
-            max,
-        });
-    }
+    check_max_size(opts, out, stats.image_len)?;
     progress.phase("writing", stats.bytes_in - stats.dedup_saved, true);
     let trailer = match opts.sign.as_deref() {
         Some(key) => emit::Trailer::Signed(key),
@@ -337,6 +324,34 @@ pub(crate) fn write_error(e: romfs_format::write::WriteError) -> BuildError {
             BuildError::DuplicateName { path }
         }
         other => BuildError::Layout(other),
+    }
+}
+
+/// A layout error of the image to be written at `out`: one too large for
+/// the format names the largest file of `tree`.
+pub(crate) fn layout_error<'t>(
+    out: &'t Path,
+    tree: &'t SourceTree,
+) -> impl FnOnce(WriteError) -> BuildError + 't {
+    move |e| match e {
+        WriteError::TooLarge { size } => BuildError::ImageTooLarge {
+            path: out.to_path_buf(),
+            size,
+            largest: largest_file(tree),
+        },
+        other => write_error(other),
+    }
+}
+
+/// `--max-size`: the image of `len` bytes for `out` must not exceed it.
+pub(crate) fn check_max_size(opts: &BuildOptions, out: &Path, len: u64) -> Result<(), BuildError> {
+    match opts.max_size.filter(|&max| len > max) {
+        Some(max) => Err(BuildError::TooBig {
+            path: out.to_path_buf(),
+            size: len,
+            max,
+        }),
+        None => Ok(()),
     }
 }
 

@@ -6,9 +6,9 @@ use std::fs;
 use std::io::Read;
 use std::path::Path;
 
-use romfs_format::write::{self, build_stable, StableOptions, StableReport, WriteError};
+use romfs_format::write::{self, build_stable, StableOptions, StableReport};
 
-use crate::build::{largest_file, write_error, ImageTree};
+use crate::build::{check_max_size, layout_error, ImageTree};
 use crate::error::{BuildError, InputProblem};
 use crate::options::BuildOptions;
 use crate::scan::{self, input_error};
@@ -52,23 +52,10 @@ pub fn build_with_base(
         contents.push(data);
     }
     let slices: Vec<&[u8]> = contents.iter().map(Vec::as_slice).collect();
-    let mut built =
-        build_stable(&image.tree, &slices, &options, stable, base).map_err(|e| match e {
-            WriteError::TooLarge { size } => BuildError::ImageTooLarge {
-                path: out.to_path_buf(),
-                size,
-                largest: largest_file(&tree),
-            },
-            other => write_error(other),
-        })?;
+    let mut built = build_stable(&image.tree, &slices, &options, stable, base)
+        .map_err(layout_error(out, &tree))?;
     let len = built.bytes.len() as u64;
-    if let Some(max) = opts.max_size.filter(|&max| len > max) {
-        return Err(BuildError::TooBig {
-            path: out.to_path_buf(),
-            size: len,
-            max,
-        });
-    }
+    check_max_size(opts, out, len)?;
     let signature = match opts.sign.as_deref() {
         Some(key) => {
             Some(

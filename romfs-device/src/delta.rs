@@ -244,6 +244,7 @@ pub fn order(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::tests::noise;
 
     fn part() -> Partition {
         Partition {
@@ -255,16 +256,6 @@ mod tests {
             erase_unit: 4096,
             mode: crate::board::EraseMode::Block,
         }
-    }
-
-    fn noise(n: usize, seed: u32) -> Vec<u8> {
-        let mut x = seed;
-        (0..n)
-            .map(|_| {
-                x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-                (x >> 16) as u8
-            })
-            .collect()
     }
 
     /// Apply a recipe to `flash` as the board would.

@@ -324,7 +324,7 @@ fn deflated_len(data: &[u8]) -> usize {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     //! Plans run against a model of each port's flash rules (FORMAT.md,
     //! "Writing a ROM partition"): every erase and program must be one the
     //! port's flash accepts, no unit is programmed twice between erases,
@@ -516,7 +516,9 @@ mod tests {
         ]
     }
 
-    fn noise(n: usize, seed: u32) -> Vec<u8> {
+    /// `n` bytes that do not repeat (a small LCG): file contents for the
+    /// plan and delta tests.
+    pub(crate) fn noise(n: usize, seed: u32) -> Vec<u8> {
         let mut x = seed;
         (0..n)
             .map(|_| {

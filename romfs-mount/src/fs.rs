@@ -217,6 +217,23 @@ impl RomFs {
         })
     }
 
+    /// READDIR and READDIRPLUS: each entry of directory `ino` from `offset`
+    /// on, given to `add` (the reply's, which says when its buffer is full)
+    /// with the offset of the entry after it.
+    fn fill_dir(
+        &self,
+        ino: INodeNo,
+        offset: u64,
+        mut add: impl FnMut(u64, &NodeInfo, &[u8]) -> bool,
+    ) -> Result<(), Errno> {
+        for (next, n, name) in self.dir_entries(ino, offset)? {
+            if add(next, n, name) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// The node with inode number `ino`.
     fn node_of(&self, ino: INodeNo) -> Result<(NodeIdx, &NodeInfo), Errno> {
         let idx = self.index.by_ino(ino.0).ok_or(Errno::ENOENT)?;
@@ -573,16 +590,13 @@ impl Filesystem for RomFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let entries = match self.dir_entries(ino, offset) {
-            Ok(it) => it,
-            Err(e) => return reply.error(e),
-        };
-        for (next, n, name) in entries {
-            if reply.add(INodeNo(n.ino), next, file_type(n), OsStr::from_bytes(name)) {
-                break;
-            }
+        let filled = self.fill_dir(ino, offset, |next, n, name| {
+            reply.add(INodeNo(n.ino), next, file_type(n), OsStr::from_bytes(name))
+        });
+        match filled {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
         }
-        reply.ok();
     }
 
     fn readdirplus(
@@ -593,23 +607,20 @@ impl Filesystem for RomFs {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        let entries = match self.dir_entries(ino, offset) {
-            Ok(it) => it,
-            Err(e) => return reply.error(e),
-        };
-        for (next, n, name) in entries {
-            if reply.add(
+        let filled = self.fill_dir(ino, offset, |next, n, name| {
+            reply.add(
                 INodeNo(n.ino),
                 next,
                 OsStr::from_bytes(name),
                 &TTL,
                 &self.attr(n),
                 Generation(0),
-            ) {
-                break;
-            }
+            )
+        });
+        match filled {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
         }
-        reply.ok();
     }
 
     fn fsyncdir(

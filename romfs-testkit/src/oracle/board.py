@@ -16,16 +16,6 @@ for k in range(count):
     off = u32(part[4 + 8 * k:8 + 8 * k])
     n = u32(part[8 + 8 * k:12 + 8 * k])
     print('IMG', k)
-    out = Out()
-    try:
-        fs = vfs.VfsRom(part[off:off + n])
-    except Exception as e:
-        out.append('M ! ' + why(e))
-        fs = None
-    if fs is not None:
-        try:
-            walk(fs, out)
-        except Exception as e:
-            out.append('BAD walk ' + why(e))
+    mount_and_walk(part[off:off + n], Out())
     print('END')
 print('DONE')

@@ -62,16 +62,8 @@ def answer(path, n):
     outs = []
     for fill in (0, 1):
         out = Out()
-        try:
-            fs = vfs.VfsRom(load(path, n, fill))
-        except Exception as e:
-            out.append('M ! ' + why(e))
-            fs = None
+        fs = mount_and_walk(load(path, n, fill), out)
         if fs is not None:
-            try:
-                walk(fs, out)
-            except Exception as e:
-                out.append('BAD walk ' + why(e))
             if fill == 0:
                 try:
                     imports(fs, out)

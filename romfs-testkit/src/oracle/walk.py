@@ -90,3 +90,16 @@ def walk(fs, out):
             if t == 0x4000:
                 queue.append(p)
 
+def mount_and_walk(image, out):
+    # Mount `image` as VfsRom and walk it into `out`: the filesystem, or
+    # None when mounting failed (said in `out`).
+    try:
+        fs = vfs.VfsRom(image)
+    except Exception as e:
+        out.append('M ! ' + why(e))
+        return None
+    try:
+        walk(fs, out)
+    except Exception as e:
+        out.append('BAD walk ' + why(e))
+    return fs
