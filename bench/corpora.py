@@ -21,6 +21,16 @@ def make(work, name, gen):
     return path
 
 
+
+def editable_copy(work, name, gen):
+    """A scratch folder under WORKDIR holding an `app` copy of corpus NAME
+    to edit: (scratch folder, app folder)."""
+    import tempfile
+    tmp = tempfile.mkdtemp(dir=work)
+    app = os.path.join(tmp, "app")
+    shutil.copytree(make(work, name, gen), app)
+    return tmp, app
+
 def app(root):
     """2,000 files of 200 B - 20 KiB in nested folders, ~5% duplicates."""
     r = random.Random(1)

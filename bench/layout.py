@@ -9,7 +9,7 @@ layout) and stable (--stable, then --base): erase blocks (4 KiB) changed
 OLD -> NEW, and bytes a device must receive: the full image, `romfs diff`,
 detools (sequential patches with heatshrink: bsdiff and match-blocks) and bsdiff4.
 """
-import os, random, shutil, subprocess, sys, tempfile
+import os, random, shutil, subprocess, sys
 
 sys.path.insert(0, os.path.dirname(__file__))
 import corpora  # noqa: E402
@@ -46,10 +46,7 @@ def dep_release(root, version):
 def main():
     work, romfs = sys.argv[1], (sys.argv[2] if len(sys.argv) > 2 else "target/release/romfs")
     import bsdiff4
-    src = corpora.make(work, "pyapp", corpora.pyapp)
-    tmp = tempfile.mkdtemp(dir=work)
-    app = os.path.join(tmp, "app")
-    shutil.copytree(src, app)
+    tmp, app = corpora.editable_copy(work, "pyapp", corpora.pyapp)
     dep_release(app, 1)
     # The module of median size (the largest ones are over 9 KiB of source:
     # grown by 1 KiB they span 3 erase blocks by themselves).

@@ -15,7 +15,7 @@ one holds nowhere (the others are skipped or copied on the device).
 detools (sequential, heatshrink: bsdiff and hdiffpatch match-blocks) and
 bsdiff4 patch the same two images. Needs `pip install detools bsdiff4`.
 """
-import glob, io, os, shutil, subprocess, sys, tempfile
+import glob, io, os, shutil, subprocess, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import corpora  # noqa: E402
@@ -39,10 +39,7 @@ def ota_bytes(old, manifest, new):
 def main():
     import bsdiff4, detools
     work, romfs = sys.argv[1], (sys.argv[2] if len(sys.argv) > 2 else "target/release/romfs")
-    src = corpora.make(work, "pyapp", corpora.pyapp)
-    tmp = tempfile.mkdtemp(dir=work)
-    app = os.path.join(tmp, "app")
-    shutil.copytree(src, app)
+    tmp, app = corpora.editable_copy(work, "pyapp", corpora.pyapp)
     mods = sorted((os.path.getsize(f), f) for f in glob.glob(os.path.join(app, "lib", "pkg*", "*.py")))
     victim = mods[len(mods) // 2][1]
     orig = open(victim).read()
