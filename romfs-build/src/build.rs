@@ -86,15 +86,15 @@ pub fn build(
     opts: &BuildOptions,
     progress: &dyn Progress,
 ) -> Result<BuildReport, BuildError> {
+    let sources = sources(src, out, opts, progress)?;
+    let image = sources.image_tree()?;
     let Sources {
         options,
         tree,
         compiled,
         warnings,
-        classes,
-        align_rules,
-    } = sources(src, out, opts, progress)?;
-    let image = ImageTree::new(&tree, &classes, &align_rules)?;
+        ..
+    } = sources;
     let plan = Plan::new(&image.tree, &options).map_err(layout_error(out, &tree))?;
     let stats = stats(&plan);
     check_max_size(opts, out, stats.image_len)?;
@@ -364,6 +364,13 @@ pub(crate) struct Sources<'o> {
     pub(crate) warnings: Vec<String>,
     pub(crate) classes: HashMap<usize, Shared>,
     pub(crate) align_rules: AlignRules<'o>,
+}
+
+impl Sources<'_> {
+    /// The writer's tree of these sources, deduplicated and aligned.
+    pub(crate) fn image_tree(&self) -> Result<ImageTree, BuildError> {
+        ImageTree::new(&self.tree, &self.classes, &self.align_rules)
+    }
 }
 
 /// Check the options and paths, scan `src`, compile its `.py` files and

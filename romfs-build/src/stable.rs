@@ -26,15 +26,15 @@ pub fn build_with_base(
     base: Option<&[u8]>,
     progress: &dyn Progress,
 ) -> Result<(BuildReport, StableReport), BuildError> {
+    let sources = crate::build::sources(src, out, opts, progress)?;
+    let image = sources.image_tree()?;
     let crate::build::Sources {
         options,
         tree,
         compiled,
         warnings,
-        classes,
-        align_rules,
-    } = crate::build::sources(src, out, opts, progress)?;
-    let image = ImageTree::new(&tree, &classes, &align_rules)?;
+        ..
+    } = sources;
     let mut contents = Vec::with_capacity(image.paths.len());
     for (i, path) in image.paths.iter().enumerate() {
         let mut data = Vec::new();
