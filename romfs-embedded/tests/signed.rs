@@ -611,3 +611,117 @@ fn a_signed_delta_update_is_checked_like_a_full_one() {
     assert_eq!(slot.image_generation, 2);
     assert_eq!(active(&flash).unwrap(), v2);
 }
+
+/// [`update`] with the updater in one place of the caller's (the
+/// `_in_place` forms, as the README shows them).
+fn update_in_place(
+    flash: &mut Flash,
+    image: &[u8],
+    policy: TrustPolicy,
+    manifest: Option<&[u8]>,
+    trial_boots: u8,
+    chunk: usize,
+) -> Result<romfs_embedded::Report> {
+    let mut buf = vec![0u8; E];
+    let mut place = None;
+    let up = Updater::begin_ab_in(
+        &mut place,
+        &mut *flash,
+        layout(),
+        Verify::CommitOnly,
+        &mut buf,
+    )?;
+    let result = (|| {
+        up.trial_boots_in_place(trial_boots)?;
+        up.require_signature_in_place(policy)?;
+        if let Some(m) = manifest {
+            up.with_manifest_in_place(m)?;
+        }
+        for c in image.chunks(chunk) {
+            up.write(c)?;
+        }
+        up.finish_in_place(None)
+    })();
+    if result.is_err() {
+        // An error ended the update: the updater refuses to go on.
+        assert!(matches!(up.write(&image[..1]), Err(UpdateError::Aborted)));
+        assert!(matches!(
+            up.finish_in_place(None),
+            Err(UpdateError::Aborted)
+        ));
+    }
+    result
+}
+
+#[test]
+fn the_in_place_forms_install_and_refuse_as_the_by_value_ones() {
+    let k = key(1);
+    let p = policy(&k, "board-a", 2);
+    let mut installed = Flash::new(2 * SLOT as usize);
+    update(
+        &mut installed,
+        &signed_image(3, 20, &k, "board-a", 3),
+        p,
+        None,
+        0,
+        4096,
+    )
+    .unwrap();
+    let v4 = signed_image(4, 20, &k, "board-a", 4);
+    let forged = {
+        let mut v = v4.clone();
+        let n = v.len();
+        v[n - 1] ^= 1;
+        v
+    };
+    let other_key = signed_image(5, 20, &key(2), "board-a", 5);
+    let replay = signed_image(3, 20, &k, "board-a", 3);
+    // (case, image, manifest sent first, trial boots, installs)
+    #[rustfmt::skip] // one case a line
+    let cases: &[(&str, &[u8], bool, u8, bool)] = &[
+        ("a new generation", &v4, false, 0, true),
+        ("a new generation, manifest first", &v4, true, 0, true),
+        ("on trial", &v4, true, 2, true),
+        ("a forged signature", &forged, false, 0, false),
+        ("a forged signature, manifest first", &forged, true, 0, false),
+        ("another key", &other_key, true, 0, false),
+        ("a replay", &replay, true, 0, false),
+        ("too many trial boots", &v4, true, 200, false),
+    ];
+    for &(what, image, manifest_first, boots, installs) in cases {
+        let manifest = manifest_first.then(|| manifest_of(image));
+        let (mut by_value, mut in_place) = (installed.clone(), installed.clone());
+        let a = update(
+            &mut by_value,
+            image,
+            p,
+            manifest.as_ref().map(|m| &m[..]),
+            boots,
+            1000,
+        );
+        let b = update_in_place(
+            &mut in_place,
+            image,
+            p,
+            manifest.as_ref().map(|m| &m[..]),
+            boots,
+            1000,
+        );
+        assert_eq!(b.is_ok(), installs, "{what}: {b:?}");
+        match (&a, &b) {
+            (Ok(a), Ok(b)) => assert_eq!(a, b, "{what}"),
+            (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{what}"),
+            _ => panic!("{what}: by value {a:?}, in place {b:?}"),
+        }
+        assert!(
+            by_value.contents() == in_place.contents(),
+            "{what}: flash differs"
+        );
+        let stats = (by_value.stats(), in_place.stats());
+        assert_eq!(
+            writes_and_erases(stats.0),
+            writes_and_erases(stats.1),
+            "{what}"
+        );
+    }
+}

@@ -243,6 +243,18 @@ impl<'b, F: NorFlash> Updater<'b, F> {
     /// slot cannot roll back: there is no other image to fall back to, so it
     /// refuses this ([`UpdateError::BadTrialBoots`]).
     pub fn trial_boots(mut self, boots: u8) -> Result<Self, UpdateError<F::Error>> {
+        self.set_trial_boots(boots)?;
+        Ok(self)
+    }
+
+    /// [`trial_boots`](Self::trial_boots) for an updater in a place of the
+    /// caller's ([`begin_ab_in`](Self::begin_ab_in)); a refused count ends
+    /// the update (later calls return [`UpdateError::Aborted`]).
+    pub fn trial_boots_in_place(&mut self, boots: u8) -> Result<(), UpdateError<F::Error>> {
+        self.ended_on_error(|up| up.set_trial_boots(boots))
+    }
+
+    fn set_trial_boots(&mut self, boots: u8) -> Result<(), UpdateError<F::Error>> {
         let fits = match self.target {
             Target::Ab { layout, .. } => layout.commit_areas().has_trial_logs(),
             Target::Single => boots == 0,
@@ -254,7 +266,7 @@ impl<'b, F: NorFlash> Updater<'b, F> {
             return Err(UpdateError::BadTrialBoots { boots });
         }
         self.trial_boots = boots;
-        Ok(self)
+        Ok(())
     }
 
     /// Single slot: whether the image is header-safe for this flash's

@@ -241,6 +241,25 @@ impl<'b, F: NorFlash> Updater<'b, F> {
     /// generation and newer than the signed image that runs. Call it before
     /// the first [`write`](Self::write).
     pub fn require_signature(mut self, policy: TrustPolicy) -> Result<Self, UpdateError<F::Error>> {
+        self.require_signature_checked(policy)?;
+        Ok(self)
+    }
+
+    /// [`require_signature`](Self::require_signature) for an updater in a
+    /// place of the caller's ([`begin_ab_in`](Self::begin_ab_in)): no copy
+    /// of it is made. An error ends the update (later calls return
+    /// [`UpdateError::Aborted`]).
+    pub fn require_signature_in_place(
+        &mut self,
+        policy: TrustPolicy,
+    ) -> Result<(), UpdateError<F::Error>> {
+        self.ended_on_error(|up| up.require_signature_checked(policy))
+    }
+
+    fn require_signature_checked(
+        &mut self,
+        policy: TrustPolicy,
+    ) -> Result<(), UpdateError<F::Error>> {
         if self.received.position() > 0 {
             return Err(UpdateError::Aborted);
         }
@@ -252,7 +271,7 @@ impl<'b, F: NorFlash> Updater<'b, F> {
             Target::Single => self.running_generation()?,
         };
         self.start_signed_stream(policy, installed);
-        Ok(self)
+        Ok(())
     }
 
     /// The state of a signed stream, built in this frame rather than in the
@@ -312,6 +331,18 @@ impl<'b, F: NorFlash> Updater<'b, F> {
     pub fn with_manifest(mut self, signed_manifest: &[u8]) -> Result<Self, UpdateError<F::Error>> {
         self.accept_manifest(signed_manifest)?;
         Ok(self)
+    }
+
+    /// [`with_manifest`](Self::with_manifest) for an updater in a place of
+    /// the caller's ([`begin_ab_in`](Self::begin_ab_in)): no copy of it is
+    /// made, so the signature check runs with less stack below it. A
+    /// refused manifest ends the update (later calls return
+    /// [`UpdateError::Aborted`]).
+    pub fn with_manifest_in_place(
+        &mut self,
+        signed_manifest: &[u8],
+    ) -> Result<(), UpdateError<F::Error>> {
+        self.ended_on_error(|up| up.accept_manifest(signed_manifest))
     }
 
     /// [`with_manifest`](Self::with_manifest) in place: its own frame, not

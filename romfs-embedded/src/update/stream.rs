@@ -16,12 +16,21 @@ use super::{round_up, Report, UpdateError, Updater};
 impl<F: NorFlash> Updater<'_, F> {
     /// Feed the next chunk of the image (any size, including empty).
     pub fn write(&mut self, chunk: &[u8]) -> Result<(), UpdateError<F::Error>> {
+        self.ended_on_error(|up| up.check_header_safe().and_then(|()| up.write_inner(chunk)))
+    }
+
+    /// Run `step`, ending the update if it fails: an updater kept after an
+    /// error then answers [`UpdateError::Aborted`] rather than going on
+    /// from a state the error left.
+    #[inline(always)]
+    pub(super) fn ended_on_error<T>(
+        &mut self,
+        step: impl FnOnce(&mut Self) -> Result<T, UpdateError<F::Error>>,
+    ) -> Result<T, UpdateError<F::Error>> {
         if self.failed {
             return Err(UpdateError::Aborted);
         }
-        let r = self
-            .check_header_safe()
-            .and_then(|()| self.write_inner(chunk));
+        let r = step(self);
         if r.is_err() {
             self.failed = true;
         }
