@@ -10,9 +10,7 @@ use romfs_embedded::{AbLayout, Region};
 use romfs_mcu_tests::ops::{self, Unmetered};
 use romfs_mcu_tests::probe;
 
-#[cortex_m_rt::entry]
-fn main() -> ! {
-    let mut c = probe::common();
+romfs_mcu_tests::size_probe!(|mut c| {
     let m = &mut Unmetered;
     let half = black_box(12 * probe::SECTOR as u32);
     if let Ok(layout) = AbLayout::new(
@@ -36,12 +34,4 @@ fn main() -> ! {
         probe::sink(opened.map(|d| (d.as_ptr(), d.len())));
     }
     probe::sink((c.image, c.rom, c.buf));
-    #[allow(clippy::empty_loop)]
-    loop {}
-}
-
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! {
-    #[allow(clippy::empty_loop)]
-    loop {}
-}
+});

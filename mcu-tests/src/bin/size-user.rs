@@ -6,13 +6,10 @@
 
 use core::hint::black_box;
 
-use panic_semihosting as _;
 use romfs_embedded::{mapped, AbLayout, Region, Verify};
 use romfs_mcu_tests::{probe, user};
 
-#[cortex_m_rt::entry]
-fn main() -> ! {
-    let mut c = probe::common();
+romfs_mcu_tests::size_probe!(semihosting, |mut c| {
     let half = black_box(12 * probe::SECTOR as u32);
     if let Ok(layout) = AbLayout::new(
         Region::new(0, half),
@@ -30,6 +27,4 @@ fn main() -> ! {
         probe::sink(opened.map(|d| (d.as_ptr(), d.len())));
     }
     probe::sink((c.image, c.rom, c.buf));
-    #[allow(clippy::empty_loop)]
-    loop {}
-}
+});

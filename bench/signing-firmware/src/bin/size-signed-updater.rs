@@ -13,9 +13,7 @@ use romfs_mcu_tests::ops::{self, Unmetered};
 use romfs_mcu_tests::probe;
 use romfs_signing_firmware::{MANIFEST, PRODUCT, PUBLIC_KEY};
 
-#[cortex_m_rt::entry]
-fn main() -> ! {
-    let mut c = probe::common();
+romfs_mcu_tests::size_probe!(|mut c| {
     let m = &mut Unmetered;
     let half = black_box(12 * probe::SECTOR as u32);
     let policy = TrustPolicy::new(black_box(PUBLIC_KEY), black_box(PRODUCT), black_box(0));
@@ -48,12 +46,4 @@ fn main() -> ! {
     }
     probe::sink((c.image, c.rom, c.buf));
     probe::sink((&PUBLIC_KEY, PRODUCT, &MANIFEST));
-    #[allow(clippy::empty_loop)]
-    loop {}
-}
-
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! {
-    #[allow(clippy::empty_loop)]
-    loop {}
-}
+});
