@@ -157,3 +157,18 @@ macro_rules! size_probe {
         }
     };
 }
+
+/// The A/B layout of the updating probes: two slots of `half` bytes each
+/// in the writable flash (`Result<AbLayout, _>`; the binary depends on
+/// romfs-embedded). A macro for the same reason as [`size_probe!`].
+#[macro_export]
+macro_rules! probe_ab_layout {
+    ($half:expr) => {
+        romfs_embedded::AbLayout::new(
+            romfs_embedded::Region::new(0, $half),
+            romfs_embedded::Region::new($half, $half),
+            $crate::probe::SECTOR,
+            $crate::probe::WRITE,
+        )
+    };
+}

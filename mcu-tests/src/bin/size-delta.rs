@@ -6,19 +6,13 @@
 
 use core::hint::black_box;
 
-use romfs_embedded::{AbLayout, Region};
 use romfs_mcu_tests::ops::{self, Unmetered};
 use romfs_mcu_tests::probe;
 
 romfs_mcu_tests::size_probe!(|mut c| {
     let m = &mut Unmetered;
     let half = black_box(12 * probe::SECTOR as u32);
-    if let Ok(layout) = AbLayout::new(
-        Region::new(0, half),
-        Region::new(half, half),
-        probe::SECTOR,
-        probe::WRITE,
-    ) {
+    if let Ok(layout) = romfs_mcu_tests::probe_ab_layout!(half) {
         if let Ok(mut update) = ops::begin_ab(m, &mut c.flash, layout, &mut c.buf[..]) {
             if let Ok(mut up) = ops::delta(m, &mut update) {
                 let chunk = black_box(100);
