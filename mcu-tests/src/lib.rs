@@ -24,5 +24,6 @@ pub mod images;
 pub mod nor;
 pub mod ops;
 pub mod probe;
+pub mod semihosting;
 pub mod stack;
 pub mod user;

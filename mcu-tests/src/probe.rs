@@ -121,3 +121,54 @@ pub fn common() -> Common {
 pub fn sink<T>(value: T) {
     black_box(value);
 }
+
+/// A size probe's firmware around the statements of its `main`:
+///
+/// - `size_probe!(|c| { ... })`: an entry point that sets up [`common`] as
+///   `c`, runs the statements and idles, and a panic handler that loops;
+/// - `size_probe!(semihosting, |c| { ... })`: the same, panicking through
+///   panic-semihosting (the binary depends on it).
+///
+/// A macro and not a function, so that each probe's code is its own, as a
+/// firmware would have it: a shared function changes the figures.
+#[macro_export]
+macro_rules! size_probe {
+    (|$c:pat_param| { $($body:tt)* }) => {
+        $crate::size_probe!(@main |$c| { $($body)* });
+
+        #[panic_handler]
+        fn panic(_: &::core::panic::PanicInfo) -> ! {
+            #[allow(clippy::empty_loop)]
+            loop {}
+        }
+    };
+    (semihosting, |$c:pat_param| { $($body:tt)* }) => {
+        use panic_semihosting as _;
+
+        $crate::size_probe!(@main |$c| { $($body)* });
+    };
+    (@main |$c:pat_param| { $($body:tt)* }) => {
+        #[cortex_m_rt::entry]
+        fn main() -> ! {
+            let $c = $crate::probe::common();
+            $($body)*
+            #[allow(clippy::empty_loop)]
+            loop {}
+        }
+    };
+}
+
+/// The A/B layout of the updating probes: two slots of `half` bytes each
+/// in the writable flash (`Result<AbLayout, _>`; the binary depends on
+/// romfs-embedded). A macro for the same reason as [`size_probe!`].
+#[macro_export]
+macro_rules! probe_ab_layout {
+    ($half:expr) => {
+        romfs_embedded::AbLayout::new(
+            romfs_embedded::Region::new(0, $half),
+            romfs_embedded::Region::new($half, $half),
+            $crate::probe::SECTOR,
+            $crate::probe::WRITE,
+        )
+    };
+}

@@ -10,7 +10,7 @@ use common::{app_files, build, identity};
 use romfs_embedded::sim::{SimError, SimFlash};
 use romfs_embedded::slots::{AbLayout, Verify};
 use romfs_embedded::update::{Report, UpdateError, Updater};
-use romfs_embedded::{mapped, Region};
+use romfs_embedded::Region;
 use romfs_format::delta::{self, DeltaError, HEADER_LEN};
 
 const E: usize = 4096;
@@ -51,16 +51,13 @@ fn apply(
     let mut buf = vec![0u8; E];
     let mut update = Updater::begin_ab(&mut *flash, layout(), Verify::CommitOnly, &mut buf)?;
     let mut up = update.delta()?;
-    for c in patch.chunks(chunk) {
-        up.write(c)?;
-    }
+    patch.chunks(chunk).try_for_each(|c| up.write(c))?;
     up.finish(expected_id)
 }
 
 /// The image mounted from flash alone.
 fn mounted(flash: &Flash) -> Option<Vec<u8>> {
-    let (_, fs) = mapped::mount_ab(flash.contents(), &layout(), Verify::Full).ok()?;
-    Some(fs.image().bytes().to_vec())
+    common::mounted_ab(flash.contents(), &layout())
 }
 
 /// A device running `old` (slot A holds `previous`, B is active).

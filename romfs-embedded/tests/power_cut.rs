@@ -60,9 +60,7 @@ fn update_ab<const W: usize, const E: usize>(
 ) -> Result<Report, UpdateError<SimError>> {
     let mut buf = buffer(E, 1);
     let mut up = Updater::begin_ab(flash, layout::<W, E>(), Verify::Full, &mut buf)?;
-    for c in image.chunks(chunk) {
-        up.write(c)?;
-    }
+    image.chunks(chunk).try_for_each(|c| up.write(c))?;
     up.finish(None)
 }
 
@@ -76,9 +74,7 @@ fn update_ab_in_place<const W: usize, const E: usize>(
     let mut buf = buffer(E, 1);
     let mut place = None;
     let up = Updater::begin_ab_in(&mut place, flash, layout::<W, E>(), Verify::Full, &mut buf)?;
-    for c in image.chunks(chunk) {
-        up.write(c)?;
-    }
+    image.chunks(chunk).try_for_each(|c| up.write(c))?;
     up.finish_in_place(None)
 }
 
@@ -91,9 +87,7 @@ fn update_ab_delta<const W: usize, const E: usize>(
     let mut buf = buffer(E, 1);
     let mut update = Updater::begin_ab(flash, layout::<W, E>(), Verify::Full, &mut buf)?;
     let mut up = update.delta()?;
-    for c in patch.chunks(chunk) {
-        up.write(c)?;
-    }
+    patch.chunks(chunk).try_for_each(|c| up.write(c))?;
     up.finish(None)
 }
 
@@ -127,9 +121,7 @@ fn update_single<const W: usize, const E: usize>(
 ) -> Result<Report, UpdateError<SimError>> {
     let mut buf = buffer(E, 2);
     let mut up = Updater::begin_single(flash, Region::new(0, slot(E)), &mut buf)?;
-    for c in image.chunks(chunk) {
-        up.write(c)?;
-    }
+    image.chunks(chunk).try_for_each(|c| up.write(c))?;
     up.finish(None)
 }
 

@@ -98,16 +98,13 @@ fn update(
     if let Some(m) = manifest {
         up = up.with_manifest(m)?;
     }
-    for c in image.chunks(chunk) {
-        up.write(c)?;
-    }
+    image.chunks(chunk).try_for_each(|c| up.write(c))?;
     up.finish(None)
 }
 
 /// The image mounted from flash alone, without counting a boot.
 fn active(flash: &Flash) -> Option<Vec<u8>> {
-    let (_, fs) = mapped::mount_ab(flash.contents(), &layout(), Verify::Full).ok()?;
-    Some(fs.image().bytes().to_vec())
+    common::mounted_ab(flash.contents(), &layout())
 }
 
 fn writes_and_erases(s: SimStats) -> (u64, u64) {
@@ -484,9 +481,9 @@ fn an_interrupted_update_resumes_where_it_stopped() {
             .require_signature(p)?
             .with_manifest(&manifest)?;
         let from = if resume { up.resume()? } else { 0 };
-        for c in v2[from as usize..].chunks(1460) {
-            up.write(c)?;
-        }
+        v2[from as usize..]
+            .chunks(1460)
+            .try_for_each(|c| up.write(c))?;
         Ok((from, up.finish(None)?))
     };
     let mut resumed_from = Vec::new();
@@ -548,9 +545,7 @@ fn update_delta(
         up = up.with_manifest(m)?;
     }
     let mut delta = up.delta()?;
-    for c in patch.chunks(chunk) {
-        delta.write(c)?;
-    }
+    patch.chunks(chunk).try_for_each(|c| delta.write(c))?;
     delta.finish(None)
 }
 

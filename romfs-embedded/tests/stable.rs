@@ -216,9 +216,7 @@ fn stable_images_are_read_from_flash_and_in_place() {
 fn install(flash: &mut Flash, image: &[u8], chunk: usize) -> Report {
     let mut buf = vec![0u8; E];
     let mut up = Updater::begin_ab(&mut *flash, layout(), Verify::Full, &mut buf).unwrap();
-    for c in image.chunks(chunk) {
-        up.write(c).unwrap();
-    }
+    image.chunks(chunk).try_for_each(|c| up.write(c)).unwrap();
     up.finish(None).unwrap()
 }
 
@@ -232,9 +230,7 @@ fn install_delta(
     let mut buf = vec![0u8; E];
     let mut update = Updater::begin_ab(&mut *flash, layout(), Verify::Full, &mut buf)?;
     let mut up = update.delta()?;
-    for c in patch.chunks(chunk) {
-        up.write(c)?;
-    }
+    patch.chunks(chunk).try_for_each(|c| up.write(c))?;
     up.finish(Some(expected))
 }
 

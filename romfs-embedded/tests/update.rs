@@ -31,9 +31,7 @@ fn update_ab(
 ) -> Result<Report, UpdateError<SimError>> {
     let mut buf = vec![0u8; E];
     let mut up = Updater::begin_ab(flash, layout(), Verify::Full, &mut buf)?;
-    for c in image.chunks(chunk.max(1)) {
-        up.write(c)?;
-    }
+    image.chunks(chunk.max(1)).try_for_each(|c| up.write(c))?;
     up.finish(None)
 }
 
@@ -44,9 +42,7 @@ fn update_single(
 ) -> Result<Report, UpdateError<SimError>> {
     let mut buf = vec![0u8; 2 * E];
     let mut up = Updater::begin_single(flash, Region::new(0, 64 * 1024), &mut buf)?;
-    for c in image.chunks(chunk.max(1)) {
-        up.write(c)?;
-    }
+    image.chunks(chunk.max(1)).try_for_each(|c| up.write(c))?;
     up.finish(None)
 }
 
@@ -113,9 +109,7 @@ fn update_ab_in_place(
     let mut buf = vec![0u8; E];
     let mut place = None;
     let up = Updater::begin_ab_in(&mut place, flash, layout(), Verify::Full, &mut buf)?;
-    for c in image.chunks(chunk.max(1)) {
-        up.write(c)?;
-    }
+    image.chunks(chunk.max(1)).try_for_each(|c| up.write(c))?;
     up.finish_in_place(expected_id)
 }
 

@@ -10,10 +10,11 @@
 
 use cortex_m::peripheral::{syst::SystClkSource, Peripherals, SYST};
 use cortex_m_rt::entry;
-use cortex_m_semihosting::{debug, hprintln};
+use cortex_m_semihosting::hprintln;
 use panic_semihosting as _;
 use romfs_format::crc32;
 use romfs_mcu_tests::content;
+use romfs_mcu_tests::semihosting::exit;
 
 type CrcUpdate = fn(u32, &[u8]) -> u32;
 
@@ -37,9 +38,7 @@ fn ticks(syst: &mut SYST, f: impl FnOnce()) -> u32 {
 #[entry]
 fn main() -> ! {
     let Some(mut p) = Peripherals::take() else {
-        debug::exit(debug::EXIT_FAILURE);
-        #[allow(clippy::empty_loop)]
-        loop {}
+        exit(false);
     };
     p.SYST.set_clock_source(SystClkSource::Core);
     // SAFETY: main runs once; this is the only reference to DATA.
@@ -75,11 +74,5 @@ fn main() -> ! {
             u64::from(t) * u64::from(2 * loops) * 10 / (u64::from(calibration.max(1)) * LEN as u64);
         hprintln!("crc-speed {} {}.{}", name, tenths / 10, tenths % 10);
     }
-    debug::exit(if ok {
-        debug::EXIT_SUCCESS
-    } else {
-        debug::EXIT_FAILURE
-    });
-    #[allow(clippy::empty_loop)]
-    loop {}
+    exit(ok)
 }

@@ -8,7 +8,7 @@
 use core::fmt::Debug;
 
 use cortex_m_rt::{entry, exception, ExceptionFrame};
-use cortex_m_semihosting::{debug, hprintln};
+use cortex_m_semihosting::hprintln;
 use panic_semihosting as _;
 use romfs_embedded::mapped::MappedFs;
 use romfs_embedded::{AbLayout, Error, Region, UpdateError};
@@ -17,6 +17,7 @@ use romfs_format::delta::DeltaError;
 use romfs_format::Checksum;
 use romfs_mcu_tests::nor::{FlashError, RamNorFlash, ReadFlash};
 use romfs_mcu_tests::ops::{self, Meter, Op};
+use romfs_mcu_tests::semihosting::exit;
 use romfs_mcu_tests::{content, images, stack, user};
 use zerocopy::little_endian::U32;
 
@@ -161,16 +162,6 @@ fn main() -> ! {
     }
     hprintln!("{} passed, {} failed", passed, failed);
     exit(failed == 0)
-}
-
-fn exit(success: bool) -> ! {
-    debug::exit(if success {
-        debug::EXIT_SUCCESS
-    } else {
-        debug::EXIT_FAILURE
-    });
-    #[allow(clippy::empty_loop)]
-    loop {}
 }
 
 #[exception]
@@ -431,6 +422,30 @@ impl Stream {
             first_chunk,
         }
     }
+
+    /// The image with a bit flipped in the byte at offset `at`.
+    fn flipped(image: &'static [u8], at: usize, first_chunk: usize) -> Self {
+        Stream {
+            flip_at: Some(at),
+            ..Stream::whole(image, first_chunk)
+        }
+    }
+
+    /// The first `len` bytes of the image only.
+    fn cut(image: &'static [u8], len: usize, first_chunk: usize) -> Self {
+        Stream {
+            len,
+            ..Stream::whole(image, first_chunk)
+        }
+    }
+
+    /// The image and `extra` bytes more.
+    fn too_long(image: &'static [u8], extra: usize, first_chunk: usize) -> Self {
+        Stream {
+            extra,
+            ..Stream::whole(image, first_chunk)
+        }
+    }
 }
 
 /// `Stream::first_chunk` for chunks as large as `feed`'s buffer (a small
@@ -649,35 +664,14 @@ fn ab_errors(cx: &mut Ctx) -> Outcome {
     let big_at = v1.len() / 2;
     let wrong_id = identity(v1)? ^ 1;
     let cases: [(&str, Stream, Option<u32>); 4] = [
-        (
-            "corrupt",
-            Stream {
-                flip_at: Some(big_at),
-                ..Stream::whole(v1, 1)
-            },
-            None,
-        ),
+        ("corrupt", Stream::flipped(v1, big_at, 1), None),
         (
             "another image expected",
             Stream::whole(v1, 2),
             Some(wrong_id),
         ),
-        (
-            "truncated",
-            Stream {
-                len: v1.len() - 100,
-                ..Stream::whole(v1, 3)
-            },
-            None,
-        ),
-        (
-            "too long",
-            Stream {
-                extra: 3,
-                ..Stream::whole(v1, 4)
-            },
-            None,
-        ),
+        ("truncated", Stream::cut(v1, v1.len() - 100, 3), None),
+        ("too long", Stream::too_long(v1, 3, 4), None),
     ];
     for (what, stream, expected) in cases {
         let r = run_ab(cx, layout, &stream, expected);
@@ -785,40 +779,40 @@ fn delta_errors(cx: &mut Ctx) -> Outcome {
         "a patch for another base changed flash"
     );
     expect_active(cx, &layout, 0, 1, images::v1(), content::NOTE_V1)?;
-    let cut = Stream {
-        len: patch.len() - 1,
-        ..Stream::whole(patch, 3)
-    };
-    let r = run_delta(cx, layout, &cut, None);
-    ensure!(
-        matches!(r, Err(UpdateError::Delta(DeltaError::Truncated))),
-        "cut: {:?}",
-        r.map(|r| r.slot)
-    );
-    expect_active(cx, &layout, 0, 1, images::v1(), content::NOTE_V1)?;
-    // The promised identity of the result (header bytes 17..21) altered.
-    let wrong_result = Stream {
-        flip_at: Some(18),
-        ..Stream::whole(patch, 4)
-    };
-    let r = run_delta(cx, layout, &wrong_result, None);
-    ensure!(
-        matches!(r, Err(UpdateError::Delta(DeltaError::WrongResult))),
-        "wrong result: {:?}",
-        r.map(|r| r.slot)
-    );
-    expect_active(cx, &layout, 0, 1, images::v1(), content::NOTE_V1)?;
-    let garbage = Stream {
-        flip_at: Some(0),
-        ..Stream::whole(patch, 5)
-    };
-    let r = run_delta(cx, layout, &garbage, None);
-    ensure!(
-        matches!(r, Err(UpdateError::Delta(DeltaError::BadMagic))),
-        "not a patch: {:?}",
-        r.map(|r| r.slot)
-    );
-    expect_active(cx, &layout, 0, 1, images::v1(), content::NOTE_V1)
+    // Patches refused while streamed, v1 still active after each: cut
+    // short, the promised identity of the result (header bytes 17..21)
+    // altered, not a patch at all.
+    let refused = [
+        (
+            "cut",
+            Stream::cut(patch, patch.len() - 1, 3),
+            DeltaError::Truncated,
+        ),
+        (
+            "wrong result",
+            Stream::flipped(patch, 18, 4),
+            DeltaError::WrongResult,
+        ),
+        (
+            "not a patch",
+            Stream::flipped(patch, 0, 5),
+            DeltaError::BadMagic,
+        ),
+    ];
+    for (case, stream, refusal) in refused {
+        let r = run_delta(cx, layout, &stream, None);
+        ensure!(
+            matches!(r, Err(UpdateError::Delta(e)) if e == refusal),
+            "{}: {:?}",
+            case,
+            r.map(|r| r.slot)
+        );
+        if expect_active(cx, &layout, 0, 1, images::v1(), content::NOTE_V1).is_err() {
+            hprintln!("    after the refused patch: {}", case);
+            return Err(Failed);
+        }
+    }
+    Ok(())
 }
 
 const SLOT: Region = Region::new(0, 12 * SECTOR);
@@ -888,30 +882,14 @@ fn single_errors(cx: &mut Ctx) -> Outcome {
         "update to v2"
     );
     let v1 = images::v1();
-    let r = run_single(
-        cx,
-        SLOT,
-        &Stream {
-            flip_at: Some(v1.len() / 2),
-            ..Stream::whole(v1, 1)
-        },
-        None,
-    );
+    let r = run_single(cx, SLOT, &Stream::flipped(v1, v1.len() / 2, 1), None);
     ensure!(
         matches!(r, Err(UpdateError::ChecksumMismatch { .. })),
         "corrupt: {:?}",
         r.map(|r| r.image_id)
     );
     expect_no_corrupt_image(cx, images::v2())?;
-    let r = run_single(
-        cx,
-        SLOT,
-        &Stream {
-            len: v1.len() - 1,
-            ..Stream::whole(v1, 2)
-        },
-        None,
-    );
+    let r = run_single(cx, SLOT, &Stream::cut(v1, v1.len() - 1, 2), None);
     ensure!(
         matches!(r, Err(UpdateError::Truncated { .. })),
         "truncated: {:?}",

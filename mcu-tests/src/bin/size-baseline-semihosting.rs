@@ -4,13 +4,8 @@
 #![no_std]
 #![no_main]
 
-use panic_semihosting as _;
 use romfs_mcu_tests::probe;
 
-#[cortex_m_rt::entry]
-fn main() -> ! {
-    let c = probe::common();
+romfs_mcu_tests::size_probe!(semihosting, |c| {
     probe::sink(c);
-    #[allow(clippy::empty_loop)]
-    loop {}
-}
+});

@@ -5,16 +5,6 @@
 
 use romfs_mcu_tests::probe;
 
-#[cortex_m_rt::entry]
-fn main() -> ! {
-    let c = probe::common();
+romfs_mcu_tests::size_probe!(|c| {
     probe::sink(c);
-    #[allow(clippy::empty_loop)]
-    loop {}
-}
-
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! {
-    #[allow(clippy::empty_loop)]
-    loop {}
-}
+});

@@ -4,17 +4,7 @@
 
 use romfs_mcu_tests::probe;
 
-#[cortex_m_rt::entry]
-fn main() -> ! {
-    let c = probe::common();
+romfs_mcu_tests::size_probe!(|c| {
     probe::sink(romfs_format::crc32::checksum(c.image));
     probe::sink(c);
-    #[allow(clippy::empty_loop)]
-    loop {}
-}
-
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! {
-    #[allow(clippy::empty_loop)]
-    loop {}
-}
+});

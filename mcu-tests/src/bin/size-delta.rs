@@ -6,21 +6,13 @@
 
 use core::hint::black_box;
 
-use romfs_embedded::{AbLayout, Region};
 use romfs_mcu_tests::ops::{self, Unmetered};
 use romfs_mcu_tests::probe;
 
-#[cortex_m_rt::entry]
-fn main() -> ! {
-    let mut c = probe::common();
+romfs_mcu_tests::size_probe!(|mut c| {
     let m = &mut Unmetered;
     let half = black_box(12 * probe::SECTOR as u32);
-    if let Ok(layout) = AbLayout::new(
-        Region::new(0, half),
-        Region::new(half, half),
-        probe::SECTOR,
-        probe::WRITE,
-    ) {
+    if let Ok(layout) = romfs_mcu_tests::probe_ab_layout!(half) {
         if let Ok(mut update) = ops::begin_ab(m, &mut c.flash, layout, &mut c.buf[..]) {
             if let Ok(mut up) = ops::delta(m, &mut update) {
                 let chunk = black_box(100);
@@ -42,12 +34,4 @@ fn main() -> ! {
         probe::sink(opened.map(|d| (d.as_ptr(), d.len())));
     }
     probe::sink((c.image, c.update, c.rom, c.buf));
-    #[allow(clippy::empty_loop)]
-    loop {}
-}
-
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! {
-    #[allow(clippy::empty_loop)]
-    loop {}
-}
+});

@@ -8,9 +8,7 @@ use core::hint::black_box;
 use romfs_mcu_tests::ops::{self, Unmetered};
 use romfs_mcu_tests::probe;
 
-#[cortex_m_rt::entry]
-fn main() -> ! {
-    let c = probe::common();
+romfs_mcu_tests::size_probe!(|c| {
     let m = &mut Unmetered;
     let path: &[u8] = black_box(b"lib/deep/blob.bin");
     let mut out = [0u8; 64];
@@ -21,12 +19,4 @@ fn main() -> ! {
     }
     probe::sink(&out);
     probe::sink((c.image, c.update, c.flash, c.buf));
-    #[allow(clippy::empty_loop)]
-    loop {}
-}
-
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! {
-    #[allow(clippy::empty_loop)]
-    loop {}
-}
+});

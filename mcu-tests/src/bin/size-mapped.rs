@@ -7,9 +7,7 @@ use core::hint::black_box;
 use romfs_mcu_tests::ops::{self, Unmetered};
 use romfs_mcu_tests::probe;
 
-#[cortex_m_rt::entry]
-fn main() -> ! {
-    let c = probe::common();
+romfs_mcu_tests::size_probe!(|c| {
     let m = &mut Unmetered;
     let path: &[u8] = black_box(b"lib/deep/blob.bin");
     let opened = ops::mapped_mount(m, c.image)
@@ -17,12 +15,4 @@ fn main() -> ! {
         .and_then(|fs| ops::mapped_open(m, &fs, path).ok());
     probe::sink(opened.map(|d| (d.as_ptr(), d.len())));
     probe::sink(c);
-    #[allow(clippy::empty_loop)]
-    loop {}
-}
-
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! {
-    #[allow(clippy::empty_loop)]
-    loop {}
-}
+});

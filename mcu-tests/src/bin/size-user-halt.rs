@@ -6,19 +6,12 @@
 
 use core::hint::black_box;
 
-use romfs_embedded::{mapped, AbLayout, Region, Verify};
+use romfs_embedded::{mapped, Verify};
 use romfs_mcu_tests::{probe, user};
 
-#[cortex_m_rt::entry]
-fn main() -> ! {
-    let mut c = probe::common();
+romfs_mcu_tests::size_probe!(|mut c| {
     let half = black_box(12 * probe::SECTOR as u32);
-    if let Ok(layout) = AbLayout::new(
-        Region::new(0, half),
-        Region::new(half, half),
-        probe::SECTOR,
-        probe::WRITE,
-    ) {
+    if let Ok(layout) = romfs_mcu_tests::probe_ab_layout!(half) {
         let flash = &mut c.flash.0;
         let chunks = c.update.chunks(black_box(100));
         probe::sink(user::update(&mut *flash, layout, &mut c.buf[..], chunks).is_ok());
@@ -29,12 +22,4 @@ fn main() -> ! {
         probe::sink(opened.map(|d| (d.as_ptr(), d.len())));
     }
     probe::sink((c.image, c.rom, c.buf));
-    #[allow(clippy::empty_loop)]
-    loop {}
-}
-
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! {
-    #[allow(clippy::empty_loop)]
-    loop {}
-}
+});

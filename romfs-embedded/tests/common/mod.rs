@@ -81,3 +81,11 @@ pub fn partials(i: u64) -> [romfs_embedded::sim::Partial; 5] {
         Partial::Everything,
     ]
 }
+
+/// The image an A/B flash mounts from its contents alone (mapped, fully
+/// verified, without counting a boot).
+pub fn mounted_ab(contents: &[u8], layout: &romfs_embedded::AbLayout) -> Option<Vec<u8>> {
+    let verify = romfs_embedded::Verify::Full;
+    let (_, fs) = romfs_embedded::mapped::mount_ab(contents, layout, verify).ok()?;
+    Some(fs.image().bytes().to_vec())
+}

@@ -14,7 +14,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use cortex_m::peripheral::{syst::SystClkSource, Peripherals, SYST};
 use cortex_m_rt::{entry, exception};
-use cortex_m_semihosting::{debug, hprintln};
+use cortex_m_semihosting::hprintln;
 use panic_semihosting as _;
 use romfs_embedded::mapped;
 use romfs_embedded::update::TrustPolicy;
@@ -22,6 +22,7 @@ use romfs_embedded::{AbLayout, Region, UpdateError, Updater, Verify};
 use romfs_format::crc32;
 use romfs_format::signature::SignedManifest;
 use romfs_mcu_tests::nor::{FlashError, RamNorFlash};
+use romfs_mcu_tests::semihosting::exit;
 use romfs_mcu_tests::stack;
 use romfs_signing_firmware::{manifest_of, other_product, policy, v1, v1_to_v2, v2};
 
@@ -411,14 +412,4 @@ fn main() -> ! {
     }
     hprintln!("{} passed, {} failed", passed, failed);
     exit(failed == 0)
-}
-
-fn exit(success: bool) -> ! {
-    debug::exit(if success {
-        debug::EXIT_SUCCESS
-    } else {
-        debug::EXIT_FAILURE
-    });
-    #[allow(clippy::empty_loop)]
-    loop {}
 }

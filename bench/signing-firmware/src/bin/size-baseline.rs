@@ -6,17 +6,7 @@
 use romfs_mcu_tests::probe;
 use romfs_signing_firmware::{MANIFEST, PRODUCT, PUBLIC_KEY};
 
-#[cortex_m_rt::entry]
-fn main() -> ! {
-    let c = probe::common();
+romfs_mcu_tests::size_probe!(|c| {
     probe::sink(c);
     probe::sink((&PUBLIC_KEY, PRODUCT, &MANIFEST));
-    #[allow(clippy::empty_loop)]
-    loop {}
-}
-
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! {
-    #[allow(clippy::empty_loop)]
-    loop {}
-}
+});

@@ -8,27 +8,16 @@
 use core::hint::black_box;
 
 use romfs_embedded::update::TrustPolicy;
-use romfs_embedded::{AbLayout, Region};
 use romfs_mcu_tests::ops::{self, Unmetered};
 use romfs_mcu_tests::probe;
 use romfs_signing_firmware::{MANIFEST, PRODUCT, PUBLIC_KEY};
 
-#[cortex_m_rt::entry]
-fn main() -> ! {
-    let mut c = probe::common();
+romfs_mcu_tests::size_probe!(|mut c| {
     let m = &mut Unmetered;
     let half = black_box(12 * probe::SECTOR as u32);
     let policy = TrustPolicy::new(black_box(PUBLIC_KEY), black_box(PRODUCT), black_box(0));
     let manifest: &[u8] = black_box(&MANIFEST);
-    if let (Ok(layout), Some(policy)) = (
-        AbLayout::new(
-            Region::new(0, half),
-            Region::new(half, half),
-            probe::SECTOR,
-            probe::WRITE,
-        ),
-        policy,
-    ) {
+    if let (Ok(layout), Some(policy)) = (romfs_mcu_tests::probe_ab_layout!(half), policy) {
         let started = ops::begin_ab(m, &mut c.flash, layout, &mut c.buf[..])
             .and_then(|up| up.require_signature(policy))
             .and_then(|up| up.with_manifest(manifest));
@@ -48,12 +37,4 @@ fn main() -> ! {
     }
     probe::sink((c.image, c.rom, c.buf));
     probe::sink((&PUBLIC_KEY, PRODUCT, &MANIFEST));
-    #[allow(clippy::empty_loop)]
-    loop {}
-}
-
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! {
-    #[allow(clippy::empty_loop)]
-    loop {}
-}
+});

@@ -12,9 +12,7 @@ use romfs_format::signature::SignedManifest;
 use romfs_mcu_tests::probe;
 use romfs_signing_firmware::{MANIFEST, PRODUCT, PUBLIC_KEY};
 
-#[cortex_m_rt::entry]
-fn main() -> ! {
-    let c = probe::common();
+romfs_mcu_tests::size_probe!(|c| {
     let policy = TrustPolicy::new(black_box(PUBLIC_KEY), black_box(PRODUCT), black_box(0));
     let signed = SignedManifest::parse(black_box(&MANIFEST));
     if let (Some(policy), Ok(signed)) = (policy, signed) {
@@ -25,12 +23,4 @@ fn main() -> ! {
     }
     probe::sink(c);
     probe::sink((&PUBLIC_KEY, PRODUCT, &MANIFEST));
-    #[allow(clippy::empty_loop)]
-    loop {}
-}
-
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! {
-    #[allow(clippy::empty_loop)]
-    loop {}
-}
+});
