@@ -47,7 +47,7 @@ budget_user=$budget_updater
 # updates").
 budget_verifier=22784
 budget_signed_updater=38912
-budget_signed_stack=6656 # with_manifest the deepest; finish measured in place (finish_in_place)
+budget_signed_stack=6144 # finish with the manifest in the stream the deepest; every step in place (the _in_place forms)
 
 crc_rows=false
 [ "${1:-}" = "--crc" ] && crc_rows=true

@@ -138,12 +138,10 @@ fn layout() -> Option<AbLayout> {
 /// An A/B update of `image` in 300-byte chunks, signed per `policy` (and
 /// with its manifest sent first) or not, the stack of each call measured.
 ///
-/// The updater stays in one slot of this frame: each call that takes it by
-/// value takes it out and puts the result back inside its own measured
-/// closure, so that the copies a by-value call makes are counted in its
-/// figure and this frame does not hold one per step (which the Cortex-M0's
-/// 16 KiB of RAM could not hold beside a signature check). `write` and
-/// `finish_in_place` work on it where it is.
+/// The updater stays in one place of this frame, as the README shows it:
+/// started there (`begin_ab_in`) and driven where it is by the `_in_place`
+/// forms, so that no step copies it (a copy per step is more than the
+/// Cortex-M0's 16 KiB of RAM could hold beside a signature check).
 #[inline(never)]
 fn update(
     peaks: &mut Peaks,
@@ -158,7 +156,7 @@ fn update(
     let mut slot = None;
     match signed {
         None => peaks.measure("unsigned.begin_ab", || {
-            slot = Some(Updater::begin_ab(&mut *flash, layout, Verify::Full, buf)?);
+            Updater::begin_ab_in(&mut slot, &mut *flash, layout, Verify::Full, buf)?;
             Ok::<_, UpdateError<FlashError>>(())
         })?,
         Some((policy, manifest)) => {
@@ -273,17 +271,15 @@ fn begin_signed<'b>(
     layout: AbLayout,
     policy: TrustPolicy,
 ) -> Result<()> {
-    let up = Updater::begin_ab(flash, layout, Verify::Full, buf)?;
-    *slot = Some(up.require_signature(policy)?);
-    Ok(())
+    Updater::begin_ab_in(slot, flash, layout, Verify::Full, buf)?.require_signature_in_place(policy)
 }
 
 /// Hand the signed manifest over to the update in `slot`.
 #[inline(never)]
 fn hand_over_manifest(slot: &mut Option<Updater<'_, &mut Flash>>, manifest: &[u8]) -> Result<()> {
-    let up = slot.take().ok_or(UpdateError::Aborted)?;
-    *slot = Some(up.with_manifest(manifest)?);
-    Ok(())
+    slot.as_mut()
+        .ok_or(UpdateError::Aborted)?
+        .with_manifest_in_place(manifest)
 }
 
 /// The image the flash would boot.
