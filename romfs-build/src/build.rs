@@ -120,7 +120,7 @@ pub fn build(
         checksum: written.checksum,
         signature: written.signature,
         compiled: compiled.nodes.len(),
-        packed: packed_entries(&plan, &image, &compiled),
+        packed: packed_entries(plan.placements(), plan.order(), &image, &compiled),
         mpy_cross: compiled.compiler.map(|c| c.program),
         excluded: tree.excluded,
         notes: compiled.notes,
@@ -276,19 +276,30 @@ pub(crate) fn writer_options(opts: &BuildOptions) -> Result<Options, BuildError>
 /// The plan's counts, with dedup's savings counted from the shared files.
 fn stats(plan: &Plan<'_>) -> Stats {
     let mut stats = plan.stats();
-    stats.dedup_files = 0;
-    stats.dedup_saved = 0;
-    for p in plan.placements().filter(|p| p.shared) {
-        stats.dedup_files += 1;
-        stats.dedup_saved += p.len;
-    }
+    count_shared(&mut stats, plan.placements());
     stats
 }
 
-/// The tree as packed, in image order.
-fn packed_entries(plan: &Plan<'_>, image: &ImageTree, compiled: &Compiled) -> Vec<PackedEntry> {
-    let placements: HashMap<usize, _> = plan.placements().map(|p| (p.node.index(), p)).collect();
-    plan.order()
+/// Dedup's savings in `stats`, counted from the files `placements` share.
+pub(crate) fn count_shared(stats: &mut Stats, placements: impl Iterator<Item = write::Placement>) {
+    stats.dedup_files = 0;
+    stats.dedup_saved = 0;
+    for p in placements.filter(|p| p.shared) {
+        stats.dedup_files += 1;
+        stats.dedup_saved += p.len;
+    }
+}
+
+/// The tree as packed: the entries of `order` (nodes in image order, with
+/// their depth), files placed as `placements` says.
+pub(crate) fn packed_entries(
+    placements: impl Iterator<Item = write::Placement>,
+    order: impl Iterator<Item = (write::NodeRef, usize)>,
+    image: &ImageTree,
+    compiled: &Compiled,
+) -> Vec<PackedEntry> {
+    let placements: HashMap<usize, _> = placements.map(|p| (p.node.index(), p)).collect();
+    order
         .map(|(node, depth)| {
             let p = placements.get(&node.index());
             PackedEntry {

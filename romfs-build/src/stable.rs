@@ -8,11 +8,11 @@ use std::path::Path;
 
 use romfs_format::write::{self, build_stable, StableOptions, StableReport};
 
-use crate::build::{check_max_size, layout_error, ImageTree};
+use crate::build::{check_max_size, count_shared, layout_error, packed_entries, ImageTree};
 use crate::error::{BuildError, InputProblem};
 use crate::options::BuildOptions;
-use crate::scan::{self, input_error};
-use crate::{BuildReport, PackedEntry, Progress};
+use crate::scan::input_error;
+use crate::{BuildReport, Progress};
 
 /// Build `src` at `out` in the stable layout, reusing the placement of
 /// `base` (the bytes of the image the new one replaces) where it can; with
@@ -79,31 +79,13 @@ pub fn build_with_base(
         image_len: len,
         ..Default::default()
     };
-    for p in built.placements.iter().filter(|p| p.shared) {
-        stats.dedup_files += 1;
-        stats.dedup_saved += p.len;
-    }
-    let placements: std::collections::HashMap<usize, _> = built
-        .placements
-        .iter()
-        .map(|p| (p.node.index(), *p))
-        .collect();
-    let packed = built
-        .order
-        .iter()
-        .map(|&(node, depth)| {
-            let p = placements.get(&node.index());
-            PackedEntry {
-                path: scan::lossy(&image.tree.path(node)),
-                depth,
-                is_dir: p.is_none(),
-                len: p.map_or(0, |p| p.len),
-                data_offset: p.map_or(0, |p| p.data_offset),
-                shared: p.is_some_and(|p| p.shared),
-                compiled: compiled.nodes.contains(&image.source_node[node.index()]),
-            }
-        })
-        .collect();
+    count_shared(&mut stats, built.placements.iter().copied());
+    let packed = packed_entries(
+        built.placements.iter().copied(),
+        built.order.iter().copied(),
+        &image,
+        &compiled,
+    );
     progress.finish();
     Ok((
         BuildReport {

@@ -173,14 +173,22 @@ fn build_verbose_prints_the_packed_tree() {
     let t = tempfile::tempdir().unwrap();
     let src = t.path().join("app");
     sample(&src);
-    build_cmd(&src, t.path().join("v.img"))
-        .args(["--no-mpy", "-v"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("  lib/\n"))
-        .stdout(predicate::str::contains("    helper.py  (23 bytes at 0x"))
-        .stdout(predicate::str::contains("blob_copy.bin  (3000 bytes at 0x"))
-        .stdout(predicate::str::contains(", shared)"));
+    let fresh = t.path().join("v.img");
+    // Laid out afresh, then in the stable layout on that image as its base:
+    // both report the tree as packed and what dedup saved.
+    let base = ["--base".as_ref(), fresh.as_os_str()];
+    for (out, extra) in [(&fresh, &[][..]), (&t.path().join("s.img"), &base[..])] {
+        build_cmd(&src, out)
+            .args(["--no-mpy", "-v"])
+            .args(extra)
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("  lib/\n"))
+            .stdout(predicate::str::contains("    helper.py  (23 bytes at 0x"))
+            .stdout(predicate::str::contains("blob_copy.bin  (3000 bytes at 0x"))
+            .stdout(predicate::str::contains(", shared)"))
+            .stderr(predicate::str::contains("dedup saved 3000 bytes (1 file)"));
+    }
 }
 
 #[test]
