@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use predicates::prelude::*;
 use romfs_format::{Checksum, Image};
@@ -256,21 +256,19 @@ fn bad_input_is_a_clear_error() {
     build_fails(&t.path().join("nope"), &out, &[], "nope: No such file");
 
     // Dangling symlink.
-    let s = t.path().join("dangling");
-    sample(&s);
-    symlink("does-not-exist", s.join("lib/broken")).unwrap();
+    let s = sample_with(t.path(), "dangling", |s| {
+        symlink("does-not-exist", s.join("lib/broken")).unwrap()
+    });
     build_fails(&s, &out, &[], "lib/broken: dangling symlink");
 
     // Symlink loop (a directory linking to its ancestor).
-    let s = t.path().join("loop");
-    sample(&s);
-    symlink("..", s.join("lib/up")).unwrap();
+    let s = sample_with(t.path(), "loop", |s| {
+        symlink("..", s.join("lib/up")).unwrap()
+    });
     build_fails(&s, &out, &[], "lib/up: symlink loop");
 
     // Self-referencing symlink (ELOOP).
-    let s = t.path().join("eloop");
-    sample(&s);
-    symlink("me", s.join("me")).unwrap();
+    let s = sample_with(t.path(), "eloop", |s| symlink("me", s.join("me")).unwrap());
     build_fails(&s, &out, &[], "eloop/me: symlink loop");
 
     // FIFO.
@@ -284,9 +282,10 @@ fn bad_input_is_a_clear_error() {
     build_fails(&s, &out, &[], "pipe: a FIFO");
 
     // Socket.
-    let s = t.path().join("sock");
-    sample(&s);
-    let _listener = std::os::unix::net::UnixListener::bind(s.join("sock")).unwrap();
+    let s = sample_with(t.path(), "sock", |s| {
+        // The socket file stays when the listener is dropped.
+        std::os::unix::net::UnixListener::bind(s.join("sock")).unwrap();
+    });
     build_fails(&s, &out, &[], "sock: a socket");
 
     // Unreadable file (as root, a file whose reads fail).
@@ -302,9 +301,9 @@ fn bad_input_is_a_clear_error() {
     build_fails(&s, &out, &["--no-mpy"], "secret.bin: ");
 
     // A file whose size changes between scan and read (/proc files report 0).
-    let s = t.path().join("changing");
-    sample(&s);
-    symlink("/proc/version", s.join("version.txt")).unwrap();
+    let s = sample_with(t.path(), "changing", |s| {
+        symlink("/proc/version", s.join("version.txt")).unwrap()
+    });
     build_fails(
         &s,
         &out,
@@ -494,4 +493,12 @@ fn build_flash_write_size_makes_the_header_safe() {
         .assert()
         .success()
         .stdout(predicate::str::contains("--flash-write-size <N>"));
+}
+
+/// A sample app folder `name` under `dir`, with what `add` puts in it.
+fn sample_with(dir: &Path, name: &str, add: impl FnOnce(&Path)) -> PathBuf {
+    let s = dir.join(name);
+    sample(&s);
+    add(&s);
+    s
 }

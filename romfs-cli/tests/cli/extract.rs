@@ -3,6 +3,7 @@
 
 use std::fs;
 use std::os::unix::fs::symlink;
+use std::path::Path;
 
 use predicates::prelude::*;
 use romfs_format::Image;
@@ -38,19 +39,8 @@ fn extract_recreates_the_tree() {
     );
     assert!(dest.join("empty").is_dir());
     // Existing files are not overwritten without --force.
-    fails(
-        romfs().arg("extract").arg(&img).arg(&dest),
-        1,
-        "already exists",
-    );
     fs::write(dest.join("main.py"), "changed").unwrap();
-    romfs()
-        .arg("extract")
-        .arg(&img)
-        .arg(&dest)
-        .arg("--force")
-        .assert()
-        .success();
+    refused_then_forced(&img, &dest, "already exists");
     assert_eq!(
         fs::read(dest.join("main.py")).unwrap(),
         fs::read(t.path().join("app/main.py")).unwrap()
@@ -142,21 +132,23 @@ fn extract_never_writes_through_symlinks() {
     let dest = t.path().join("dest2");
     fs::create_dir(&dest).unwrap();
     symlink(&victim, dest.join("main.py")).unwrap();
-    fails(
-        romfs().arg("extract").arg(&img).arg(&dest),
-        1,
-        "main.py: already exists",
-    );
-    romfs()
-        .arg("extract")
-        .arg(&img)
-        .arg(&dest)
-        .arg("--force")
-        .assert()
-        .success();
+    refused_then_forced(&img, &dest, "main.py: already exists");
     assert_eq!(fs::read_to_string(&victim).unwrap(), "keep me");
     assert!(!fs::symlink_metadata(dest.join("main.py"))
         .unwrap()
         .file_type()
         .is_symlink());
+}
+
+/// `romfs extract IMG DEST` refuses (naming `what`) to overwrite what DEST
+/// holds, and with `--force` extracts.
+fn refused_then_forced(img: &Path, dest: &Path, what: &str) {
+    fails(romfs().arg("extract").arg(img).arg(dest), 1, what);
+    romfs()
+        .arg("extract")
+        .arg(img)
+        .arg(dest)
+        .arg("--force")
+        .assert()
+        .success();
 }
