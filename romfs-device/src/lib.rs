@@ -20,4 +20,4 @@ pub use error::{Error, ErrorKind, FlashOp, Holds, ImageProblem, OpenProblem, Res
 pub use query::{query, PartitionReport};
 pub use repl::{RawRepl, Timeouts, Traffic};
 pub use reply::MpyTarget;
-pub use transport::{SerialTransport, Transport};
+pub use transport::{SerialTransport, Transport, BUSY_GRACE};

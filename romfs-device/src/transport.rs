@@ -51,6 +51,10 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
     }
 }
 
+/// How long [`SerialTransport::open`] waits for a port another program
+/// holds before it says the port is busy.
+pub const BUSY_GRACE: Duration = Duration::from_secs(1);
+
 /// A serial port (USB CDC, UART adapter or pseudo-terminal).
 pub struct SerialTransport {
     port: Box<dyn serialport::SerialPort>,
@@ -68,11 +72,27 @@ impl std::fmt::Debug for SerialTransport {
 
 impl SerialTransport {
     /// Open `path` exclusively (115200 baud; USB boards ignore the rate).
+    /// A port another program holds is tried again for up to
+    /// [`BUSY_GRACE`]: a lock can outlive the program that let go of it for
+    /// a moment (a child it forked that has not yet run its own program
+    /// holds the descriptor, and the lock with it).
     pub fn open(path: &str) -> Result<Self> {
-        let port = serialport::new(path, 115_200)
-            .timeout(Duration::from_millis(100))
-            .open()
-            .map_err(|e| open_error(path, e))?;
+        let started = std::time::Instant::now();
+        let port = loop {
+            match serialport::new(path, 115_200)
+                .timeout(Duration::from_millis(100))
+                .open()
+            {
+                Ok(port) => break port,
+                Err(e)
+                    if e.kind == serialport::ErrorKind::NoDevice
+                        && started.elapsed() < BUSY_GRACE =>
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => return Err(open_error(path, e)),
+            }
+        };
         Ok(SerialTransport {
             port,
             name: path.to_string(),

@@ -193,11 +193,22 @@ fn frozen_then_vanished_real_board() {
     );
     qemu.monitor("cont");
 
-    // Busy: another program holds the port.
+    // Busy: another program holds the port, and still holds it after the
+    // grace given to a lock that outlives its program for a moment.
     let held = SerialTransport::open(qemu.pty()).unwrap();
+    let started = Instant::now();
     let err = Board::open(Some(qemu.pty()), timeouts).unwrap_err();
     assert!(matches!(err.kind, ErrorKind::Busy), "{err}");
-    drop(held);
+    assert!(started.elapsed() >= romfs_device::BUSY_GRACE, "{err}");
+    assert!(started.elapsed() < romfs_device::BUSY_GRACE * 3, "{err}");
+    // Let go of within the grace: the connection waits for it.
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(romfs_device::BUSY_GRACE / 4);
+        drop(held);
+    });
+    let board = Board::open(Some(qemu.pty()), Timeouts::default());
+    release.join().unwrap();
+    drop(board.unwrap());
 
     // Gone in the middle of a deploy: QEMU ends.
     let target = board_target(&fw);

@@ -262,6 +262,16 @@ fn stats(out: &str) -> Vec<String> {
         .collect()
 }
 
+/// The first `n` numbers of the first update's STATS line (blocks fetched,
+/// blocks copied, ...).
+fn first_counts(out: &str, n: usize) -> Vec<usize> {
+    stats(out)[0]
+        .split(' ')
+        .take(n)
+        .map(|x| x.parse().unwrap())
+        .collect()
+}
+
 #[test]
 fn ota_first_update_then_one_module_then_unchanged() {
     let Some(f) = fixture() else { return };
@@ -358,7 +368,7 @@ print("MOUNTS", ota_device.mounts(d.contents()) is not None)
     f.server.config("reset=1");
     let out = f.run("show(update('v1'))");
     assert!(f.holds(&f.v1));
-    let fetched: usize = stats(&out)[0].split(' ').next().unwrap().parse().unwrap();
+    let fetched = first_counts(&out, 1)[0];
     assert!(
         fetched < blocks - 10,
         "resume fetched {fetched} of {blocks}: {out}"
@@ -521,11 +531,7 @@ print("CUTS", n // 2)
     ));
     assert!(cuts_survived(&out) >= 5, "{out}");
     // The first update wrote whole 64 KiB units: fewer units than blocks.
-    let first: Vec<usize> = stats(&out)[0]
-        .split(' ')
-        .take(4)
-        .map(|x| x.parse().unwrap())
-        .collect();
+    let first: Vec<usize> = first_counts(&out, 4);
     assert_eq!(first[3], f.v1.len().div_ceil(65536), "{out}");
 }
 
@@ -549,11 +555,7 @@ fn ota_copies_blocks_the_partition_holds_elsewhere() {
     assert_ne!(blocks_differing(&v1, &v2), 0);
     let out = f.run("update('c1')\nshow(update('c2'))");
     assert!(f.holds(&v2), "{out}");
-    let fields: Vec<usize> = stats(&out)[0]
-        .split(' ')
-        .take(2)
-        .map(|x| x.parse().unwrap())
-        .collect();
+    let fields: Vec<usize> = first_counts(&out, 2);
     assert!(fields[1] >= 5, "the moved files' blocks are copied: {out}");
 }
 
@@ -686,11 +688,7 @@ fn publish_builds_on_the_previous_release_and_the_device_fetches_little() {
     f.server.config("reset=1");
     let out = f.run("show(update('rel'))");
     assert!(f.holds(&v2), "{out}");
-    let fields: Vec<usize> = stats(&out)[0]
-        .split(' ')
-        .take(4)
-        .map(|x| x.parse().unwrap())
-        .collect();
+    let fields: Vec<usize> = first_counts(&out, 4);
     let (fetched, copied) = (fields[0], fields[1]);
     assert!(fetched + copied <= stable, "{out}");
     let manifest = std::fs::metadata(www.join("rel/ota.manifest"))
