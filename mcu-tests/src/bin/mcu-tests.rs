@@ -487,15 +487,21 @@ fn feed<E>(
 
 type Update = Result<romfs_embedded::Report, UpdateError<FlashError>>;
 
-/// A whole A/B update of `cx.flash`, with the active slot write-protected.
-fn run_ab(cx: &mut Ctx, layout: AbLayout, s: &Stream, expected_id: Option<u32>) -> Update {
-    let active = ops::ab_mount_mapped(&mut cx.meter, cx.flash.bytes(), &layout)
+/// Write-protect the slot of `layout` that mounts in `cx.flash` (none if
+/// none mounts).
+fn protect_active(cx: &mut Ctx, layout: &AbLayout) {
+    let active = ops::ab_mount_mapped(&mut cx.meter, cx.flash.bytes(), layout)
         .ok()
         .map(|(i, _)| i);
     cx.flash.protect(active.map(|i| {
         let slot = layout.slot(i.index);
         (slot.offset, slot.len)
     }));
+}
+
+/// A whole A/B update of `cx.flash`, with the active slot write-protected.
+fn run_ab(cx: &mut Ctx, layout: AbLayout, s: &Stream, expected_id: Option<u32>) -> Update {
+    protect_active(cx, &layout);
     let mut up = ops::begin_ab(&mut cx.meter, &mut cx.flash, layout, &mut cx.buf[..])?;
     let fed = feed(&mut cx.meter, s, |m, c| ops::write(m, &mut up, c));
     let result = fed.and_then(|()| ops::finish(&mut cx.meter, up, expected_id));
@@ -506,13 +512,7 @@ fn run_ab(cx: &mut Ctx, layout: AbLayout, s: &Stream, expected_id: Option<u32>) 
 /// A whole A/B delta update of `cx.flash` from the patch `s`, with the
 /// active slot write-protected (copies only read it).
 fn run_delta(cx: &mut Ctx, layout: AbLayout, s: &Stream, expected_id: Option<u32>) -> Update {
-    let active = ops::ab_mount_mapped(&mut cx.meter, cx.flash.bytes(), &layout)
-        .ok()
-        .map(|(i, _)| i);
-    cx.flash.protect(active.map(|i| {
-        let slot = layout.slot(i.index);
-        (slot.offset, slot.len)
-    }));
+    protect_active(cx, &layout);
     let result = match ops::begin_ab(&mut cx.meter, &mut cx.flash, layout, &mut cx.buf[..]) {
         Ok(mut update) => ops::delta(&mut cx.meter, &mut update).and_then(|mut up| {
             feed(&mut cx.meter, s, |m, c| ops::delta_write(m, &mut up, c))?;
