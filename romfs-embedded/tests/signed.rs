@@ -5,25 +5,17 @@ mod common;
 #[path = "signed/ed25519.rs"]
 mod ed25519;
 
+use common::ab::{layout, Flash, Result, E, SLOT};
 use common::{app_files, build, partials, Rng};
 use ed25519_dalek::{Signer, SigningKey};
 use romfs_embedded::boot::{self, Booted};
-use romfs_embedded::sim::{Partial, SimError, SimFlash, SimStats};
-use romfs_embedded::slots::{self, AbLayout, Trial, Verify};
+use romfs_embedded::mapped;
+use romfs_embedded::sim::{Partial, SimError, SimStats};
+use romfs_embedded::slots::{self, Trial, Verify};
 use romfs_embedded::update::{TrustPolicy, UpdateError, Updater};
-use romfs_embedded::{mapped, Region};
 use romfs_format::signature::{self, ManifestError, SIGNED_MANIFEST_LEN};
 use romfs_format::write::{MetadataSpec, Options, SignatureSpec};
 use sha2::{Digest, Sha256};
-
-const E: usize = 4096;
-const SLOT: u32 = 64 * 1024;
-type Flash = SimFlash<1, 4, E>;
-type Result<T> = std::result::Result<T, UpdateError<SimError>>;
-
-fn layout() -> AbLayout {
-    AbLayout::for_flash::<Flash>(Region::new(0, SLOT), Region::new(SLOT, SLOT)).unwrap()
-}
 
 fn key(seed: u8) -> SigningKey {
     SigningKey::from_bytes(&[seed; 32])
