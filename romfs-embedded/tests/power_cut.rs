@@ -260,6 +260,16 @@ struct Campaign {
     ops_per_update: u64,
 }
 
+/// A cut of operation `op` of the `ops` an update takes, leaving `partial`,
+/// after which `seen` mounts.
+#[derive(Debug, Clone, Copy)]
+struct Cut {
+    op: u64,
+    ops: u64,
+    partial: Partial,
+    seen: Seen,
+}
+
 /// What differs between the A/B and the single-slot campaigns: the update,
 /// the boot, and what each demands of the image a cut leaves mounted.
 trait Partition<const W: usize, const E: usize> {
@@ -267,16 +277,9 @@ trait Partition<const W: usize, const E: usize> {
     fn install(&mut self, flash: &mut SimFlash<1, W, E>, chunk: usize) -> Update;
     /// Reboot and say which image mounts.
     fn boot(&mut self, flash: &mut SimFlash<1, W, E>) -> Seen;
-    /// Check `seen`, what mounts after operation `i` of `ops` was cut
-    /// leaving `p`; `false` when the recovery is not to be run.
-    fn check_cut(
-        &mut self,
-        flash: &mut SimFlash<1, W, E>,
-        i: u64,
-        ops: u64,
-        p: Partial,
-        seen: Seen,
-    ) -> bool;
+    /// Check what mounts after `cut`; `false` when the recovery is not to
+    /// be run.
+    fn check_cut(&mut self, flash: &mut SimFlash<1, W, E>, cut: Cut) -> bool;
     /// Check `recovered`, what mounts after a cut of the recovery from a
     /// cut that left `seen` mounted.
     fn check_recovery_cut(&mut self, seen: Seen, recovered: Seen);
@@ -314,7 +317,13 @@ fn campaign<const W: usize, const E: usize>(
             );
             c.cut_points += 1;
             let seen = part.boot(&mut f);
-            if !part.check_cut(&mut f, i, ops, p, seen) {
+            let cut = Cut {
+                op: i,
+                ops,
+                partial: p,
+                seen,
+            };
+            if !part.check_cut(&mut f, cut) {
                 continue;
             }
             // Recovery: re-run the update, cut at every one of its operations.
@@ -355,14 +364,13 @@ impl<const W: usize, const E: usize> Partition<W, E> for Ab<'_> {
         boot_ab(flash, self.old, self.new)
     }
 
-    fn check_cut(
-        &mut self,
-        flash: &mut SimFlash<1, W, E>,
-        i: u64,
-        ops: u64,
-        p: Partial,
-        seen: Seen,
-    ) -> bool {
+    fn check_cut(&mut self, flash: &mut SimFlash<1, W, E>, cut: Cut) -> bool {
+        let Cut {
+            op: i,
+            ops,
+            partial: p,
+            seen,
+        } = cut;
         if i + 1 < ops {
             // Before the commit write nothing may change what mounts.
             assert_eq!(seen, Seen::Old, "cut at op {i} ({p:?})");
@@ -435,16 +443,9 @@ impl<const W: usize, const E: usize> Partition<W, E> for Single<'_> {
         boot_single(flash, self.old, self.new, self.reader, &mut self.rejected)
     }
 
-    fn check_cut(
-        &mut self,
-        _: &mut SimFlash<1, W, E>,
-        _: u64,
-        _: u64,
-        _: Partial,
-        seen: Seen,
-    ) -> bool {
+    fn check_cut(&mut self, _: &mut SimFlash<1, W, E>, cut: Cut) -> bool {
         // Old, new or none: `boot` refuses anything else.
-        self.seen_counts[seen as usize] += 1;
+        self.seen_counts[cut.seen as usize] += 1;
         true
     }
 
@@ -483,11 +484,39 @@ fn report(name: &str, c: &Campaign) {
     );
 }
 
+/// The images of a full A/B campaign: `previous` in slot A, `old` running
+/// in slot B and `new` (app seeds `seed`, `seed + 1`, `seed + 2`).
+fn ab_images(seed: u64) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    (
+        build(&app_files(seed, 36, 0), 0, None),
+        build(&app_files(seed + 1, 40, 1), 1, None),
+        build(&app_files(seed + 2, 44, 2), 2, None),
+    )
+}
+
+/// The single-slot campaign over checksummed images (app seeds `seed` and
+/// `seed + 1`), 4-byte writes and our verified reader, reported as `name`.
+fn single_checksummed_campaign<const E: usize>(seed: u64, name: &str) {
+    let old = build(&app_files(seed, 40, 1), 1, None);
+    let new = build(&app_files(seed + 1, 44, 2), 2, None);
+    let (c, rejected) = single_campaign::<4, E>(&old, &new, Reader::Ours { verify: true });
+    report(name, &c);
+    eprintln!("  states refused by the checksum: {rejected}");
+}
+
+/// The single-slot campaign over images header-safe for `W`-byte writes
+/// (seeds `seed` and `seed + 1`), with only MicroPython's checks, reported
+/// as `name`.
+fn single_header_safe_campaign<const W: usize, const E: usize>(seed: u64, name: &str) {
+    let old = header_safe_build(seed, 1, W as u32);
+    let new = header_safe_build(seed + 1, 2, W as u32);
+    let (c, _) = single_campaign::<W, E>(&old, &new, Reader::MicroPython);
+    report(name, &c);
+}
+
 #[test]
 fn ab_update_survives_every_power_cut() {
-    let previous = build(&app_files(30, 36, 0), 0, None);
-    let old = build(&app_files(31, 40, 1), 1, None);
-    let new = build(&app_files(32, 44, 2), 2, None);
+    let (previous, old, new) = ab_images(30);
     assert!(new.len() > 40 * 1024);
     let c = ab_campaign::<4, E>(&old, &new, &previous);
     report("A/B full update (W=4)", &c);
@@ -527,11 +556,7 @@ fn ab_small_change_survives_every_power_cut() {
 #[test]
 fn single_slot_never_mounts_a_corrupt_image() {
     // Our default layout (checksummed), 4-byte writes, our verified mount.
-    let old = build(&app_files(50, 40, 1), 1, None);
-    let new = build(&app_files(51, 44, 2), 2, None);
-    let (c, rejected) = single_campaign::<4, E>(&old, &new, Reader::Ours { verify: true });
-    report("single slot, checksummed, W=4", &c);
-    eprintln!("  states refused by the checksum: {rejected}");
+    single_checksummed_campaign::<E>(50, "single slot, checksummed, W=4");
     // mpremote's layout (no checksum), byte writes, and no check at all
     // beyond what MicroPython's VfsRom does: still never corrupt.
     let old = build(&app_files(52, 40, 1), 1, Some(Options::mpremote()));
@@ -658,19 +683,13 @@ fn header_safe_images_never_fool_micropython_when_the_first_unit_is_cut() {
 fn single_slot_header_safe_never_fools_micropython() {
     // Full campaigns (every cut point, partial states, cut recoveries) with
     // only MicroPython's checks, 4- and 8-byte writes.
-    let old = header_safe_build(70, 1, 4);
-    let new = header_safe_build(71, 2, 4);
-    let (c, _) = single_campaign::<4, E>(&old, &new, Reader::MicroPython);
-    report(
+    single_header_safe_campaign::<4, E>(
+        70,
         "single slot, header-safe, W=4, MicroPython's checks only",
-        &c,
     );
-    let old = header_safe_build(72, 1, 8);
-    let new = header_safe_build(73, 2, 8);
-    let (c, _) = single_campaign::<8, E>(&old, &new, Reader::MicroPython);
-    report(
+    single_header_safe_campaign::<8, E>(
+        72,
         "single slot, header-safe, W=8, MicroPython's checks only",
-        &c,
     );
 }
 
@@ -678,9 +697,7 @@ fn single_slot_header_safe_never_fools_micropython() {
 fn ab_update_with_large_sectors_and_a_bounded_buffer_survives_every_power_cut() {
     // 128 KiB sectors, a 4 KiB buffer: each sector is erased, then
     // programmed a buffer at a time as the stream arrives.
-    let previous = build(&app_files(80, 36, 0), 0, None);
-    let old = build(&app_files(81, 40, 1), 1, None);
-    let new = build(&app_files(82, 44, 2), 2, None);
+    let (previous, old, new) = ab_images(80);
     let c = ab_campaign::<4, LARGE>(&old, &new, &previous);
     report("A/B full update, 128 KiB sectors, 4 KiB buffer (W=4)", &c);
     // Pieces of a sector, not whole sectors: many programs per erase.
@@ -691,18 +708,11 @@ fn ab_update_with_large_sectors_and_a_bounded_buffer_survives_every_power_cut() 
 #[test]
 fn single_slot_with_large_sectors_and_a_bounded_buffer_never_mounts_a_corrupt_image() {
     // Checksummed images, our verified reader.
-    let old = build(&app_files(83, 40, 1), 1, None);
-    let new = build(&app_files(84, 44, 2), 2, None);
-    let (c, rejected) = single_campaign::<4, LARGE>(&old, &new, Reader::Ours { verify: true });
-    report("single slot, 128 KiB sectors, 4 KiB buffer, W=4", &c);
-    eprintln!("  states refused by the checksum: {rejected}");
+    single_checksummed_campaign::<LARGE>(83, "single slot, 128 KiB sectors, 4 KiB buffer, W=4");
     // Header-safe images and only MicroPython's checks.
-    let old = header_safe_build(85, 1, 8);
-    let new = header_safe_build(86, 2, 8);
-    let (c, _) = single_campaign::<8, LARGE>(&old, &new, Reader::MicroPython);
-    report(
+    single_header_safe_campaign::<8, LARGE>(
+        85,
         "single slot, 128 KiB sectors, 4 KiB buffer, header-safe, W=8, MicroPython's checks only",
-        &c,
     );
 }
 
