@@ -274,7 +274,7 @@ macro_rules! user_probe {
                     romfs_embedded::Verify::CommitOnly,
                 )
                 .ok()
-                    .and_then(|(_, fs)| fs.open(path).ok());
+                .and_then(|(_, fs)| fs.open(path).ok());
                 $crate::probe::sink(opened.map(|d| (d.as_ptr(), d.len())));
             }
             $crate::probe::sink((c.image, c.rom, c.buf));
