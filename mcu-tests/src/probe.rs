@@ -172,3 +172,121 @@ macro_rules! probe_ab_layout {
         )
     };
 }
+
+/// Stream `data` into the updater `up` in chunks with `write`, commit it
+/// with `finish`, and sink whether both succeeded: the updating probes'
+/// update, whatever the updater (`m` is the meter). A macro for the same
+/// reason as [`size_probe!`].
+#[macro_export]
+macro_rules! probe_stream {
+    ($m:ident, $up:ident, $data:expr, $write:path, $finish:path) => {
+        let chunk = ::core::hint::black_box(100);
+        let written = $data
+            .chunks(chunk)
+            .try_for_each(|piece| $write($m, &mut $up, piece));
+        $crate::probe::sink(written.and_then(|()| $finish($m, $up, None)).is_ok());
+    };
+}
+
+/// An updating probe's firmware: an A/B update into the writable flash,
+/// then the newest slot mounted (mapped) and a file opened, as a firmware
+/// that updates itself and boots from the result, with a looping panic
+/// handler. `|c, m, half, layout|` name the [`Common`], the meter
+/// ([`Unmetered`](crate::ops::Unmetered)), the slot size and the layout
+/// for the parts a probe gives in place of the defaults, each optional, in
+/// this order:
+///
+/// - `before { ... }`: statements after the slot size is set (none);
+/// - `if let PATTERN = LAYOUT;`: how the layout is had
+///   (`if let Ok(layout) = probe_ab_layout!(half);`);
+/// - `update { ... }`: the update (`c.update` streamed into
+///   [`ops::begin_ab`](crate::ops::begin_ab)'s updater and committed);
+/// - `keep (...);`: what the firmware keeps besides
+///   (`keep (c.image, c.rom, c.buf);`);
+/// - `after { ... }`: statements at the end (none).
+///
+/// A macro for the same reason as [`size_probe!`].
+#[macro_export]
+macro_rules! updating_probe {
+    (|$c:ident, $m:ident, $half:ident, $layout:ident| {
+        $(before { $($before:tt)* })?
+        $(if let $pattern:pat = $layouts:expr;)?
+        $(update { $($update:tt)* })?
+        $(keep $keep:expr;)?
+        $(after { $($after:tt)* })?
+    }) => {
+        $crate::size_probe!(|mut $c| {
+            let $m = &mut $crate::ops::Unmetered;
+            let $half = ::core::hint::black_box(12 * $crate::probe::SECTOR as u32);
+            $($($before)*)?
+            if let $crate::__probe_or!({ $($pattern)? } { Ok($layout) })
+                = $crate::__probe_or!({ $($layouts)? } { $crate::probe_ab_layout!($half) })
+            {
+                $crate::__probe_or! {
+                    { $($($update)*)? }
+                    {
+                        if let Ok(mut up) =
+                            $crate::ops::begin_ab($m, &mut $c.flash, $layout, &mut $c.buf[..])
+                        {
+                            $crate::probe_stream!(
+                                $m,
+                                up,
+                                $c.update,
+                                $crate::ops::write,
+                                $crate::ops::finish
+                            );
+                        }
+                    }
+                }
+                let path: &[u8] = ::core::hint::black_box(b"note.txt");
+                let opened = $crate::ops::ab_mount_mapped($m, $c.flash.0.bytes(), &$layout)
+                    .ok()
+                    .and_then(|(_, fs)| $crate::ops::mapped_open($m, &fs, path).ok());
+                $crate::probe::sink(opened.map(|d| (d.as_ptr(), d.len())));
+            }
+            $crate::probe::sink($crate::__probe_or!({ $($keep)? } { ($c.image, $c.rom, $c.buf) }));
+            $($($after)*)?
+        });
+    };
+}
+
+/// The user probes' firmware: an A/B update and a mapped mount as a user
+/// writes them ([`user`](crate::user)), the flash driver inlined into
+/// romfs code; `user_probe!()` panics in a looping handler,
+/// `user_probe!(semihosting)` through panic-semihosting (the binary
+/// depends on it and on romfs-embedded). A macro for the same reason as
+/// [`size_probe!`].
+#[macro_export]
+macro_rules! user_probe {
+    ($($semihosting:ident)?) => {
+        $crate::size_probe!($($semihosting,)? |mut c| {
+            let half = ::core::hint::black_box(12 * $crate::probe::SECTOR as u32);
+            if let Ok(layout) = $crate::probe_ab_layout!(half) {
+                let flash = &mut c.flash.0;
+                let chunks = c.update.chunks(::core::hint::black_box(100));
+                $crate::probe::sink(
+                    $crate::user::update(&mut *flash, layout, &mut c.buf[..], chunks).is_ok(),
+                );
+                let path: &[u8] = ::core::hint::black_box(b"note.txt");
+                let opened = romfs_embedded::mapped::mount_ab(
+                    flash.bytes(),
+                    &layout,
+                    romfs_embedded::Verify::CommitOnly,
+                )
+                .ok()
+                .and_then(|(_, fs)| fs.open(path).ok());
+                $crate::probe::sink(opened.map(|d| (d.as_ptr(), d.len())));
+            }
+            $crate::probe::sink((c.image, c.rom, c.buf));
+        });
+    };
+}
+
+/// The tokens in the first braces, or those in the second when the first
+/// are empty: a probe's part, or the default.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __probe_or {
+    ({} { $($default:tt)* }) => { $($default)* };
+    ({ $($given:tt)+ } { $($default:tt)* }) => { $($given)+ };
+}

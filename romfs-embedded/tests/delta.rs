@@ -6,21 +6,12 @@
 
 mod common;
 
+use common::ab::{layout, Flash, Result, E, SLOT};
 use common::{app_files, build, identity};
-use romfs_embedded::sim::{SimError, SimFlash};
-use romfs_embedded::slots::{AbLayout, Verify};
+use romfs_embedded::slots::Verify;
 use romfs_embedded::update::{Report, UpdateError, Updater};
 use romfs_embedded::Region;
 use romfs_format::delta::{self, DeltaError, HEADER_LEN};
-
-const E: usize = 4096;
-const SLOT: u32 = 64 * 1024;
-type Flash = SimFlash<1, 4, E>;
-type Result<T> = std::result::Result<T, UpdateError<SimError>>;
-
-fn layout() -> AbLayout {
-    AbLayout::for_flash::<Flash>(Region::new(0, SLOT), Region::new(SLOT, SLOT)).unwrap()
-}
 
 /// The app at `version`: config.py says so, one module is edited, one
 /// grows (so later data moves and copies come from shifted offsets).

@@ -53,64 +53,46 @@ fn layout<const W: usize, const E: usize>() -> AbLayout {
     AbLayout::new(Region::new(0, slot(E)), Region::new(slot(E), slot(E)), E, W).unwrap()
 }
 
-fn update_ab<const W: usize, const E: usize>(
-    flash: &mut SimFlash<1, W, E>,
-    image: &[u8],
-    chunk: usize,
-) -> Result<Report, UpdateError<SimError>> {
-    let mut buf = buffer(E, 1);
-    let mut up = Updater::begin_ab(flash, layout::<W, E>(), Verify::Full, &mut buf)?;
-    image.chunks(chunk).try_for_each(|c| up.write(c))?;
-    up.finish(None)
-}
-
-/// `update_ab` with the updater in a place of the caller's
-/// (`begin_ab_in`, `finish_in_place`).
-fn update_ab_in_place<const W: usize, const E: usize>(
-    flash: &mut SimFlash<1, W, E>,
-    image: &[u8],
-    chunk: usize,
-) -> Result<Report, UpdateError<SimError>> {
-    let mut buf = buffer(E, 1);
-    let mut place = None;
-    let up = Updater::begin_ab_in(&mut place, flash, layout::<W, E>(), Verify::Full, &mut buf)?;
-    image.chunks(chunk).try_for_each(|c| up.write(c))?;
-    up.finish_in_place(None)
-}
-
-/// A/B delta update: `patch` applied to the running image.
-fn update_ab_delta<const W: usize, const E: usize>(
-    flash: &mut SimFlash<1, W, E>,
-    patch: &[u8],
-    chunk: usize,
-) -> Result<Report, UpdateError<SimError>> {
-    let mut buf = buffer(E, 1);
-    let mut update = Updater::begin_ab(flash, layout::<W, E>(), Verify::Full, &mut buf)?;
-    let mut up = update.delta()?;
-    patch.chunks(chunk).try_for_each(|c| up.write(c))?;
-    up.finish(None)
-}
-
 /// How an A/B campaign installs the new image.
 #[derive(Debug, Clone, Copy)]
 enum Install<'a> {
     /// Streamed whole.
     Image(&'a [u8]),
-    /// Streamed whole, the updater in a place of the caller's.
+    /// Streamed whole, the updater in a place of the caller's
+    /// (`begin_ab_in`, `finish_in_place`).
     ImageInPlace(&'a [u8]),
     /// As a `romfs diff` patch against the running image.
     Delta(&'a [u8]),
 }
 
+type Update = Result<Report, UpdateError<SimError>>;
+
+/// An A/B update, installed `how` in chunks of `chunk` bytes.
 fn install_ab<const W: usize, const E: usize>(
     flash: &mut SimFlash<1, W, E>,
     how: Install<'_>,
     chunk: usize,
-) -> Result<Report, UpdateError<SimError>> {
+) -> Update {
+    let mut buf = buffer(E, 1);
+    let layout = layout::<W, E>();
     match how {
-        Install::Image(image) => update_ab(flash, image, chunk),
-        Install::ImageInPlace(image) => update_ab_in_place(flash, image, chunk),
-        Install::Delta(patch) => update_ab_delta(flash, patch, chunk),
+        Install::Image(image) => {
+            let mut up = Updater::begin_ab(flash, layout, Verify::Full, &mut buf)?;
+            image.chunks(chunk).try_for_each(|c| up.write(c))?;
+            up.finish(None)
+        }
+        Install::ImageInPlace(image) => {
+            let mut place = None;
+            let up = Updater::begin_ab_in(&mut place, flash, layout, Verify::Full, &mut buf)?;
+            image.chunks(chunk).try_for_each(|c| up.write(c))?;
+            up.finish_in_place(None)
+        }
+        Install::Delta(patch) => {
+            let mut update = Updater::begin_ab(flash, layout, Verify::Full, &mut buf)?;
+            let mut up = update.delta()?;
+            patch.chunks(chunk).try_for_each(|c| up.write(c))?;
+            up.finish(None)
+        }
     }
 }
 
@@ -118,7 +100,7 @@ fn update_single<const W: usize, const E: usize>(
     flash: &mut SimFlash<1, W, E>,
     image: &[u8],
     chunk: usize,
-) -> Result<Report, UpdateError<SimError>> {
+) -> Update {
     let mut buf = buffer(E, 2);
     let mut up = Updater::begin_single(flash, Region::new(0, slot(E)), &mut buf)?;
     image.chunks(chunk).try_for_each(|c| up.write(c))?;
@@ -278,6 +260,147 @@ struct Campaign {
     ops_per_update: u64,
 }
 
+/// A cut of operation `op` of the `ops` an update takes, leaving `partial`,
+/// after which `seen` mounts.
+#[derive(Debug, Clone, Copy)]
+struct Cut {
+    op: u64,
+    ops: u64,
+    partial: Partial,
+    seen: Seen,
+}
+
+/// What differs between the A/B and the single-slot campaigns: the update,
+/// the boot, and what each demands of the image a cut leaves mounted.
+trait Partition<const W: usize, const E: usize> {
+    /// Install the new image in chunks of `chunk` bytes.
+    fn install(&mut self, flash: &mut SimFlash<1, W, E>, chunk: usize) -> Update;
+    /// Reboot and say which image mounts.
+    fn boot(&mut self, flash: &mut SimFlash<1, W, E>) -> Seen;
+    /// Check what mounts after `cut`; `false` when the recovery is not to
+    /// be run.
+    fn check_cut(&mut self, flash: &mut SimFlash<1, W, E>, cut: Cut) -> bool;
+    /// Check `recovered`, what mounts after a cut of the recovery from a
+    /// cut that left `seen` mounted.
+    fn check_recovery_cut(&mut self, seen: Seen, recovered: Seen);
+}
+
+/// Cut power at every operation of the update of `base` (which holds the
+/// old image), in every partial state, and boot; re-run the update from
+/// each such state, cut at every one of its operations, and boot; then
+/// complete it and boot the new image.
+fn campaign<const W: usize, const E: usize>(
+    mut base: SimFlash<1, W, E>,
+    part: &mut impl Partition<W, E>,
+) -> Campaign {
+    assert_eq!(part.boot(&mut base), Seen::Old);
+    let mut clean = base.clone();
+    clean.reboot();
+    part.install(&mut clean, 1000).unwrap();
+    let ops = clean.ops();
+    assert_eq!(part.boot(&mut clean), Seen::New);
+
+    let mut c = Campaign {
+        cut_points: 0,
+        recovery_cut_points: 0,
+        ops_per_update: ops,
+    };
+    for i in 0..ops {
+        for p in partials(i) {
+            let mut f = base.clone();
+            f.reboot();
+            f.cut_power_at(i, p);
+            let chunk = 1 + (i as usize * 131 + 7) % 2000;
+            assert_eq!(
+                part.install(&mut f, chunk).unwrap_err(),
+                UpdateError::Flash(SimError::PowerLost)
+            );
+            c.cut_points += 1;
+            let seen = part.boot(&mut f);
+            let cut = Cut {
+                op: i,
+                ops,
+                partial: p,
+                seen,
+            };
+            if !part.check_cut(&mut f, cut) {
+                continue;
+            }
+            // Recovery: re-run the update, cut at every one of its operations.
+            let mut probe = f.clone();
+            probe.reboot();
+            part.install(&mut probe, 4096).unwrap();
+            let recovery_ops = probe.ops();
+            for j in 0..recovery_ops {
+                let mut g = f.clone();
+                g.reboot();
+                g.cut_power_at(j, Partial::RandomBits(i * 1000 + j));
+                assert!(part.install(&mut g, 777).is_err());
+                c.recovery_cut_points += 1;
+                let recovered = part.boot(&mut g);
+                part.check_recovery_cut(seen, recovered);
+            }
+            // Finally the retried update completes.
+            part.install(&mut f, 555).unwrap();
+            assert_eq!(part.boot(&mut f), Seen::New);
+        }
+    }
+    c
+}
+
+/// An A/B partition updated from `old` to `new`, installed `how`.
+struct Ab<'a> {
+    old: &'a [u8],
+    new: &'a [u8],
+    how: Install<'a>,
+}
+
+impl<const W: usize, const E: usize> Partition<W, E> for Ab<'_> {
+    fn install(&mut self, flash: &mut SimFlash<1, W, E>, chunk: usize) -> Update {
+        install_ab(flash, self.how, chunk)
+    }
+
+    fn boot(&mut self, flash: &mut SimFlash<1, W, E>) -> Seen {
+        boot_ab(flash, self.old, self.new)
+    }
+
+    fn check_cut(&mut self, flash: &mut SimFlash<1, W, E>, cut: Cut) -> bool {
+        let Cut {
+            op: i,
+            ops,
+            partial: p,
+            seen,
+        } = cut;
+        if i + 1 < ops {
+            // Before the commit write nothing may change what mounts.
+            assert_eq!(seen, Seen::Old, "cut at op {i} ({p:?})");
+        } else if p == Partial::Everything {
+            assert_eq!(seen, Seen::New);
+        }
+        if let (Install::Delta(_), Seen::New) = (self.how, seen) {
+            // The new image runs: the patch no longer has its base, and
+            // is refused without a write.
+            let before = flash.stats();
+            let r = install_ab(flash, self.how, 4096);
+            assert_eq!(
+                r.unwrap_err(),
+                UpdateError::Delta(romfs_format::delta::DeltaError::WrongBase)
+            );
+            assert_eq!(flash.stats().writes, before.writes);
+            assert_eq!(boot_ab(flash, self.old, self.new), Seen::New);
+            return false;
+        }
+        true
+    }
+
+    fn check_recovery_cut(&mut self, seen: Seen, recovered: Seen) {
+        assert!(
+            seen == Seen::Old || recovered == Seen::New,
+            "a committed new image was lost"
+        );
+    }
+}
+
 fn ab_campaign<const W: usize, const E: usize>(
     old: &[u8],
     new: &[u8],
@@ -296,74 +419,37 @@ fn ab_campaign_with<const W: usize, const E: usize>(
     // A holds `previous` (generation 1, valid), B holds `old` (generation 2,
     // active): the update of `new` overwrites A, the hardest case.
     let mut base = SimFlash::<1, W, E>::new(2 * slot(E) as usize);
-    update_ab(&mut base, previous, 4096).unwrap();
-    update_ab(&mut base, old, 4096).unwrap();
-    assert_eq!(boot_ab(&mut base, old, new), Seen::Old);
-    let mut clean = base.clone();
-    clean.reboot();
-    install_ab(&mut clean, how, 1000).unwrap();
-    let ops = clean.ops();
-    assert_eq!(boot_ab(&mut clean, old, new), Seen::New);
+    install_ab(&mut base, Install::Image(previous), 4096).unwrap();
+    install_ab(&mut base, Install::Image(old), 4096).unwrap();
+    campaign(base, &mut Ab { old, new, how })
+}
 
-    let mut c = Campaign {
-        cut_points: 0,
-        recovery_cut_points: 0,
-        ops_per_update: ops,
-    };
-    for i in 0..ops {
-        for p in partials(i) {
-            let mut f = base.clone();
-            f.reboot();
-            f.cut_power_at(i, p);
-            let chunk = 1 + (i as usize * 131 + 7) % 2000;
-            assert_eq!(
-                install_ab(&mut f, how, chunk).unwrap_err(),
-                UpdateError::Flash(SimError::PowerLost)
-            );
-            c.cut_points += 1;
-            let seen = boot_ab(&mut f, old, new);
-            if i + 1 < ops {
-                // Before the commit write nothing may change what mounts.
-                assert_eq!(seen, Seen::Old, "cut at op {i} ({p:?})");
-            } else if p == Partial::Everything {
-                assert_eq!(seen, Seen::New);
-            }
-            if let (Install::Delta(_), Seen::New) = (how, seen) {
-                // The new image runs: the patch no longer has its base, and
-                // is refused without a write.
-                let before = f.stats();
-                let r = install_ab(&mut f, how, 4096);
-                assert_eq!(
-                    r.unwrap_err(),
-                    UpdateError::Delta(romfs_format::delta::DeltaError::WrongBase)
-                );
-                assert_eq!(f.stats().writes, before.writes);
-                assert_eq!(boot_ab(&mut f, old, new), Seen::New);
-                continue;
-            }
-            // Recovery: re-run the update, cut at every one of its operations.
-            let mut probe = f.clone();
-            probe.reboot();
-            install_ab(&mut probe, how, 4096).unwrap();
-            let recovery_ops = probe.ops();
-            for j in 0..recovery_ops {
-                let mut g = f.clone();
-                g.reboot();
-                g.cut_power_at(j, Partial::RandomBits(i * 1000 + j));
-                assert!(install_ab(&mut g, how, 777).is_err());
-                c.recovery_cut_points += 1;
-                let s = boot_ab(&mut g, old, new);
-                assert!(
-                    seen == Seen::Old || s == Seen::New,
-                    "a committed new image was lost"
-                );
-            }
-            // Finally the retried update completes.
-            install_ab(&mut f, how, 555).unwrap();
-            assert_eq!(boot_ab(&mut f, old, new), Seen::New);
-        }
+/// A single-slot partition updated from `old` to `new`, read with
+/// `reader`: counts the images its reader refused and what each cut left.
+struct Single<'a> {
+    old: &'a [u8],
+    new: &'a [u8],
+    reader: Reader,
+    rejected: u32,
+    seen_counts: [u32; 3],
+}
+
+impl<const W: usize, const E: usize> Partition<W, E> for Single<'_> {
+    fn install(&mut self, flash: &mut SimFlash<1, W, E>, chunk: usize) -> Update {
+        update_single(flash, self.new, chunk)
     }
-    c
+
+    fn boot(&mut self, flash: &mut SimFlash<1, W, E>) -> Seen {
+        boot_single(flash, self.old, self.new, self.reader, &mut self.rejected)
+    }
+
+    fn check_cut(&mut self, _: &mut SimFlash<1, W, E>, cut: Cut) -> bool {
+        // Old, new or none: `boot` refuses anything else.
+        self.seen_counts[cut.seen as usize] += 1;
+        true
+    }
+
+    fn check_recovery_cut(&mut self, _: Seen, _: Seen) {}
 }
 
 fn single_campaign<const W: usize, const E: usize>(
@@ -373,64 +459,22 @@ fn single_campaign<const W: usize, const E: usize>(
 ) -> (Campaign, u32) {
     let mut base = SimFlash::<1, W, E>::new(slot(E) as usize);
     update_single(&mut base, old, 4096).unwrap();
-    let mut rejected = 0;
-    assert_eq!(
-        boot_single(&mut base, old, new, reader, &mut rejected),
-        Seen::Old
-    );
-    let mut clean = base.clone();
-    clean.reboot();
-    update_single(&mut clean, new, 1000).unwrap();
-    let ops = clean.ops();
-    assert_eq!(
-        boot_single(&mut clean, old, new, reader, &mut rejected),
-        Seen::New
-    );
-
-    let mut c = Campaign {
-        cut_points: 0,
-        recovery_cut_points: 0,
-        ops_per_update: ops,
+    let mut single = Single {
+        old,
+        new,
+        reader,
+        rejected: 0,
+        seen_counts: [0; 3],
     };
-    let mut seen_counts = [0u32; 3];
-    for i in 0..ops {
-        for p in partials(i) {
-            let mut f = base.clone();
-            f.reboot();
-            f.cut_power_at(i, p);
-            let chunk = 1 + (i as usize * 131 + 7) % 2000;
-            assert_eq!(
-                update_single(&mut f, new, chunk).unwrap_err(),
-                UpdateError::Flash(SimError::PowerLost)
-            );
-            c.cut_points += 1;
-            let seen = boot_single(&mut f, old, new, reader, &mut rejected);
-            seen_counts[seen as usize] += 1;
-            let mut probe = f.clone();
-            probe.reboot();
-            update_single(&mut probe, new, 4096).unwrap();
-            for j in 0..probe.ops() {
-                let mut g = f.clone();
-                g.reboot();
-                g.cut_power_at(j, Partial::RandomBits(i * 1000 + j));
-                assert!(update_single(&mut g, new, 777).is_err());
-                c.recovery_cut_points += 1;
-                boot_single(&mut g, old, new, reader, &mut rejected);
-            }
-            update_single(&mut f, new, 555).unwrap();
-            assert_eq!(
-                boot_single(&mut f, old, new, reader, &mut rejected),
-                Seen::New
-            );
-        }
-    }
+    let c = campaign(base, &mut single);
+    let seen_counts = single.seen_counts;
     // The interesting outcomes all happen.
     assert!(
         seen_counts[Seen::Old as usize] > 0 && seen_counts[Seen::NoImage as usize] > 0,
         "{seen_counts:?}"
     );
     eprintln!("single slot (W={W}): outcomes old/new/none = {seen_counts:?}");
-    (c, rejected)
+    (c, single.rejected)
 }
 
 fn report(name: &str, c: &Campaign) {
@@ -440,11 +484,39 @@ fn report(name: &str, c: &Campaign) {
     );
 }
 
+/// The images of a full A/B campaign: `previous` in slot A, `old` running
+/// in slot B and `new` (app seeds `seed`, `seed + 1`, `seed + 2`).
+fn ab_images(seed: u64) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    (
+        build(&app_files(seed, 36, 0), 0, None),
+        build(&app_files(seed + 1, 40, 1), 1, None),
+        build(&app_files(seed + 2, 44, 2), 2, None),
+    )
+}
+
+/// The single-slot campaign over checksummed images (app seeds `seed` and
+/// `seed + 1`), 4-byte writes and our verified reader, reported as `name`.
+fn single_checksummed_campaign<const E: usize>(seed: u64, name: &str) {
+    let old = build(&app_files(seed, 40, 1), 1, None);
+    let new = build(&app_files(seed + 1, 44, 2), 2, None);
+    let (c, rejected) = single_campaign::<4, E>(&old, &new, Reader::Ours { verify: true });
+    report(name, &c);
+    eprintln!("  states refused by the checksum: {rejected}");
+}
+
+/// The single-slot campaign over images header-safe for `W`-byte writes
+/// (seeds `seed` and `seed + 1`), with only MicroPython's checks, reported
+/// as `name`.
+fn single_header_safe_campaign<const W: usize, const E: usize>(seed: u64, name: &str) {
+    let old = header_safe_build(seed, 1, W as u32);
+    let new = header_safe_build(seed + 1, 2, W as u32);
+    let (c, _) = single_campaign::<W, E>(&old, &new, Reader::MicroPython);
+    report(name, &c);
+}
+
 #[test]
 fn ab_update_survives_every_power_cut() {
-    let previous = build(&app_files(30, 36, 0), 0, None);
-    let old = build(&app_files(31, 40, 1), 1, None);
-    let new = build(&app_files(32, 44, 2), 2, None);
+    let (previous, old, new) = ab_images(30);
     assert!(new.len() > 40 * 1024);
     let c = ab_campaign::<4, E>(&old, &new, &previous);
     report("A/B full update (W=4)", &c);
@@ -484,11 +556,7 @@ fn ab_small_change_survives_every_power_cut() {
 #[test]
 fn single_slot_never_mounts_a_corrupt_image() {
     // Our default layout (checksummed), 4-byte writes, our verified mount.
-    let old = build(&app_files(50, 40, 1), 1, None);
-    let new = build(&app_files(51, 44, 2), 2, None);
-    let (c, rejected) = single_campaign::<4, E>(&old, &new, Reader::Ours { verify: true });
-    report("single slot, checksummed, W=4", &c);
-    eprintln!("  states refused by the checksum: {rejected}");
+    single_checksummed_campaign::<E>(50, "single slot, checksummed, W=4");
     // mpremote's layout (no checksum), byte writes, and no check at all
     // beyond what MicroPython's VfsRom does: still never corrupt.
     let old = build(&app_files(52, 40, 1), 1, Some(Options::mpremote()));
@@ -615,19 +683,13 @@ fn header_safe_images_never_fool_micropython_when_the_first_unit_is_cut() {
 fn single_slot_header_safe_never_fools_micropython() {
     // Full campaigns (every cut point, partial states, cut recoveries) with
     // only MicroPython's checks, 4- and 8-byte writes.
-    let old = header_safe_build(70, 1, 4);
-    let new = header_safe_build(71, 2, 4);
-    let (c, _) = single_campaign::<4, E>(&old, &new, Reader::MicroPython);
-    report(
+    single_header_safe_campaign::<4, E>(
+        70,
         "single slot, header-safe, W=4, MicroPython's checks only",
-        &c,
     );
-    let old = header_safe_build(72, 1, 8);
-    let new = header_safe_build(73, 2, 8);
-    let (c, _) = single_campaign::<8, E>(&old, &new, Reader::MicroPython);
-    report(
+    single_header_safe_campaign::<8, E>(
+        72,
         "single slot, header-safe, W=8, MicroPython's checks only",
-        &c,
     );
 }
 
@@ -635,9 +697,7 @@ fn single_slot_header_safe_never_fools_micropython() {
 fn ab_update_with_large_sectors_and_a_bounded_buffer_survives_every_power_cut() {
     // 128 KiB sectors, a 4 KiB buffer: each sector is erased, then
     // programmed a buffer at a time as the stream arrives.
-    let previous = build(&app_files(80, 36, 0), 0, None);
-    let old = build(&app_files(81, 40, 1), 1, None);
-    let new = build(&app_files(82, 44, 2), 2, None);
+    let (previous, old, new) = ab_images(80);
     let c = ab_campaign::<4, LARGE>(&old, &new, &previous);
     report("A/B full update, 128 KiB sectors, 4 KiB buffer (W=4)", &c);
     // Pieces of a sector, not whole sectors: many programs per erase.
@@ -648,18 +708,11 @@ fn ab_update_with_large_sectors_and_a_bounded_buffer_survives_every_power_cut() 
 #[test]
 fn single_slot_with_large_sectors_and_a_bounded_buffer_never_mounts_a_corrupt_image() {
     // Checksummed images, our verified reader.
-    let old = build(&app_files(83, 40, 1), 1, None);
-    let new = build(&app_files(84, 44, 2), 2, None);
-    let (c, rejected) = single_campaign::<4, LARGE>(&old, &new, Reader::Ours { verify: true });
-    report("single slot, 128 KiB sectors, 4 KiB buffer, W=4", &c);
-    eprintln!("  states refused by the checksum: {rejected}");
+    single_checksummed_campaign::<LARGE>(83, "single slot, 128 KiB sectors, 4 KiB buffer, W=4");
     // Header-safe images and only MicroPython's checks.
-    let old = header_safe_build(85, 1, 8);
-    let new = header_safe_build(86, 2, 8);
-    let (c, _) = single_campaign::<8, LARGE>(&old, &new, Reader::MicroPython);
-    report(
+    single_header_safe_campaign::<8, LARGE>(
+        85,
         "single slot, 128 KiB sectors, 4 KiB buffer, header-safe, W=8, MicroPython's checks only",
-        &c,
     );
 }
 

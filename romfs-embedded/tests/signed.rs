@@ -5,37 +5,33 @@ mod common;
 #[path = "signed/ed25519.rs"]
 mod ed25519;
 
+use common::ab::{layout, Flash, Result, E, SLOT};
 use common::{app_files, build, partials, Rng};
 use ed25519_dalek::{Signer, SigningKey};
 use romfs_embedded::boot::{self, Booted};
-use romfs_embedded::sim::{Partial, SimError, SimFlash, SimStats};
-use romfs_embedded::slots::{self, AbLayout, Trial, Verify};
+use romfs_embedded::mapped;
+use romfs_embedded::sim::{Partial, SimError, SimStats};
+use romfs_embedded::slots::{self, Trial, Verify};
 use romfs_embedded::update::{TrustPolicy, UpdateError, Updater};
-use romfs_embedded::{mapped, Region};
 use romfs_format::signature::{self, ManifestError, SIGNED_MANIFEST_LEN};
 use romfs_format::write::{MetadataSpec, Options, SignatureSpec};
 use sha2::{Digest, Sha256};
-
-const E: usize = 4096;
-const SLOT: u32 = 64 * 1024;
-type Flash = SimFlash<1, 4, E>;
-type Result<T> = std::result::Result<T, UpdateError<SimError>>;
-
-fn layout() -> AbLayout {
-    AbLayout::for_flash::<Flash>(Region::new(0, SLOT), Region::new(SLOT, SLOT)).unwrap()
-}
 
 fn key(seed: u8) -> SigningKey {
     SigningKey::from_bytes(&[seed; 32])
 }
 
-fn policy(key: &SigningKey, product: &str, min_generation: u32) -> TrustPolicy {
-    TrustPolicy::new(
-        key.verifying_key().to_bytes(),
+/// The key `key(seed)` signs with, and the policy of a device that trusts it
+/// for `product` from `min_generation` on.
+fn key_and_policy(seed: u8, product: &str, min_generation: u32) -> (SigningKey, TrustPolicy) {
+    let k = key(seed);
+    let policy = TrustPolicy::new(
+        k.verifying_key().to_bytes(),
         product.as_bytes(),
         min_generation,
     )
-    .unwrap()
+    .unwrap();
+    (k, policy)
 }
 
 /// An app image (`VERSION = version` in config.py) signed by `key` for
@@ -81,6 +77,20 @@ fn manifest_of(image: &[u8]) -> [u8; SIGNED_MANIFEST_LEN] {
         .unwrap()
 }
 
+/// `up` made to require a signature per `policy`, with the manifest sent
+/// ahead if there is one.
+fn signed<'b, 'f>(
+    up: Updater<'b, &'f mut Flash>,
+    policy: TrustPolicy,
+    manifest: Option<&[u8]>,
+) -> Result<Updater<'b, &'f mut Flash>> {
+    let mut up = up.require_signature(policy)?;
+    if let Some(m) = manifest {
+        up = up.with_manifest(m)?;
+    }
+    Ok(up)
+}
+
 /// A/B update of `image`, signed per `policy`, optionally with the manifest
 /// sent ahead.
 fn update(
@@ -92,14 +102,18 @@ fn update(
     chunk: usize,
 ) -> Result<romfs_embedded::Report> {
     let mut buf = vec![0u8; E];
-    let mut up = Updater::begin_ab(&mut *flash, layout(), Verify::CommitOnly, &mut buf)?
-        .trial_boots(trial_boots)?
-        .require_signature(policy)?;
-    if let Some(m) = manifest {
-        up = up.with_manifest(m)?;
-    }
+    let up = Updater::begin_ab(&mut *flash, layout(), Verify::CommitOnly, &mut buf)?
+        .trial_boots(trial_boots)?;
+    let mut up = signed(up, policy, manifest)?;
     image.chunks(chunk).try_for_each(|c| up.write(c))?;
     up.finish(None)
+}
+
+/// A/B flash with `image` installed, signed per `policy`.
+fn installed(image: &[u8], policy: TrustPolicy) -> Flash {
+    let mut flash = Flash::new(2 * SLOT as usize);
+    update(&mut flash, image, policy, None, 0, 4096).unwrap();
+    flash
 }
 
 /// The image mounted from flash alone, without counting a boot.
@@ -111,10 +125,54 @@ fn writes_and_erases(s: SimStats) -> (u64, u64) {
     (s.writes, s.erases)
 }
 
+/// `image` with the last byte of its signature flipped.
+fn forged(mut image: Vec<u8>) -> Vec<u8> {
+    let n = image.len();
+    image[n - 1] ^= 1;
+    image
+}
+
+/// What a refused image must be refused with.
+type Expect = fn(&UpdateError<SimError>) -> bool;
+
+/// The images signed for `board-a` that a device running its generation
+/// `installed` refuses, sent whole or as a patch, named, with what refuses
+/// each: one signed by another key, one for another product, one at the
+/// installed generation (app version `same`), and a forged one; the others
+/// are app version `next` at generation `next`.
+fn refused_everywhere(
+    k: &SigningKey,
+    next: u32,
+    same: u32,
+    installed: u32,
+) -> Vec<(&'static str, Vec<u8>, Expect)> {
+    vec![
+        (
+            "another key",
+            signed_image(next, 20, &key(2), "board-a", next),
+            |e| matches!(e, UpdateError::WrongKey { .. }),
+        ),
+        (
+            "another product",
+            signed_image(next, 20, k, "board-b", next),
+            |e| matches!(e, UpdateError::WrongProduct),
+        ),
+        (
+            "the same generation",
+            signed_image(same, 20, k, "board-a", installed),
+            |e| matches!(e, UpdateError::Rollback { .. }),
+        ),
+        (
+            "a forged signature",
+            forged(signed_image(next, 20, k, "board-a", next)),
+            |e| matches!(e, UpdateError::BadSignature),
+        ),
+    ]
+}
+
 #[test]
 fn a_signed_update_installs_and_records_its_generation() {
-    let k = key(1);
-    let p = policy(&k, "board-a", 0);
+    let (k, p) = key_and_policy(1, "board-a", 0);
     let v1 = signed_image(1, 30, &k, "board-a", 1);
     let v2 = signed_image(2, 30, &k, "board-a", 2);
     let mut flash = Flash::new(2 * SLOT as usize);
@@ -138,65 +196,39 @@ fn a_signed_update_installs_and_records_its_generation() {
 
 #[test]
 fn forged_or_foreign_manifests_are_refused_before_any_erase() {
-    let k = key(1);
-    let p = policy(&k, "board-a", 3);
-    let mut flash = Flash::new(2 * SLOT as usize);
+    let (k, p) = key_and_policy(1, "board-a", 3);
     let v3 = signed_image(3, 20, &k, "board-a", 3);
-    update(&mut flash, &v3, p, None, 0, 4096).unwrap();
+    let mut flash = installed(&v3, p);
 
-    type Expect = fn(&UpdateError<SimError>) -> bool;
-    let cases: Vec<(&str, Vec<u8>, Expect)> = vec![
-        (
-            "another key",
-            signed_image(4, 20, &key(2), "board-a", 4),
-            |e| matches!(e, UpdateError::WrongKey { .. }),
-        ),
-        (
-            "another product",
-            signed_image(4, 20, &k, "board-b", 4),
-            |e| matches!(e, UpdateError::WrongProduct),
-        ),
+    let mut cases = refused_everywhere(&k, 4, 5, 3);
+    cases.insert(
+        2,
         (
             "an older generation",
             signed_image(2, 20, &k, "board-a", 2),
             |e| matches!(e, UpdateError::BelowMinimum { .. }),
         ),
-        (
-            "the same generation",
-            signed_image(5, 20, &k, "board-a", 3),
-            |e| matches!(e, UpdateError::Rollback { .. }),
-        ),
-        (
-            "a forged signature",
-            {
-                let mut v = signed_image(4, 20, &k, "board-a", 4);
-                let n = v.len();
-                v[n - 1] ^= 1;
-                v
-            },
-            |e| matches!(e, UpdateError::BadSignature),
-        ),
-        (
-            "a raised generation",
-            {
-                let mut v = signed_image(4, 20, &k, "board-a", 4);
-                let at = v.len() - SIGNED_MANIFEST_LEN + 16;
-                v[at] = 9;
-                v
-            },
-            |e| matches!(e, UpdateError::BadSignature),
-        ),
-        (
-            "a broken manifest",
-            {
-                let mut v = signed_image(4, 20, &k, "board-a", 4);
-                let at = v.len() - SIGNED_MANIFEST_LEN;
-                v[at] = b'X';
-                v
-            },
-            |e| matches!(e, UpdateError::BadManifest(ManifestError::Magic)),
-        ),
-    ];
+    );
+    cases.push((
+        "a raised generation",
+        {
+            let mut v = signed_image(4, 20, &k, "board-a", 4);
+            let at = v.len() - SIGNED_MANIFEST_LEN + 16;
+            v[at] = 9;
+            v
+        },
+        |e| matches!(e, UpdateError::BadSignature),
+    ));
+    cases.push((
+        "a broken manifest",
+        {
+            let mut v = signed_image(4, 20, &k, "board-a", 4);
+            let at = v.len() - SIGNED_MANIFEST_LEN;
+            v[at] = b'X';
+            v
+        },
+        |e| matches!(e, UpdateError::BadManifest(ManifestError::Magic)),
+    ));
     for (what, image, expected) in cases {
         let before = flash.contents().to_vec();
         flash.reset_stats();
@@ -223,12 +255,10 @@ fn forged_or_foreign_manifests_are_refused_before_any_erase() {
 
 #[test]
 fn every_single_byte_change_of_a_signed_image_is_refused() {
-    let k = key(7);
-    let p = policy(&k, "p", 0);
+    let (k, p) = key_and_policy(7, "p", 0);
     let old = signed_image(1, 2, &k, "p", 1);
     let new = signed_image(2, 2, &k, "p", 2);
-    let mut base = Flash::new(2 * SLOT as usize);
-    update(&mut base, &old, p, None, 0, 4096).unwrap();
+    let base = installed(&old, p);
     let mut rng = Rng(5);
     for at in 0..new.len() {
         let mut bad = new.clone();
@@ -246,8 +276,7 @@ fn every_single_byte_change_of_a_signed_image_is_refused() {
 
 #[test]
 fn the_stream_must_be_the_image_the_manifest_describes() {
-    let k = key(1);
-    let p = policy(&k, "p", 0);
+    let (k, p) = key_and_policy(1, "p", 0);
     let a = signed_image(1, 20, &k, "p", 1);
     let b = signed_image(2, 24, &k, "p", 1);
     let mut flash = Flash::new(2 * SLOT as usize);
@@ -289,12 +318,10 @@ fn boot_once(flash: &mut Flash) -> (Booted, Vec<u8>) {
 
 #[test]
 fn a_trial_image_rolls_back_unless_confirmed() {
-    let k = key(1);
-    let p = policy(&k, "p", 0);
+    let (k, p) = key_and_policy(1, "p", 0);
     let v1 = signed_image(1, 20, &k, "p", 1);
     let v2 = signed_image(2, 20, &k, "p", 2);
-    let mut flash = Flash::new(2 * SLOT as usize);
-    update(&mut flash, &v1, p, None, 0, 4096).unwrap();
+    let mut flash = installed(&v1, p);
     update(&mut flash, &v2, p, None, 3, 4096).unwrap();
     // Three trial boots run v2, each costing one write and no erase.
     let v3 = signed_image(3, 20, &k, "p", 3);
@@ -378,12 +405,10 @@ fn every_cut(
 
 #[test]
 fn power_cuts_during_a_signed_trial_update_confirm_and_boots() {
-    let k = key(3);
-    let p = policy(&k, "p", 0);
+    let (k, p) = key_and_policy(3, "p", 0);
     let v1 = signed_image(1, 12, &k, "p", 1);
     let v2 = signed_image(2, 12, &k, "p", 2);
-    let mut base = Flash::new(2 * SLOT as usize);
-    update(&mut base, &v1, p, None, 0, 4096).unwrap();
+    let mut base = installed(&v1, p);
     base.reboot();
 
     // The update itself: v1 or (only once committed) v2 on trial.
@@ -466,13 +491,11 @@ fn power_cuts_during_a_signed_trial_update_confirm_and_boots() {
 
 #[test]
 fn an_interrupted_update_resumes_where_it_stopped() {
-    let k = key(4);
-    let p = policy(&k, "p", 0);
+    let (k, p) = key_and_policy(4, "p", 0);
     let v1 = signed_image(1, 30, &k, "p", 1);
     let v2 = signed_image(2, 30, &k, "p", 2);
     let manifest = manifest_of(&v2);
-    let mut base = Flash::new(2 * SLOT as usize);
-    update(&mut base, &v1, p, None, 0, 4096).unwrap();
+    let mut base = installed(&v1, p);
     base.reboot();
 
     let send = |f: &mut Flash, resume: bool| -> Result<(u32, romfs_embedded::Report)> {
@@ -539,11 +562,8 @@ fn update_delta(
     chunk: usize,
 ) -> Result<romfs_embedded::Report> {
     let mut buf = vec![0u8; E];
-    let mut up = Updater::begin_ab(&mut *flash, layout(), Verify::CommitOnly, &mut buf)?
-        .require_signature(policy)?;
-    if let Some(m) = manifest {
-        up = up.with_manifest(m)?;
-    }
+    let up = Updater::begin_ab(&mut *flash, layout(), Verify::CommitOnly, &mut buf)?;
+    let mut up = signed(up, policy, manifest)?;
     let mut delta = up.delta()?;
     patch.chunks(chunk).try_for_each(|c| delta.write(c))?;
     delta.finish(None)
@@ -552,40 +572,11 @@ fn update_delta(
 #[test]
 fn a_signed_delta_update_is_checked_like_a_full_one() {
     use romfs_format::delta::diff;
-    let k = key(1);
-    let p = policy(&k, "board-a", 0);
+    let (k, p) = key_and_policy(1, "board-a", 0);
     let v1 = signed_image(1, 20, &k, "board-a", 1);
-    let mut flash = Flash::new(2 * SLOT as usize);
-    update(&mut flash, &v1, p, None, 0, 4096).unwrap();
+    let mut flash = installed(&v1, p);
 
-    type Expect = fn(&UpdateError<SimError>) -> bool;
-    let cases: Vec<(&str, Vec<u8>, Expect)> = vec![
-        (
-            "another key",
-            signed_image(2, 20, &key(2), "board-a", 2),
-            |e| matches!(e, UpdateError::WrongKey { .. }),
-        ),
-        (
-            "another product",
-            signed_image(2, 20, &k, "board-b", 2),
-            |e| matches!(e, UpdateError::WrongProduct),
-        ),
-        (
-            "the same generation",
-            signed_image(2, 20, &k, "board-a", 1),
-            |e| matches!(e, UpdateError::Rollback { .. }),
-        ),
-        (
-            "a forged signature",
-            {
-                let mut v = signed_image(2, 20, &k, "board-a", 2);
-                let n = v.len();
-                v[n - 1] ^= 1;
-                v
-            },
-            |e| matches!(e, UpdateError::BadSignature),
-        ),
-    ];
+    let cases = refused_everywhere(&k, 2, 2, 1);
     for (what, image, expected) in cases {
         let patch = diff(&v1, &image);
         // Streamed: refused before the commit, the running image stays.
@@ -650,25 +641,10 @@ fn update_in_place(
 
 #[test]
 fn the_in_place_forms_install_and_refuse_as_the_by_value_ones() {
-    let k = key(1);
-    let p = policy(&k, "board-a", 2);
-    let mut installed = Flash::new(2 * SLOT as usize);
-    update(
-        &mut installed,
-        &signed_image(3, 20, &k, "board-a", 3),
-        p,
-        None,
-        0,
-        4096,
-    )
-    .unwrap();
+    let (k, p) = key_and_policy(1, "board-a", 2);
+    let installed = installed(&signed_image(3, 20, &k, "board-a", 3), p);
     let v4 = signed_image(4, 20, &k, "board-a", 4);
-    let forged = {
-        let mut v = v4.clone();
-        let n = v.len();
-        v[n - 1] ^= 1;
-        v
-    };
+    let forged = forged(v4.clone());
     let other_key = signed_image(5, 20, &key(2), "board-a", 5);
     let replay = signed_image(3, 20, &k, "board-a", 3);
     // (case, image, manifest sent first, trial boots, installs)

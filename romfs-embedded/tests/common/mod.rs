@@ -3,6 +3,8 @@
 
 use romfs_format::write::{MemoryTree, MetadataSpec, Options};
 
+pub mod ab;
+
 pub use romfs_testkit::Rng;
 
 /// The files of a realistic app: (path, contents). `version` changes the
