@@ -91,28 +91,74 @@ fn signed<'b, 'f>(
     Ok(up)
 }
 
-/// A/B update of `image`, signed per `policy`, optionally with the manifest
-/// sent ahead.
-fn update(
-    flash: &mut Flash,
-    image: &[u8],
-    policy: TrustPolicy,
-    manifest: Option<&[u8]>,
-    trial_boots: u8,
-    chunk: usize,
-) -> Result<romfs_embedded::Report> {
-    let mut buf = vec![0u8; E];
-    let up = Updater::begin_ab(&mut *flash, layout(), Verify::CommitOnly, &mut buf)?
-        .trial_boots(trial_boots)?;
-    let mut up = signed(up, policy, manifest)?;
-    image.chunks(chunk).try_for_each(|c| up.write(c))?;
-    up.finish(None)
+/// How a test drives the updater: by value (each step returns it), or in
+/// one place of the caller's (the `_in_place` forms, as the README shows).
+#[derive(Debug, Clone, Copy)]
+enum Form {
+    ByValue,
+    InPlace,
+}
+
+impl Form {
+    /// A/B update of `image`, signed per `policy`, optionally with the manifest
+    /// sent ahead, driven in this form.
+    fn update(
+        self,
+        flash: &mut Flash,
+        image: &[u8],
+        policy: TrustPolicy,
+        manifest: Option<&[u8]>,
+        trial_boots: u8,
+        chunk: usize,
+    ) -> Result<romfs_embedded::Report> {
+        let mut buf = vec![0u8; E];
+        let flash = &mut *flash;
+        match self {
+            Form::ByValue => {
+                let up = Updater::begin_ab(flash, layout(), Verify::CommitOnly, &mut buf)?
+                    .trial_boots(trial_boots)?;
+                let mut up = signed(up, policy, manifest)?;
+                image.chunks(chunk).try_for_each(|c| up.write(c))?;
+                up.finish(None)
+            }
+            Form::InPlace => {
+                let mut place = None;
+                let up = Updater::begin_ab_in(
+                    &mut place,
+                    flash,
+                    layout(),
+                    Verify::CommitOnly,
+                    &mut buf,
+                )?;
+                let result = (|| {
+                    up.trial_boots_in_place(trial_boots)?;
+                    up.require_signature_in_place(policy)?;
+                    if let Some(m) = manifest {
+                        up.with_manifest_in_place(m)?;
+                    }
+                    image.chunks(chunk).try_for_each(|c| up.write(c))?;
+                    up.finish_in_place(None)
+                })();
+                if result.is_err() {
+                    // An error ended the update: the updater refuses to go on.
+                    assert!(matches!(up.write(&image[..1]), Err(UpdateError::Aborted)));
+                    assert!(matches!(
+                        up.finish_in_place(None),
+                        Err(UpdateError::Aborted)
+                    ));
+                }
+                result
+            }
+        }
+    }
 }
 
 /// A/B flash with `image` installed, signed per `policy`.
 fn installed(image: &[u8], policy: TrustPolicy) -> Flash {
     let mut flash = Flash::new(2 * SLOT as usize);
-    update(&mut flash, image, policy, None, 0, 4096).unwrap();
+    Form::ByValue
+        .update(&mut flash, image, policy, None, 0, 4096)
+        .unwrap();
     flash
 }
 
@@ -176,16 +222,22 @@ fn a_signed_update_installs_and_records_its_generation() {
     let v1 = signed_image(1, 30, &k, "board-a", 1);
     let v2 = signed_image(2, 30, &k, "board-a", 2);
     let mut flash = Flash::new(2 * SLOT as usize);
-    let r = update(&mut flash, &v1, p, None, 0, 1000).unwrap();
+    let r = Form::ByValue
+        .update(&mut flash, &v1, p, None, 0, 1000)
+        .unwrap();
     let slot = r.slot.unwrap();
     assert!(slot.signed);
     assert_eq!(slot.image_generation, 1);
     assert_eq!(active(&flash).unwrap(), v1);
-    update(&mut flash, &v2, p, Some(&manifest_of(&v2)), 0, 777).unwrap();
+    Form::ByValue
+        .update(&mut flash, &v2, p, Some(&manifest_of(&v2)), 0, 777)
+        .unwrap();
     assert_eq!(active(&flash).unwrap(), v2);
     // Re-sending v2, or v1, is a replay of an old generation.
     for old in [&v2, &v1] {
-        let err = update(&mut flash, old, p, Some(&manifest_of(old)), 0, 777).unwrap_err();
+        let err = Form::ByValue
+            .update(&mut flash, old, p, Some(&manifest_of(old)), 0, 777)
+            .unwrap_err();
         assert!(
             matches!(err, UpdateError::Rollback { installed: 2, .. }),
             "{err}"
@@ -247,7 +299,9 @@ fn forged_or_foreign_manifests_are_refused_before_any_erase() {
         assert!(flash.contents() == &before[..], "{what}: flash changed");
         // Streamed without a manifest first, it is refused at the end, and
         // the running image stays.
-        let err = update(&mut flash, &image, p, None, 0, 1500).unwrap_err();
+        let err = Form::ByValue
+            .update(&mut flash, &image, p, None, 0, 1500)
+            .unwrap_err();
         assert!(expected(&err), "{what} (streamed): {err}");
         assert_eq!(active(&flash).unwrap(), v3, "{what}");
     }
@@ -264,7 +318,7 @@ fn every_single_byte_change_of_a_signed_image_is_refused() {
         let mut bad = new.clone();
         bad[at] ^= 1 << rng.below(8);
         let mut flash = base.clone();
-        let result = update(&mut flash, &bad, p, None, 0, 1 + at % 700);
+        let result = Form::ByValue.update(&mut flash, &bad, p, None, 0, 1 + at % 700);
         assert!(
             result.is_err(),
             "a change at byte {at} of {} was accepted",
@@ -281,31 +335,40 @@ fn the_stream_must_be_the_image_the_manifest_describes() {
     let b = signed_image(2, 24, &k, "p", 1);
     let mut flash = Flash::new(2 * SLOT as usize);
     // Another validly signed image than the manifest sent ahead.
-    let err = update(&mut flash, &b, p, Some(&manifest_of(&a)), 0, 999).unwrap_err();
+    let err = Form::ByValue
+        .update(&mut flash, &b, p, Some(&manifest_of(&a)), 0, 999)
+        .unwrap_err();
     assert_eq!(err, UpdateError::ManifestMismatch);
     // Longer than the manifest says.
     let mut long = a.clone();
     long.extend_from_slice(&[0; 16]);
-    let err = update(&mut flash, &long, p, Some(&manifest_of(&a)), 0, 999).unwrap_err();
+    let err = Form::ByValue
+        .update(&mut flash, &long, p, Some(&manifest_of(&a)), 0, 999)
+        .unwrap_err();
     assert!(matches!(err, UpdateError::TooLong { .. }), "{err}");
     // Cut short.
-    let err = update(
-        &mut flash,
-        &a[..a.len() - 1],
-        p,
-        Some(&manifest_of(&a)),
-        0,
-        999,
-    )
-    .unwrap_err();
+    let err = Form::ByValue
+        .update(
+            &mut flash,
+            &a[..a.len() - 1],
+            p,
+            Some(&manifest_of(&a)),
+            0,
+            999,
+        )
+        .unwrap_err();
     assert!(matches!(err, UpdateError::Truncated { .. }), "{err}");
     // Unsigned.
     let plain = build(&app_files(9, 10, 1), 1, None);
-    let err = update(&mut flash, &plain, p, None, 0, 999).unwrap_err();
+    let err = Form::ByValue
+        .update(&mut flash, &plain, p, None, 0, 999)
+        .unwrap_err();
     assert_eq!(err, UpdateError::Unsigned);
     assert!(active(&flash).is_none());
     // And the genuine article goes through.
-    update(&mut flash, &a, p, Some(&manifest_of(&a)), 0, 999).unwrap();
+    Form::ByValue
+        .update(&mut flash, &a, p, Some(&manifest_of(&a)), 0, 999)
+        .unwrap();
     assert_eq!(active(&flash).unwrap(), a);
 }
 
@@ -322,7 +385,9 @@ fn a_trial_image_rolls_back_unless_confirmed() {
     let v1 = signed_image(1, 20, &k, "p", 1);
     let v2 = signed_image(2, 20, &k, "p", 2);
     let mut flash = installed(&v1, p);
-    update(&mut flash, &v2, p, None, 3, 4096).unwrap();
+    Form::ByValue
+        .update(&mut flash, &v2, p, None, 3, 4096)
+        .unwrap();
     // Three trial boots run v2, each costing one write and no erase.
     let v3 = signed_image(3, 20, &k, "p", 3);
     for used in 1..=3 {
@@ -335,7 +400,9 @@ fn a_trial_image_rolls_back_unless_confirmed() {
         if used < 3 {
             // An update while v2 is on trial would overwrite v1: refused.
             assert_eq!(
-                update(&mut flash, &v3, p, None, 0, 4096).unwrap_err(),
+                Form::ByValue
+                    .update(&mut flash, &v3, p, None, 0, 4096)
+                    .unwrap_err(),
                 UpdateError::TrialPending
             );
         }
@@ -349,7 +416,9 @@ fn a_trial_image_rolls_back_unless_confirmed() {
     assert_eq!(writes_and_erases(flash.stats()), (0, 0));
     assert_eq!(active(&flash).unwrap(), v1, "plain mounting agrees");
     // The next update replaces the failed v2, keeping v1 to fall back to.
-    update(&mut flash, &v3, p, None, 2, 4096).unwrap();
+    Form::ByValue
+        .update(&mut flash, &v3, p, None, 2, 4096)
+        .unwrap();
     let (booted, image) = boot_once(&mut flash);
     assert_eq!(
         (image, booted.slot.trial),
@@ -414,7 +483,11 @@ fn power_cuts_during_a_signed_trial_update_confirm_and_boots() {
     // The update itself: v1 or (only once committed) v2 on trial.
     let update_cuts = every_cut(
         &base,
-        |f| update(f, &v2, p, Some(&manifest_of(&v2)), 2, 1000).is_ok(),
+        |f| {
+            Form::ByValue
+                .update(f, &v2, p, Some(&manifest_of(&v2)), 2, 1000)
+                .is_ok()
+        },
         |f, _, _| {
             let (booted, image) = boot_once(f);
             if image == v2 {
@@ -431,7 +504,9 @@ fn power_cuts_during_a_signed_trial_update_confirm_and_boots() {
     // Booting on trial: a cut during the boot count never confirms, and the
     // image is v2 on trial or (boots used up) v1.
     let mut trial = base.clone();
-    update(&mut trial, &v2, p, None, 2, 4096).unwrap();
+    Form::ByValue
+        .update(&mut trial, &v2, p, None, 2, 4096)
+        .unwrap();
     trial.reboot();
     let boot_cuts = every_cut(
         &trial,
@@ -598,47 +673,6 @@ fn a_signed_delta_update_is_checked_like_a_full_one() {
     assert_eq!(active(&flash).unwrap(), v2);
 }
 
-/// [`update`] with the updater in one place of the caller's (the
-/// `_in_place` forms, as the README shows them).
-fn update_in_place(
-    flash: &mut Flash,
-    image: &[u8],
-    policy: TrustPolicy,
-    manifest: Option<&[u8]>,
-    trial_boots: u8,
-    chunk: usize,
-) -> Result<romfs_embedded::Report> {
-    let mut buf = vec![0u8; E];
-    let mut place = None;
-    let up = Updater::begin_ab_in(
-        &mut place,
-        &mut *flash,
-        layout(),
-        Verify::CommitOnly,
-        &mut buf,
-    )?;
-    let result = (|| {
-        up.trial_boots_in_place(trial_boots)?;
-        up.require_signature_in_place(policy)?;
-        if let Some(m) = manifest {
-            up.with_manifest_in_place(m)?;
-        }
-        for c in image.chunks(chunk) {
-            up.write(c)?;
-        }
-        up.finish_in_place(None)
-    })();
-    if result.is_err() {
-        // An error ended the update: the updater refuses to go on.
-        assert!(matches!(up.write(&image[..1]), Err(UpdateError::Aborted)));
-        assert!(matches!(
-            up.finish_in_place(None),
-            Err(UpdateError::Aborted)
-        ));
-    }
-    result
-}
-
 #[test]
 fn the_in_place_forms_install_and_refuse_as_the_by_value_ones() {
     let (k, p) = key_and_policy(1, "board-a", 2);
@@ -662,7 +696,7 @@ fn the_in_place_forms_install_and_refuse_as_the_by_value_ones() {
     for &(what, image, manifest_first, boots, installs) in cases {
         let manifest = manifest_first.then(|| manifest_of(image));
         let (mut by_value, mut in_place) = (installed.clone(), installed.clone());
-        let a = update(
+        let a = Form::ByValue.update(
             &mut by_value,
             image,
             p,
@@ -670,7 +704,7 @@ fn the_in_place_forms_install_and_refuse_as_the_by_value_ones() {
             boots,
             1000,
         );
-        let b = update_in_place(
+        let b = Form::InPlace.update(
             &mut in_place,
             image,
             p,
