@@ -219,12 +219,16 @@ fn ota_update_from_over_serial_on_every_port_model_with_a_power_cut() {
         std::fs::write(module, text).unwrap();
     }
     let (v3, s3) = publish(&app, &www, 3, true);
-    let changed = v2
-        .chunks(4096)
-        .zip(v1.chunks(4096))
-        .filter(|(a, b)| a != b)
-        .count();
+    let differing: Vec<usize> = (v2.chunks(4096).zip(v1.chunks(4096)))
+        .enumerate()
+        .filter(|(_, (a, b))| a != b)
+        .map(|(i, _)| i)
+        .collect();
+    let changed = differing.len();
     assert!(changed <= 3, "v2 differs from v1 in {changed} blocks");
+    // A partition that erases only from its start (esp8266) rewrites every
+    // block before the last changed one too.
+    let through_last_changed = differing.last().map_or(0, |i| i + 1);
 
     for model in fw.models() {
         let mut qemu = Qemu::boot(&fw, Build::Model(model), None);
@@ -236,7 +240,12 @@ fn ota_update_from_over_serial_on_every_port_model_with_a_power_cut() {
         imports_after_soft_reset(&mut qemu, model, 42);
         let (_, written, _) = update(&mut qemu, model, &pkg, &s2);
         // Only the units holding changed blocks are written.
-        assert!(written <= changed, "{model}: {written} units written");
+        let most = if model == "esp8266" {
+            through_last_changed
+        } else {
+            changed
+        };
+        assert!(written <= most, "{model}: {written} units written");
         imports_after_soft_reset(&mut qemu, model, 100);
 
         // The power goes in the middle of the update to v3.
